@@ -1,0 +1,9 @@
+// Umbrella header for C++ users of the dtd core.
+#pragma once
+
+#include "dtd/error.hpp"
+#include "dtd/layer.hpp"
+#include "dtd/model_spec.hpp"
+#include "dtd/network.hpp"
+#include "dtd/rules.hpp"
+#include "dtd/tensor.hpp"

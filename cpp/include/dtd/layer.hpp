@@ -1,0 +1,101 @@
+// The layer interface. A layer is immutable after construction, so one network serves many threads.
+// Shapes here are per sample (batch axis excluded); tensors passed to forward/relevance carry the batch axis.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dtd/model_spec.hpp"
+#include "dtd/rules.hpp"
+#include "dtd/tensor.hpp"
+
+namespace dtd {
+
+template <class T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const std::string& name() const { return name_; }
+  LayerKind kind() const { return kind_; }
+  /// Value ids of the inputs (0 is the network input, i + 1 the output of layer i).
+  const std::vector<int>& inputs() const { return inputs_; }
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
+  const Shape& output_shape() const { return output_shape_; }
+
+  /// out = layer(in...). `out` is resized by the caller to [N, output_shape...].
+  virtual void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const = 0;
+
+  /// Redistributes the relevance `r_out` (shape of `out`) onto the inputs: `r_in[k]` (allocated by the caller
+  /// with input k's shape) receives input k's share; it is overwritten, not accumulated.
+  virtual void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
+                         const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const = 0;
+
+  /// True for dense and conv: the layers that DTD/LRP rules apply to.
+  virtual bool parametric() const { return false; }
+  /// Multiply-adds per sample of the forward pass (0 for layers without weights).
+  virtual int64_t macs() const { return 0; }
+  /// Parameters (weights and biases).
+  virtual int64_t parameter_count() const { return 0; }
+
+ protected:
+  Layer(std::string name, LayerKind kind, std::vector<int> inputs, std::vector<Shape> input_shapes)
+      : name_(std::move(name)), kind_(kind), inputs_(std::move(inputs)), input_shapes_(std::move(input_shapes)) {}
+  Shape output_shape_;
+
+ private:
+  std::string name_;
+  LayerKind kind_;
+  std::vector<int> inputs_;
+  std::vector<Shape> input_shapes_;
+};
+
+/// The weight sets rules need: w, w+, w-, w^2, and all ones (flat rule).
+enum class WeightSet { plain, positive, negative, square, ones };
+
+/// A linear map with a bias (dense, conv). Exposes the two primitives every rule is built from (DESIGN.md):
+/// `apply` (the forward product with a weight set, no bias) and `apply_transposed` (the product with the
+/// transposed weights). The derived weight sets are computed once, on first use, and then shared.
+template <class T>
+class LinearLayer : public Layer<T> {
+ public:
+  bool parametric() const override { return true; }
+  int64_t parameter_count() const override { return weight_count() + static_cast<int64_t>(bias_.size()); }
+
+  int64_t in_size() const { return numel(this->input_shapes()[0]); }
+  int64_t out_size() const { return numel(this->output_shape()); }
+  int64_t weight_count() const { return static_cast<int64_t>(weight_.size()); }
+  bool has_bias() const { return !bias_.empty(); }
+  /// Bias per output channel (dense: per output unit); empty when the layer has none.
+  const std::vector<T>& bias() const { return bias_; }
+  /// A weight set, laid out like the plain weights.
+  const T* weights(WeightSet set) const;
+
+  /// y[n] = x[n] (*) w for n < batch, without bias. x: [batch, input_shape], y: [batch, output_shape].
+  virtual void apply(const T* x, int64_t batch, const T* w, T* y) const = 0;
+  /// x[n] = w^T (*) g[n]: the product with the transposed map (the input-gradient of `apply`). Overwrites x.
+  virtual void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const = 0;
+  /// y[n] += b broadcast over the output (per channel for conv).
+  virtual void add_bias(const T* b, int64_t batch, T* y) const = 0;
+
+  void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
+  void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
+                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const override;
+
+ protected:
+  LinearLayer(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
+  /// Reads "weight" (checked against `weight_shape`) and the optional "bias" (checked against `bias_size`).
+  void load_weights(const LayerSpec& spec, const Shape& weight_shape, int64_t bias_size);
+
+ private:
+  std::vector<T> weight_;
+  std::vector<T> bias_;
+  mutable std::vector<T> derived_[4];  // positive, negative, square, ones
+  mutable std::once_flag derived_once_[4];
+};
+
+}  // namespace dtd

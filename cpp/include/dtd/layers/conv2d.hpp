@@ -1,0 +1,32 @@
+#pragma once
+
+#include <array>
+
+#include "dtd/layer.hpp"
+
+namespace dtd {
+
+/// 2-D convolution (ONNX Conv): strides, asymmetric zero padding (or auto_pad), dilations, groups.
+/// Computed as im2col + GEMM per group (a 1x1, stride-1, unpadded convolution skips im2col).
+template <class T>
+class Conv2d final : public LinearLayer<T> {
+ public:
+  // weight: [Cout, Cin / group, kh, kw]; bias: [Cout]; input [Cin, H, W]; output [Cout, OH, OW]
+  Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
+
+  void apply(const T* x, int64_t batch, const T* w, T* y) const override;
+  void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const override;
+  void add_bias(const T* b, int64_t batch, T* y) const override;
+  int64_t macs() const override { return cout_ * oh_ * ow_ * (cin_ / group_) * kh_ * kw_; }
+
+ private:
+  void im2col(const T* x, int64_t group, T* col) const;
+  void col2im(const T* col, int64_t group, T* x) const;
+  bool pointwise() const { return pointwise_; }
+
+  int64_t cin_ = 0, h_ = 0, w_ = 0, cout_ = 0, oh_ = 0, ow_ = 0, kh_ = 0, kw_ = 0;
+  int64_t stride_h_ = 1, stride_w_ = 1, dil_h_ = 1, dil_w_ = 1, pad_t_ = 0, pad_l_ = 0, group_ = 1;
+  bool pointwise_ = false;
+};
+
+}  // namespace dtd

@@ -1,0 +1,75 @@
+// dtd::Network: a DAG of layers built from a ModelSpec, run in topological order. Immutable after
+// construction and safe to share between threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtd/layer.hpp"
+#include "dtd/model_spec.hpp"
+#include "dtd/rules.hpp"
+#include "dtd/tensor.hpp"
+
+namespace dtd {
+
+/// Every activation of one forward pass: values[0] is the input, values[i + 1] the output of layer i.
+template <class T>
+struct Trace {
+  std::vector<Tensor<T>> values;
+};
+
+/// Relevance totals of one layer in one relevance pass, per sample: `relevance_out` arrived at the layer's output
+/// from above, `relevance_in` is what the layer passed on to its input(s). Their difference was absorbed
+/// (biases, stabilizers, dead units) or created.
+struct LayerReport {
+  std::vector<double> relevance_out;
+  std::vector<double> relevance_in;
+};
+
+template <class T>
+class Network {
+ public:
+  /// Builds the layers, checking every shape and attribute; throws ModelError naming the layer.
+  explicit Network(const ModelSpec& spec);
+  ~Network();
+  Network(Network&&) noexcept;
+  Network& operator=(Network&&) noexcept;
+
+  const Shape& input_shape() const { return input_shape_; }
+  /// Per-sample shape of the network's output (after a softmax head, if any).
+  const Shape& output_shape() const;
+  /// Value id of the logits: the output, or the input of a softmax/logsoftmax head.
+  int logits_value() const { return logits_value_; }
+  const Shape& logits_shape() const;
+  size_t size() const { return layers_.size(); }
+  const Layer<T>& layer(size_t i) const { return *layers_[i]; }
+  /// Index of the first parametric layer (dense/conv) in topological order, or -1.
+  int first_parametric() const;
+
+  /// Runs the network and keeps every activation. `x`: [N, input_shape...]; throws std::invalid_argument if
+  /// its shape does not match.
+  Trace<T> trace(const Tensor<T>& x) const;
+  /// The network's output for `x` (what the ONNX model returns).
+  Tensor<T> forward(const Tensor<T>& x) const;
+
+  /// Backward relevance pass from `r_logits` ([N, logits_shape...]) down to the input, one rule per layer
+  /// (`rules.size() == size()`). Fills `report` (one entry per layer) when given.
+  Tensor<T> relevance(const Trace<T>& trace, const Tensor<T>& r_logits, const std::vector<RuleSpec>& rules,
+                      std::vector<LayerReport>* report = nullptr) const;
+
+  /// Throws std::invalid_argument if `rules` cannot be used with this network (wrong count, a rule kind on a
+  /// layer it cannot apply to, bounds of the wrong size).
+  void check_rules(const std::vector<RuleSpec>& rules) const;
+
+ private:
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  int output_value_ = 0;
+  int logits_value_ = 0;
+};
+
+extern template class Network<float>;
+extern template class Network<double>;
+
+}  // namespace dtd

@@ -1,0 +1,33 @@
+// Relevance rules (RULES.md). A RuleSpec is attached to every layer of a network for one relevance pass:
+// parametric layers (dense, conv) use `kind`, `eps`, `gamma`, `bias`, `low`, `high`; pooling and Add use their
+// mode and `eps`; the others ignore it.
+#pragma once
+
+#include <vector>
+
+namespace dtd {
+
+enum class RuleKind {
+  zplus,    // z+ : ReLU layers
+  wsquare,  // w^2: first layer, unbounded input
+  zbox,     // z^beta: first layer, bounded input low <= a <= high
+  epsilon,  // LRP-epsilon (eps = 0: LRP-0)
+  gamma,    // LRP-gamma
+  flat,     // flat: uniform over in-bounds taps
+};
+const char* to_string(RuleKind kind);
+
+enum class MaxPoolMode { winner_take_all, proportional };
+enum class AddMode { zplus, proportional };
+
+struct RuleSpec {
+  RuleKind kind = RuleKind::zplus;
+  double eps = 1e-6;    // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1)
+  double gamma = 0.25;  // gamma rule only
+  bool bias = false;    // z+: add b+; w^2: add b^2; gamma: add b + gamma b+. Epsilon always uses the bias.
+  std::vector<double> low, high;  // zbox: bounds with the layer's per-sample input shape (already broadcast)
+  MaxPoolMode maxpool = MaxPoolMode::winner_take_all;
+  AddMode add = AddMode::zplus;
+};
+
+}  // namespace dtd

@@ -1,0 +1,64 @@
+// GEMM through Eigen maps over row-major buffers (private). Eigen runs single-threaded inside (dtd_core is built
+// with EIGEN_DONT_PARALLELIZE); we tile the product in fixed-size tiles and run the tiles in parallel, so the
+// summation order never depends on the thread count.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+
+#include "parallel.hpp"
+
+namespace dtd::detail {
+
+template <class T>
+using MatR = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <class T, class EA, class EB>
+void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_t k, bool accumulate) {
+  Eigen::Map<MatR<T>> c(c_ptr, m, n);
+  constexpr int64_t kTile = 256;
+  const bool parallel = m * n * k >= (int64_t{1} << 16);
+  if (n >= m) {
+    const int64_t tiles = (n + kTile - 1) / kTile;
+    parallel_for(
+        tiles,
+        [&](int64_t t) {
+          const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
+          if (accumulate)
+            c.middleCols(j0, w).noalias() += a * b.middleCols(j0, w);
+          else
+            c.middleCols(j0, w).noalias() = a * b.middleCols(j0, w);
+        },
+        parallel);
+  } else {
+    const int64_t tiles = (m + kTile - 1) / kTile;
+    parallel_for(
+        tiles,
+        [&](int64_t t) {
+          const int64_t i0 = t * kTile, h = std::min(kTile, m - i0);
+          if (accumulate)
+            c.middleRows(i0, h).noalias() += a.middleRows(i0, h) * b;
+          else
+            c.middleRows(i0, h).noalias() = a.middleRows(i0, h) * b;
+        },
+        parallel);
+  }
+}
+
+/// C[m, n] (+)= op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c,
+          bool accumulate = false) {
+  using Map = Eigen::Map<const MatR<T>>;
+  if (!trans_a && !trans_b)
+    gemm_tiled(Map(a, m, k), Map(b, k, n), c, m, n, k, accumulate);
+  else if (!trans_a && trans_b)
+    gemm_tiled(Map(a, m, k), Map(b, n, k).transpose(), c, m, n, k, accumulate);
+  else if (trans_a && !trans_b)
+    gemm_tiled(Map(a, k, m).transpose(), Map(b, k, n), c, m, n, k, accumulate);
+  else
+    gemm_tiled(Map(a, k, m).transpose(), Map(b, n, k).transpose(), c, m, n, k, accumulate);
+}
+
+}  // namespace dtd::detail

@@ -1,0 +1,97 @@
+#include "dtd/layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "dtd/error.hpp"
+
+namespace dtd {
+
+int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string to_string(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+const char* to_string(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::dense: return "dense";
+    case LayerKind::conv: return "conv";
+    case LayerKind::relu: return "relu";
+    case LayerKind::maxpool: return "maxpool";
+    case LayerKind::avgpool: return "avgpool";
+    case LayerKind::globalavgpool: return "globalavgpool";
+    case LayerKind::flatten: return "flatten";
+    case LayerKind::reshape: return "reshape";
+    case LayerKind::add: return "add";
+    case LayerKind::concat: return "concat";
+    case LayerKind::softmax: return "softmax";
+    case LayerKind::logsoftmax: return "logsoftmax";
+  }
+  return "?";
+}
+
+template <class T>
+LinearLayer<T>::LinearLayer(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
+    : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {}
+
+template <class T>
+void LinearLayer<T>::load_weights(const LayerSpec& spec, const Shape& weight_shape, int64_t bias_size) {
+  auto w = spec.weights.find("weight");
+  DTD_CHECK(w != spec.weights.end(), ModelError, to_string(spec.kind), " layer '", spec.name,
+            "': missing weight");
+  DTD_CHECK(w->second.shape == weight_shape, ModelError, to_string(spec.kind), " layer '", spec.name,
+            "': weight has shape ", to_string(w->second.shape), ", expected ", to_string(weight_shape));
+  DTD_CHECK(static_cast<int64_t>(w->second.data.size()) == numel(weight_shape), ModelError, "layer '", spec.name,
+            "': weight holds ", w->second.data.size(), " values for shape ", to_string(weight_shape));
+  weight_.assign(w->second.data.begin(), w->second.data.end());
+  auto b = spec.weights.find("bias");
+  if (b != spec.weights.end()) {
+    DTD_CHECK(numel(b->second.shape) == bias_size && b->second.data.size() == static_cast<size_t>(bias_size),
+              ModelError, to_string(spec.kind), " layer '", spec.name, "': bias has shape ",
+              to_string(b->second.shape), ", expected [", bias_size, "]");
+    bias_.assign(b->second.data.begin(), b->second.data.end());
+  }
+  for (auto& [key, _] : spec.weights)
+    DTD_CHECK(key == "weight" || key == "bias", ModelError, "layer '", spec.name, "': unknown weight '", key, "'");
+  for (T v : weight_) DTD_CHECK(std::isfinite(v), ModelError, "layer '", spec.name, "': non-finite weight");
+  for (T v : bias_) DTD_CHECK(std::isfinite(v), ModelError, "layer '", spec.name, "': non-finite bias");
+}
+
+template <class T>
+const T* LinearLayer<T>::weights(WeightSet set) const {
+  if (set == WeightSet::plain) return weight_.data();
+  const int slot = static_cast<int>(set) - 1;
+  std::call_once(derived_once_[slot], [&] {
+    std::vector<T>& d = derived_[slot];
+    d.resize(weight_.size());
+    for (size_t i = 0; i < weight_.size(); ++i) {
+      const T w = weight_[i];
+      switch (set) {
+        case WeightSet::positive: d[i] = std::max(w, T(0)); break;
+        case WeightSet::negative: d[i] = std::min(w, T(0)); break;
+        case WeightSet::square: d[i] = w * w; break;
+        default: d[i] = T(1); break;
+      }
+    }
+  });
+  return derived_[slot].data();
+}
+
+template <class T>
+void LinearLayer<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
+  const int64_t n = in[0]->batch();
+  apply(in[0]->ptr(), n, weight_.data(), out.ptr());
+  if (has_bias()) add_bias(bias_.data(), n, out.ptr());
+}
+
+template class LinearLayer<float>;
+template class LinearLayer<double>;
+
+}  // namespace dtd

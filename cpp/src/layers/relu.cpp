@@ -1,0 +1,30 @@
+#include "dtd/layers/relu.hpp"
+
+#include <algorithm>
+
+namespace dtd {
+
+template <class T>
+Relu<T>::Relu(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
+    : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
+  this->output_shape_ = this->input_shapes()[0];
+}
+
+template <class T>
+void Relu<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
+  const T* x = in[0]->ptr();
+  T* y = out.ptr();
+  const int64_t n = out.size();
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], T(0));
+}
+
+template <class T>
+void Relu<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>& r_out,
+                        const RuleSpec&, std::vector<Tensor<T>>& r_in) const {
+  std::copy(r_out.data.begin(), r_out.data.end(), r_in[0].data.begin());
+}
+
+template class Relu<float>;
+template class Relu<double>;
+
+}  // namespace dtd

@@ -1,0 +1,210 @@
+// The executor: builds the layer DAG from a ModelSpec, runs it forward keeping every activation (the Trace),
+// and runs the relevance pass in reverse topological order.
+#include "dtd/network.hpp"
+
+#include <map>
+#include <numeric>
+
+#include "dtd/error.hpp"
+#include "dtd/layers/add.hpp"
+#include "dtd/layers/concat.hpp"
+#include "dtd/layers/conv2d.hpp"
+#include "dtd/layers/dense.hpp"
+#include "dtd/layers/pool2d.hpp"
+#include "dtd/layers/relu.hpp"
+#include "dtd/layers/reshape.hpp"
+#include "dtd/layers/softmax.hpp"
+
+namespace dtd {
+
+namespace {
+
+template <class T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids, std::vector<Shape> shapes) {
+  const size_t expected = (spec.kind == LayerKind::add || spec.kind == LayerKind::concat) ? 0 : 1;
+  DTD_CHECK(expected == 0 || spec.inputs.size() == expected, ModelError, to_string(spec.kind), " layer '",
+            spec.name, "': expected ", expected, " input, got ", spec.inputs.size());
+  switch (spec.kind) {
+    case LayerKind::dense: return std::make_unique<Dense<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::conv: return std::make_unique<Conv2d<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::relu: return std::make_unique<Relu<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::maxpool: return std::make_unique<MaxPool2d<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::avgpool: return std::make_unique<AvgPool2d<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::globalavgpool:
+      return std::make_unique<GlobalAvgPool<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::flatten:
+    case LayerKind::reshape: return std::make_unique<Reshape<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::add: return std::make_unique<Add<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::concat: return std::make_unique<Concat<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::softmax:
+    case LayerKind::logsoftmax: return std::make_unique<Softmax<T>>(spec, std::move(ids), std::move(shapes));
+  }
+  throw ModelError("layer '" + spec.name + "': unknown layer kind");
+}
+
+bool is_head(LayerKind kind) { return kind == LayerKind::softmax || kind == LayerKind::logsoftmax; }
+
+template <class T>
+Shape batched(int64_t n, const Shape& sample) {
+  Shape s{n};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return s;
+}
+
+}  // namespace
+
+template <class T>
+Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
+  DTD_CHECK(!spec.layers.empty(), ModelError, "model has no layers");
+  for (int64_t d : input_shape_)
+    DTD_CHECK(d > 0, ModelError, "input '", spec.input_name, "' has a non-positive dimension: ",
+              to_string(input_shape_));
+  std::map<std::string, int> ids{{spec.input_name, 0}};
+  std::vector<Shape> value_shapes{input_shape_};
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& ls = spec.layers[i];
+    DTD_CHECK(!is_head(ls.kind) || i + 1 == spec.layers.size(), ModelError, to_string(ls.kind), " layer '",
+              ls.name, "' is supported only as the last layer (the output head)");
+    std::vector<int> in;
+    std::vector<Shape> shapes;
+    for (const std::string& name : ls.inputs) {
+      auto it = ids.find(name);
+      DTD_CHECK(it != ids.end(), ModelError, to_string(ls.kind), " layer '", ls.name, "': input '", name,
+                "' is not the model input nor the output of an earlier layer");
+      in.push_back(it->second);
+      shapes.push_back(value_shapes[static_cast<size_t>(it->second)]);
+    }
+    layers_.push_back(make_layer<T>(ls, std::move(in), std::move(shapes)));
+    DTD_CHECK(ids.emplace(ls.output, static_cast<int>(i) + 1).second, ModelError, "layer '", ls.name,
+              "': output name '", ls.output, "' is produced twice");
+    value_shapes.push_back(layers_.back()->output_shape());
+  }
+  auto out = ids.find(spec.output);
+  DTD_CHECK(out != ids.end(), ModelError, "model output '", spec.output, "' is not produced by any layer");
+  output_value_ = out->second;
+  logits_value_ = output_value_;
+  if (output_value_ > 0 && is_head(layers_[static_cast<size_t>(output_value_ - 1)]->kind()))
+    logits_value_ = layers_[static_cast<size_t>(output_value_ - 1)]->inputs()[0];
+}
+
+template <class T>
+Network<T>::~Network() = default;
+template <class T>
+Network<T>::Network(Network&&) noexcept = default;
+template <class T>
+Network<T>& Network<T>::operator=(Network&&) noexcept = default;
+
+template <class T>
+const Shape& Network<T>::output_shape() const {
+  return output_value_ == 0 ? input_shape_ : layers_[static_cast<size_t>(output_value_ - 1)]->output_shape();
+}
+
+template <class T>
+const Shape& Network<T>::logits_shape() const {
+  return logits_value_ == 0 ? input_shape_ : layers_[static_cast<size_t>(logits_value_ - 1)]->output_shape();
+}
+
+template <class T>
+int Network<T>::first_parametric() const {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->parametric()) return static_cast<int>(i);
+  return -1;
+}
+
+template <class T>
+Trace<T> Network<T>::trace(const Tensor<T>& x) const {
+  DTD_CHECK(x.shape.size() == input_shape_.size() + 1 &&
+                std::equal(input_shape_.begin(), input_shape_.end(), x.shape.begin() + 1),
+            std::invalid_argument, "input has shape ", to_string(x.shape), ", expected [N, ",
+            to_string(input_shape_).substr(1));
+  DTD_CHECK(x.batch() >= 1, std::invalid_argument, "input batch is empty");
+  Trace<T> tr;
+  tr.values.reserve(layers_.size() + 1);
+  tr.values.push_back(x);
+  const int64_t n = x.batch();
+  for (const auto& layer : layers_) {
+    std::vector<const Tensor<T>*> in;
+    for (int id : layer->inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
+    Tensor<T> out(batched<T>(n, layer->output_shape()));
+    layer->forward(in, out);
+    tr.values.push_back(std::move(out));
+  }
+  return tr;
+}
+
+template <class T>
+Tensor<T> Network<T>::forward(const Tensor<T>& x) const {
+  Trace<T> tr = trace(x);
+  return std::move(tr.values[static_cast<size_t>(output_value_)]);
+}
+
+template <class T>
+void Network<T>::check_rules(const std::vector<RuleSpec>& rules) const {
+  DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "got ", rules.size(), " rules for ",
+            layers_.size(), " layers");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const RuleSpec& r = rules[i];
+    const Layer<T>& l = *layers_[i];
+    DTD_CHECK(r.eps >= 0, std::invalid_argument, "layer '", l.name(), "': eps must be >= 0, got ", r.eps);
+    if (l.parametric() && r.kind == RuleKind::zbox) {
+      const auto size = static_cast<size_t>(numel(l.input_shapes()[0]));
+      DTD_CHECK(r.low.size() == size && r.high.size() == size, std::invalid_argument, "layer '", l.name(),
+                "': zbox bounds hold ", r.low.size(), " and ", r.high.size(), " values, expected ", size,
+                " (input shape ", to_string(l.input_shapes()[0]), ")");
+    }
+  }
+}
+
+template <class T>
+Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, const std::vector<RuleSpec>& rules,
+                                std::vector<LayerReport>* report) const {
+  check_rules(rules);
+  DTD_CHECK(tr.values.size() == layers_.size() + 1, std::invalid_argument, "trace does not belong to this network");
+  const int64_t n = tr.values[0].batch();
+  DTD_CHECK(r_logits.shape == batched<T>(n, logits_shape()), std::invalid_argument, "output relevance has shape ",
+            to_string(r_logits.shape), ", expected ", to_string(batched<T>(n, logits_shape())));
+  std::vector<Tensor<T>> rel(tr.values.size());
+  std::vector<bool> has(tr.values.size(), false);
+  rel[static_cast<size_t>(logits_value_)] = r_logits;
+  has[static_cast<size_t>(logits_value_)] = true;
+  if (report) report->assign(layers_.size(), LayerReport{std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)});
+  auto totals = [n](const Tensor<T>& t, std::vector<double>& acc) {
+    const int64_t per = t.sample_size();
+    for (int64_t k = 0; k < n; ++k) {
+      double s = 0;
+      for (int64_t i = 0; i < per; ++i) s += static_cast<double>(t.data[static_cast<size_t>(k * per + i)]);
+      acc[static_cast<size_t>(k)] += s;
+    }
+  };
+  for (size_t li = layers_.size(); li-- > 0;) {
+    const size_t out_id = li + 1;
+    if (!has[out_id]) continue;
+    const Layer<T>& layer = *layers_[li];
+    std::vector<const Tensor<T>*> in;
+    std::vector<Tensor<T>> r_in;
+    for (int id : layer.inputs()) {
+      in.push_back(&tr.values[static_cast<size_t>(id)]);
+      r_in.emplace_back(tr.values[static_cast<size_t>(id)].shape);
+    }
+    layer.relevance(in, tr.values[out_id], rel[out_id], rules[li], r_in);
+    if (report) totals(rel[out_id], (*report)[li].relevance_out);
+    rel[out_id] = Tensor<T>();
+    for (size_t k = 0; k < r_in.size(); ++k) {
+      if (report) totals(r_in[k], (*report)[li].relevance_in);
+      const auto id = static_cast<size_t>(layer.inputs()[k]);
+      if (!has[id]) {
+        rel[id] = std::move(r_in[k]);
+        has[id] = true;
+      } else {
+        for (size_t i = 0; i < rel[id].data.size(); ++i) rel[id].data[i] += r_in[k].data[i];
+      }
+    }
+  }
+  if (!has[0]) return Tensor<T>(tr.values[0].shape, T(0));
+  return std::move(rel[0]);
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace dtd

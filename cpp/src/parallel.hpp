@@ -1,0 +1,43 @@
+// OpenMP helpers (private). Work is split into a fixed number of pieces that does not depend on the thread
+// count, so results are bit-identical whatever OMP_NUM_THREADS is.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdint>
+#include <exception>
+#include <vector>
+
+namespace dtd::detail {
+
+/// Calls f(i) for i in [0, n), in parallel when `parallel` is true and we are not already inside a parallel
+/// region. An exception thrown by f is captured and rethrown on the calling thread after the loop.
+template <class F>
+void parallel_for(int64_t n, F&& f, bool parallel = true) {
+  if (n <= 0) return;
+  if (!parallel || n == 1 || omp_in_parallel() || omp_get_max_threads() == 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::exception_ptr error;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical(dtd_parallel_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+/// A per-thread scratch buffer that grows and is reused across calls (no allocation in steady state).
+template <class T, int Slot>
+T* scratch(size_t count) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
+
+}  // namespace dtd::detail

@@ -1,0 +1,58 @@
+// NumPy <-> dtd::Tensor. Out: zero-copy (the tensor's buffer is moved into a capsule that NumPy owns).
+// In: one copy into a C-contiguous Tensor (pybind11's forcecast handles dtype conversion and any strides).
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "dtd/model_spec.hpp"
+#include "dtd/tensor.hpp"
+
+namespace dtd::py_interop {
+
+namespace py = pybind11;
+
+template <class T>
+using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <class T>
+py::array_t<T> to_numpy(Tensor<T>&& t) {
+  auto* owner = new Tensor<T>(std::move(t));
+  py::capsule free_when_done(owner, [](void* p) { delete static_cast<Tensor<T>*>(p); });
+  std::vector<py::ssize_t> shape(owner->shape.begin(), owner->shape.end());
+  return py::array_t<T>(shape, owner->ptr(), free_when_done);
+}
+
+template <class T>
+py::array_t<T> to_numpy(std::vector<T>&& v) {
+  Tensor<T> t;
+  t.shape = {static_cast<int64_t>(v.size())};
+  t.data = std::move(v);
+  return to_numpy(std::move(t));
+}
+
+template <class T>
+Tensor<T> from_numpy(const CArray<T>& a) {
+  Tensor<T> t;
+  t.shape.assign(a.shape(), a.shape() + a.ndim());
+  t.data.assign(a.data(), a.data() + a.size());
+  return t;
+}
+
+inline Array array_from_numpy(const CArray<double>& a) {
+  Array out;
+  out.shape.assign(a.shape(), a.shape() + a.ndim());
+  out.data.assign(a.data(), a.data() + a.size());
+  return out;
+}
+
+inline py::array_t<double> array_to_numpy(const Array& a) {
+  std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
+  py::array_t<double> out(shape);
+  std::copy(a.data.begin(), a.data.end(), out.mutable_data());
+  return out;
+}
+
+}  // namespace dtd::py_interop

@@ -1,0 +1,284 @@
+"""`dtd.explain`: Deep Taylor relevance maps for a batch, with target handling and the conservation report."""
+
+from __future__ import annotations
+
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .model import Model
+from .rules import Composite, Rule, ZBox, preset
+
+__all__ = ["Explanation", "LayerRelevance", "explain"]
+
+
+@dataclass(frozen=True)
+class LayerRelevance:
+    """Relevance totals of one layer: ``relevance_out`` arrived at its output from above, ``relevance_in`` is
+    what it passed to its input(s). Shape ``[N]`` (or ``[N, K]`` with K targets per sample). Where they differ,
+    relevance was absorbed (biases, stabilizers, dead units) or created."""
+
+    index: int
+    name: str
+    kind: str
+    rule: str
+    relevance_out: np.ndarray
+    relevance_in: np.ndarray
+
+    @property
+    def absorbed(self) -> np.ndarray:
+        """``relevance_out - relevance_in``."""
+        return self.relevance_out - self.relevance_in
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The result of ``explain(..., return_details=True)``.
+
+    Attributes
+    ----------
+    relevance : ndarray
+        The input relevance, as ``explain`` returns it.
+    logits : ndarray
+        ``[N, n_out]`` pre-softmax scores (``[n_out]`` for a single sample).
+    targets : ndarray or None
+        The class explained per sample (``[N]``, or ``[N, K]``); None when an output relevance was given.
+    layers : list of LayerRelevance
+        The conservation report, one entry per layer in network order.
+    """
+
+    relevance: np.ndarray
+    logits: np.ndarray
+    targets: np.ndarray | None
+    layers: list[LayerRelevance]
+
+    def report(self) -> str:
+        """A table of the relevance totals per layer (summed over the batch)."""
+        lines = [f"{'#':>3}  {'layer':<24} {'kind':<14} {'rule':<10} {'R out':>12} {'R in':>12} {'absorbed':>10}"]
+        for lr in self.layers:
+            r_out, r_in = float(np.sum(lr.relevance_out)), float(np.sum(lr.relevance_in))
+            lines.append(
+                f"{lr.index:>3}  {lr.name[:24]:<24} {lr.kind:<14} {lr.rule:<10} {r_out:>12.6g} {r_in:>12.6g} "
+                f"{r_out - r_in:>10.3g}"
+            )
+        return "\n".join(lines)
+
+
+def _composite(rules: str | Composite | Rule, low: Any, high: Any, eps: float) -> Composite:
+    if isinstance(rules, str):
+        return preset(rules, low=low, high=high, eps=eps)
+    if isinstance(rules, Rule):
+        return Composite(default=rules, eps=eps)
+    if isinstance(rules, Composite):
+        return rules
+    raise ValueError(f"rules must be a preset name, a dtd.rules.Rule or a dtd.rules.Composite, got {rules!r}")
+
+
+def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: tuple[int, ...]) -> np.ndarray:
+    """Broadcasts a bound (scalar, per-channel [C], or an array broadcastable to one sample) to the first
+    layer's per-sample input, flattened."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == len(sample_shape) + 1 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 1 and len(sample_shape) > 1 and arr.shape[0] == sample_shape[0] and arr.shape[0] > 1:
+        arr = arr.reshape((-1,) + (1,) * (len(sample_shape) - 1))
+    try:
+        full = np.broadcast_to(arr, sample_shape)
+    except ValueError:
+        raise ValueError(
+            f"{what} has shape {list(arr.shape)}, which does not broadcast to the input shape {list(sample_shape)} "
+            "(give a scalar, a per-channel vector [C], or an array of the input's shape)"
+        ) from None
+    if full.size != int(np.prod(layer_shape)):
+        if arr.ndim == 0:
+            return np.full(int(np.prod(layer_shape)), float(arr))
+        raise ValueError(
+            f"{what} of shape {list(arr.shape)} cannot be mapped onto the first parametric layer's input "
+            f"{list(layer_shape)}; give a scalar bound"
+        )
+    if not np.all(np.isfinite(full)):
+        raise ValueError(f"{what} must be finite")
+    return np.ascontiguousarray(full, dtype=np.float64).ravel()
+
+
+def _rule_specs(
+    model: Model, composite: Composite, low: Any, high: Any
+) -> tuple[list[_core.RuleSpec], list[str], list[tuple[int, np.ndarray, np.ndarray]]]:
+    """One RuleSpec per layer, the rule names for the report, and the z^beta layers with their bounds."""
+    specs, names, boxes = [], [], []
+    maxpool = getattr(_core.MaxPoolMode, composite.maxpool)
+    add = getattr(_core.AddMode, composite.add)
+    for layer, rule in zip(model.layers, composite.layer_rules(model), strict=True):
+        if rule is None:
+            spec = _core.RuleSpec()
+            spec.eps = float(composite.eps)
+            name = {"maxpool": composite.maxpool, "add": composite.add}.get(layer.kind, "-")
+            if layer.kind in ("avgpool", "globalavgpool"):
+                name = "proportional"
+        else:
+            spec = rule._spec()
+            name = rule.kind
+            if isinstance(rule, ZBox):
+                lo_v = low if rule.low is None else rule.low
+                hi_v = high if rule.high is None else rule.high
+                if lo_v is None or hi_v is None:
+                    raise ValueError(f"ZBox on layer '{layer.name}' needs bounds: pass low= and high=")
+                lo = _bounds(lo_v, "low", model.input_shape, layer.input_shapes[0])
+                hi = _bounds(hi_v, "high", model.input_shape, layer.input_shapes[0])
+                if np.any(lo > hi):
+                    bad = int(np.argmax(lo > hi))
+                    raise ValueError(f"low > high for the z^beta bounds (first at flat index {bad}: {lo[bad]} > {hi[bad]})")
+                spec.low, spec.high = lo, hi
+                boxes.append((layer.index, lo, hi))
+        spec.maxpool, spec.add = maxpool, add
+        specs.append(spec)
+        names.append(name)
+    return specs, names, boxes
+
+
+def _check_in_box(model: Model, trace: Any, boxes: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+    for index, lo, hi in boxes:
+        layer = model.layers[index]
+        a = trace.value(layer.inputs[0]).reshape(-1, lo.size)
+        tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
+        below, above = a < lo - tol, a > hi + tol
+        if below.any() or above.any():
+            n_bad = int(below.sum() + above.sum())
+            worst = float(max(np.max(lo - a), np.max(a - hi)))
+            where = "the input" if layer.inputs[0] == 0 else f"the input of layer '{layer.name}'"
+            raise ValueError(
+                f"{n_bad} values of {where} lie outside [low, high] (by up to {worst:.4g}); the z^beta rule needs "
+                "low <= x <= high: check the bounds match the preprocessing"
+            )
+
+
+def _output_relevance(
+    target: Any, logits: np.ndarray, single: bool
+) -> tuple[list[np.ndarray], np.ndarray | None, bool]:
+    """The output relevance per pass ([N, n_out] each), the targets, and whether there are K targets per sample."""
+    n, n_out = logits.shape
+    tgt = np.asarray(target) if target is not None else None
+    if tgt is not None and tgt.dtype.kind == "f" and tgt.ndim >= 1:
+        r = tgt.reshape(1, -1) if single else tgt.reshape(tgt.shape[0], -1) if tgt.ndim >= 2 else tgt
+        if r.shape != (n, n_out):
+            raise ValueError(
+                f"output relevance has shape {list(tgt.shape)}, expected {[n, n_out] if not single else [n_out]}"
+            )
+        if not np.all(np.isfinite(r)):
+            raise ValueError("output relevance must be finite")
+        return [np.ascontiguousarray(r, dtype=logits.dtype)], None, False
+    if tgt is None:
+        classes = np.argmax(logits, axis=1)[:, None]
+        multi = False
+    else:
+        if tgt.dtype.kind not in "iu" and tgt.dtype != np.bool_:
+            raise ValueError(f"target must be None, an int, ints, or a float output-relevance array; got {target!r}")
+        if tgt.dtype == np.bool_:
+            raise ValueError("target must be class indices, not booleans")
+        if tgt.ndim == 0:
+            classes, multi = np.full((n, 1), int(tgt)), False
+        elif single and tgt.ndim == 1:
+            classes, multi = tgt.reshape(1, -1), True
+        elif tgt.ndim == 1:
+            if tgt.shape[0] != n:
+                raise ValueError(f"got {tgt.shape[0]} targets for a batch of {n} samples")
+            classes, multi = tgt.reshape(n, 1), False
+        elif tgt.ndim == 2 and not single:
+            if tgt.shape[0] != n:
+                raise ValueError(f"targets of shape {list(tgt.shape)} for a batch of {n} samples, expected [N, K]")
+            classes, multi = tgt, True
+        else:
+            raise ValueError(f"targets of shape {list(tgt.shape)} are not understood")
+        if classes.size and (classes.min() < -n_out or classes.max() >= n_out):
+            bad = classes[(classes < -n_out) | (classes >= n_out)][0]
+            raise ValueError(f"target class {bad} is out of range for a model with {n_out} outputs")
+        classes = classes % n_out
+    passes = []
+    rows = np.arange(n)
+    for k in range(classes.shape[1]):
+        r = np.zeros_like(logits)
+        r[rows, classes[:, k]] = logits[rows, classes[:, k]]
+        passes.append(r)
+    targets = classes if multi else classes[:, 0]
+    return passes, targets, multi
+
+
+def explain(
+    model: Model,
+    x: np.ndarray,
+    target: Any = None,
+    rules: str | Composite | Rule = "deep_taylor",
+    low: Any = None,
+    high: Any = None,
+    eps: float = 1e-6,
+    return_details: bool = False,
+) -> Any:
+    """Explains the model's decision on ``x`` as a relevance map (Deep Taylor Decomposition, Montavon et al.,
+    Pattern Recognition 65, 2017).
+
+    Relevance starts at the target's logit (``R_out[n, k] = f_k(x_n)`` for ``k == target``, else 0) and flows
+    back layer by layer to the input, so that it sums to ``f_c(x)`` where the rules conserve it.
+
+    Parameters
+    ----------
+    model : dtd.Model
+        From :func:`dtd.load`.
+    x : ndarray
+        A batch ``[N, *model.input_shape]`` or one sample ``model.input_shape``; float32 or float64.
+    target : None, int, sequence of int, int array [N, K], or float array [N, n_out]
+        None explains the argmax class of each sample; an int one class for all; N ints one per sample; an
+        int array ``[N, K]`` K classes per sample (result ``[N, K, ...]``, one forward pass shared by K backward
+        passes); a float array is the output relevance, used as given. For a single sample, a 1-D int sequence
+        gives K classes (result ``[K, ...]``).
+    rules : str, Rule or Composite
+        A preset name (``"deep_taylor"``, ``"bounded"``, ``"real"``, ``"positive"``, ``"epsilon"``), a rule for
+        every parametric layer, or a :class:`dtd.rules.Composite`. ``"deep_taylor"`` is ``"bounded"`` when
+        ``low``/``high`` are given, else ``"real"``.
+    low, high : float or array, optional
+        Input bounds for the z^β rule (e.g. 0 and 1 for pixels in [0, 1]): scalars, per-channel vectors, or
+        arrays of the input's shape. ``x`` must lie within them.
+    eps : float
+        Stabilizer of the preset's rules (default 1e-6).
+    return_details : bool
+        Return an :class:`Explanation` (relevance, logits, targets, per-layer conservation report).
+
+    Returns
+    -------
+    ndarray or Explanation
+        Relevance with the shape of ``x`` (``[N, K, ...]`` with K targets per sample), in x's dtype.
+    """
+    if not isinstance(model, Model):
+        raise ValueError(f"model must be a dtd.Model (from dtd.load), got {type(model).__name__}")
+    arr = np.asarray(x)
+    single = arr.ndim == len(model.input_shape)
+    batch = model.check_input(arr[None] if single else arr)
+    composite = _composite(rules, low, high, eps)
+    specs, rule_names, boxes = _rule_specs(model, composite, low, high)
+    net = model.network(batch.dtype)
+    trace = net.trace(batch)
+    _check_in_box(model, trace, boxes)
+    logits = trace.value(net.logits_value).reshape(batch.shape[0], -1)
+    passes, targets, multi = _output_relevance(target, logits, single)
+    results, reports = [], []
+    for r_out in passes:
+        rel, rep = net.relevance(trace, r_out.reshape((-1, *model.logits_shape)), specs, return_details)
+        results.append(rel)
+        reports.append(rep)
+    relevance = np.stack(results, axis=1) if multi else results[0]
+    if single:
+        relevance = relevance[0]
+    if not return_details:
+        return relevance
+    layers = []
+    for i, layer in enumerate(model.layers):
+        outs = np.stack([rep[i][0] for rep in reports], axis=1) if multi else reports[0][i][0]
+        ins = np.stack([rep[i][1] for rep in reports], axis=1) if multi else reports[0][i][1]
+        layers.append(LayerRelevance(i, layer.name, layer.kind, rule_names[i], outs, ins))
+    out_logits = logits[0] if single else logits
+    out_targets = targets[0] if (single and targets is not None) else targets
+    return Explanation(relevance, out_logits, out_targets, layers)
+
+

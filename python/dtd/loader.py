@@ -1,0 +1,41 @@
+"""`dtd.load`: ONNX file -> importer -> ModelSpec -> dtd.Model."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import ModelLoadError
+from .model import Model
+
+__all__ = ["load"]
+
+
+def load(src: str | os.PathLike[str] | bytes | Any) -> Model:
+    """Imports an ONNX model.
+
+    Parameters
+    ----------
+    src : path, bytes or onnx.ModelProto
+        The model file, its serialized bytes, or a parsed ``onnx.ModelProto``.
+
+    Returns
+    -------
+    dtd.Model
+
+    Raises
+    ------
+    dtd.UnsupportedModelError
+        An op, attribute or opset dtd does not support (the message names the op and node).
+    dtd.ModelLoadError
+        A missing, truncated or malformed file, a missing initializer, a weight of the wrong shape, a cycle.
+    """
+    from .onnx import import_model
+
+    imported = import_model(src)
+    try:
+        return Model(imported.spec, source=imported.source, opset=imported.opset, output_shape=imported.output_shape)
+    except ValueError as err:
+        if isinstance(err, ModelLoadError):
+            raise
+        raise ModelLoadError(f"{imported.source}: {err}") from err

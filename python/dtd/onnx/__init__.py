@@ -1,0 +1,95 @@
+"""ONNX importer: turns an ONNX model into the ``ModelSpec`` the C++ core builds a network from.
+
+One converter function per op family lives in :mod:`dtd.onnx.ops`, registered by op type in
+:mod:`dtd.onnx.registry`. BatchNormalization and constant Add/Mul are folded into the neighbouring
+conv/dense layer, Identity and Dropout are removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ModelLoadError
+from .graph import MAX_OPSET, MIN_OPSET, SourceLike, read_model
+from .importer import ConvertedGraph, build_spec, convert_graph
+from .registry import register, supported_ops
+
+__all__ = [
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "ConvertedGraph",
+    "ImportedModel",
+    "convert_graph",
+    "import_model",
+    "register",
+    "supported_ops",
+]
+
+
+@dataclass
+class ImportedModel:
+    """An imported model, ready for ``dtd.Model``.
+
+    Attributes
+    ----------
+    spec : dtd._core.ModelSpec
+        The network description for the C++ core.
+    opset : int
+        Opset of the default ONNX domain.
+    source : str
+        The file path, ``"<bytes>"`` or ``"<ModelProto>"``.
+    output_shape : tuple of int or None
+        Per-sample shape of the ONNX output from shape inference (None when unknown, or when the model has
+        a pool with ``ceil_mode=1``, where ONNX shape inference can disagree with onnxruntime). It can
+        differ from the network's own output shape for Flatten with axis >= 2, where ONNX folds the extra
+        leading axes into the batch axis.
+    output_rank : int or None
+        Rank of the ONNX output, batch included (None when unknown). Reliable where ``output_shape`` is
+        not: the ONNX result is the network's output ``y`` reshaped to
+        ``y.reshape(-1, *y.shape[y.ndim - output_rank + 1:])`` when ``y.ndim > output_rank``.
+    input_dtype : str
+        Element type of the ONNX input (``"float32"``, ``"float64"``, ...).
+    """
+
+    spec: Any
+    opset: int
+    source: str
+    output_shape: tuple[int, ...] | None
+    output_rank: int | None = None
+    input_dtype: str = "float32"
+
+
+def import_model(src: SourceLike) -> ImportedModel:
+    """Import an ONNX model.
+
+    Parameters
+    ----------
+    src : str, os.PathLike, bytes or onnx.ModelProto
+        Path to an ``.onnx`` file, its bytes, or a parsed model (left unmodified).
+
+    Returns
+    -------
+    ImportedModel
+        The ``_core.ModelSpec`` and facts about the source model.
+
+    Raises
+    ------
+    ModelLoadError
+        The file is missing, unreadable or malformed, or the graph is inconsistent (missing initializer,
+        weight of the wrong shape, cycle, BatchNormalization that cannot be folded). The message names the
+        node and, when there is one, the file.
+    UnsupportedModelError
+        A ``ModelLoadError`` for valid models outside what dtd supports (op, opset, attribute).
+    """
+    model, source = read_model(src)
+    try:
+        converted = convert_graph(model)
+        spec = build_spec(converted)
+    except ModelLoadError as exc:
+        if source.startswith("<"):
+            raise
+        raise type(exc)(f"{source}: {exc}") from exc
+    return ImportedModel(
+        spec, converted.opset, source, converted.output_shape, converted.output_rank, converted.input_dtype
+    )

@@ -1,0 +1,392 @@
+"""State shared by the converters while one ONNX graph is translated into layer drafts.
+
+The converters never touch the protobuf graph directly: they see a :class:`Node` (decoded attributes,
+unique name) and a :class:`ConversionContext` that resolves value names (through removed ops such as
+Identity, Dropout and folded BatchNormalization), hands out constant tensors as float64 arrays, and
+collects :class:`LayerDraft` records. Drafts stay mutable until the end of the import so that a later
+node (BatchNormalization, a constant Add or Mul) can be folded into the conv/dense layer before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelLoadError, UnsupportedModelError
+
+Shape = tuple[int | None, ...]
+
+#: Kinds that carry a weight matrix and a bias, into which BatchNormalization and constant affine ops fold.
+PARAMETRIC_KINDS = ("dense", "conv")
+
+
+@dataclass
+class LayerDraft:
+    """A layer being built; it becomes one ``_core.LayerSpec`` at the end of the import.
+
+    Attributes
+    ----------
+    name : str
+        Unique layer name (the ONNX node name, or a generated one).
+    kind : str
+        Layer kind, a member name of ``_core.LayerKind`` (``"dense"``, ``"conv"``, ...).
+    inputs : list of str
+        Value names consumed (the model input or other layers' outputs).
+    output : str
+        Value name produced.
+    ints, floats, weights : dict
+        Attributes and float64 weight arrays as the C++ side expects them for this kind.
+    source : str
+        Description of the ONNX node it came from, for messages (``"Conv 'conv1'"``).
+    """
+
+    name: str
+    kind: str
+    inputs: list[str]
+    output: str
+    ints: dict[str, list[int]] = field(default_factory=dict)
+    floats: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass
+class PendingScale:
+    """A value ``source * scale`` produced by a constant Mul/Div that is waiting to be folded into the
+    conv/dense layers that consume it."""
+
+    source: str
+    scale: np.ndarray
+    node: str
+
+
+class Node:
+    """A read-only view of one ONNX node with decoded attributes and a unique name.
+
+    Parameters
+    ----------
+    proto : onnx.NodeProto
+        The node.
+    name : str
+        Unique name used for the layer and in messages.
+    opset : int
+        Opset version of the default domain of the model.
+    """
+
+    def __init__(self, proto: onnx.NodeProto, name: str, opset: int) -> None:
+        self.proto = proto
+        self.name = name
+        self.opset = opset
+        self.op_type: str = proto.op_type
+        self.inputs: list[str] = list(proto.input)
+        self.outputs: list[str] = list(proto.output)
+        self.attrs: dict[str, Any] = {}
+        for attr in proto.attribute:
+            value = onnx.helper.get_attribute_value(attr)
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", errors="replace")
+            elif isinstance(value, onnx.TensorProto):
+                value = numpy_helper.to_array(value)
+            self.attrs[attr.name] = value
+
+    def describe(self) -> str:
+        """Return ``"<OpType> '<name>'"`` for messages."""
+        return f"{self.op_type} '{self.name}'"
+
+    def input(self, index: int) -> str:
+        """Return the name of input ``index``, or ``""`` when the optional input is absent."""
+        return self.inputs[index] if index < len(self.inputs) else ""
+
+    def int_attr(self, name: str, default: int) -> int:
+        """Return an integer attribute."""
+        value = self.attrs.get(name, default)
+        if not isinstance(value, (int, np.integer)):
+            raise ModelLoadError(f"{self.describe()}: attribute '{name}' must be an integer, got {value!r}")
+        return int(value)
+
+    def float_attr(self, name: str, default: float) -> float:
+        """Return a float attribute."""
+        value = self.attrs.get(name, default)
+        if not isinstance(value, (int, float, np.floating, np.integer)):
+            raise ModelLoadError(f"{self.describe()}: attribute '{name}' must be a float, got {value!r}")
+        return float(value)
+
+    def ints_attr(self, name: str, default: list[int], length: int | None = None) -> list[int]:
+        """Return a list-of-ints attribute (``default`` when absent), checking its length if given."""
+        value = self.optional_ints_attr(name, length)
+        return list(default) if value is None else value
+
+    def optional_ints_attr(self, name: str, length: int | None = None) -> list[int] | None:
+        """Return a list-of-ints attribute or None when absent, checking its length if given."""
+        if name not in self.attrs:
+            return None
+        value = [int(v) for v in self.attrs[name]]
+        if length is not None and len(value) != length:
+            raise UnsupportedModelError(
+                f"{self.describe()}: attribute '{name}' has {len(value)} entries {value}, expected {length} "
+                "(only 2-D spatial operations are supported)"
+            )
+        return value
+
+    def str_attr(self, name: str, default: str) -> str:
+        """Return a string attribute."""
+        return str(self.attrs.get(name, default))
+
+
+def _as_float64(value: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(value, dtype=np.float64))
+
+
+def axis_vector(const: np.ndarray, rank: int, axis: int, size: int) -> np.ndarray | None:
+    """Reduce a constant broadcast against a tensor to a vector along one axis.
+
+    Parameters
+    ----------
+    const : np.ndarray
+        The constant operand (NumPy broadcasting against the tensor, batch axis included).
+    rank : int
+        Rank of the tensor, batch axis included.
+    axis : int
+        The axis the constant may vary along (non-negative).
+    size : int
+        Length of the tensor along ``axis``.
+
+    Returns
+    -------
+    np.ndarray or None
+        A float64 vector of length ``size``, or None when the constant varies along another axis (or would
+        change the tensor's shape by broadcasting).
+    """
+    const = np.asarray(const, dtype=np.float64)
+    if const.ndim > rank:
+        return None
+    full = const.reshape((1,) * (rank - const.ndim) + const.shape)
+    for ax, extent in enumerate(full.shape):
+        if ax != axis and extent != 1:
+            return None
+    extent = full.shape[axis]
+    if extent not in (1, size):
+        return None
+    return _as_float64(np.broadcast_to(full.reshape(-1), (size,)))
+
+
+class ConversionContext:
+    """Everything a converter needs while translating one graph.
+
+    Parameters
+    ----------
+    opset : int
+        Default-domain opset of the model.
+    input_name : str
+        Name of the graph's (single) data input.
+    constants : dict
+        Initializers by name (any dtype; converted to float64 on request).
+    shapes : dict
+        Inferred shapes by value name (batch axis included; ``None`` for unknown dims).
+    static_alias : dict
+        Output -> input of the Identity/Dropout nodes, used to count consumers.
+    consumers : dict
+        Number of consumers of each statically resolved value (the graph output counts as one).
+    graph_output : str
+        Statically resolved name of the graph output.
+    """
+
+    def __init__(
+        self,
+        opset: int,
+        input_name: str,
+        constants: dict[str, np.ndarray],
+        shapes: dict[str, Shape],
+        static_alias: dict[str, str],
+        consumers: dict[str, int],
+        graph_output: str,
+    ) -> None:
+        self.opset = opset
+        self.input_name = input_name
+        self.constants = constants
+        self.shapes = shapes
+        self.static_alias = static_alias
+        self.consumers = consumers
+        self.graph_output = graph_output
+        self.layers: list[LayerDraft] = []
+        self._producer: dict[str, LayerDraft] = {}
+        self._alias: dict[str, str] = {}
+        self._scaled: dict[str, PendingScale] = {}
+
+    # -- names -------------------------------------------------------------------------------------------
+    def static_resolve(self, name: str) -> str:
+        """Follow Identity/Dropout aliases only (the graph's structure, before any folding)."""
+        seen = 0
+        while name in self.static_alias and seen <= len(self.static_alias):
+            name = self.static_alias[name]
+            seen += 1
+        return name
+
+    def resolve(self, name: str) -> str:
+        """Follow every alias: removed ops and folded ops (BatchNormalization, constant Add/Mul)."""
+        seen = 0
+        while name in self._alias and seen <= len(self._alias):
+            name = self._alias[name]
+            seen += 1
+        return name
+
+    def alias(self, output: str, target: str) -> None:
+        """Make value ``output`` another name for value ``target`` (a removed or folded op)."""
+        if output and output != target:
+            self._alias[output] = target
+
+    def is_graph_output(self, name: str) -> bool:
+        """True when ``name`` is (an alias of) the graph output."""
+        return self.static_resolve(name) == self.graph_output
+
+    def shape_of(self, name: str) -> Shape | None:
+        """Inferred shape of a value (batch included), following aliases; None when unknown."""
+        for candidate in (name, self.static_resolve(name), self.resolve(name)):
+            if candidate in self.shapes:
+                return self.shapes[candidate]
+        return None
+
+    def rank_of(self, name: str) -> int | None:
+        """Inferred rank of a value (batch included), or None."""
+        shape = self.shape_of(name)
+        return None if shape is None else len(shape)
+
+    def dim_of(self, name: str, axis: int) -> int | None:
+        """One inferred dimension of a value, or None."""
+        shape = self.shape_of(name)
+        if shape is None or not -len(shape) <= axis < len(shape):
+            return None
+        return shape[axis]
+
+    # -- constants ---------------------------------------------------------------------------------------
+    def is_constant(self, name: str) -> bool:
+        """True when ``name`` is an initializer or the output of a Constant node (through aliases)."""
+        return bool(name) and self.resolve(name) in self.constants
+
+    def set_constant(self, name: str, value: np.ndarray) -> None:
+        """Record a constant value (from a Constant node)."""
+        self.constants[name] = np.asarray(value)
+
+    def raw_constant(self, node: Node, index: int, what: str) -> np.ndarray:
+        """Return input ``index`` of ``node`` as a constant array in its own dtype.
+
+        Raises
+        ------
+        ModelLoadError
+            When the input is absent or is not a constant (for example a missing initializer).
+        """
+        name = node.input(index)
+        if not name:
+            raise ModelLoadError(f"{node.describe()}: the {what} (input {index}) is missing")
+        resolved = self.resolve(name)
+        if resolved not in self.constants:
+            raise UnsupportedModelError(
+                f"{node.describe()}: the {what} '{name}' (input {index}) must be a constant (an initializer "
+                "or a Constant node); computed values are not supported there"
+            )
+        return self.constants[resolved]
+
+    def constant(self, node: Node, index: int, what: str) -> np.ndarray:
+        """Like :meth:`raw_constant`, converted to a C-contiguous float64 array."""
+        return _as_float64(self.raw_constant(node, index, what))
+
+    def optional_constant(self, node: Node, index: int, what: str) -> np.ndarray | None:
+        """Return an optional constant input as float64, or None when the input is absent."""
+        if not node.input(index):
+            return None
+        return self.constant(node, index, what)
+
+    # -- data values -------------------------------------------------------------------------------------
+    def _check_data(self, node: Node, name: str, index: int) -> str:
+        if not name:
+            raise ModelLoadError(f"{node.describe()}: data input {index} is missing")
+        resolved = self.resolve(name)
+        if resolved in self.constants:
+            raise UnsupportedModelError(
+                f"{node.describe()}: input {index} '{name}' is a constant; a data tensor is expected there"
+            )
+        if resolved != self.input_name and resolved not in self._producer and resolved not in self._scaled:
+            raise ModelLoadError(f"{node.describe()}: input {index} '{name}' is not produced by any layer")
+        return resolved
+
+    def data_input(self, node: Node, index: int = 0) -> str:
+        """Return the resolved name of a data input (not a constant, not an unfolded constant scaling)."""
+        resolved = self._check_data(node, node.input(index), index)
+        if resolved in self._scaled:
+            pending = self._scaled[resolved]
+            raise UnsupportedModelError(
+                f"{pending.node}: a multiplication by a constant can only be folded into an adjacent "
+                f"Conv/Gemm/MatMul layer, but its output is used by {node.describe()}"
+            )
+        return resolved
+
+    def scaled_data_input(self, node: Node, index: int = 0) -> tuple[str, np.ndarray | None, str]:
+        """Return ``(name, scale, origin)`` for a data input that may carry a pending constant scale.
+
+        ``scale`` is None when the input is a plain value; otherwise the consumer must fold it into its
+        weights (``origin`` names the Mul/Div node for messages).
+        """
+        resolved = self._check_data(node, node.input(index), index)
+        if resolved in self._scaled:
+            pending = self._scaled[resolved]
+            return pending.source, pending.scale, pending.node
+        return resolved, None, ""
+
+    def add_pending_scale(self, node: Node, source: str, scale: np.ndarray) -> None:
+        """Record ``node``'s output as ``source * scale``, to be folded into its consumers."""
+        origin = node.describe()
+        if source in self._scaled:
+            previous = self._scaled[source]
+            source, scale = previous.source, previous.scale * scale
+        self._scaled[node.outputs[0]] = PendingScale(source, _as_float64(scale), origin)
+
+    def pending_scale_origin(self, name: str) -> str | None:
+        """Describe the Mul/Div whose output ``name`` still carries an unfolded scale, or None."""
+        pending = self._scaled.get(self.resolve(name))
+        return None if pending is None else pending.node
+
+    # -- layers ------------------------------------------------------------------------------------------
+    def producer(self, name: str) -> LayerDraft | None:
+        """The layer producing value ``name`` (after aliases), or None (model input, constant)."""
+        return self._producer.get(self.resolve(name))
+
+    def foldable_producer(self, node: Node, index: int = 0) -> LayerDraft | None:
+        """Return the conv/dense layer producing input ``index`` when ``node`` is its only consumer."""
+        name = node.input(index)
+        if not name or self.consumers.get(self.static_resolve(name), 0) != 1:
+            return None
+        layer = self.producer(name)
+        if layer is None or layer.kind not in PARAMETRIC_KINDS or layer.output != self.resolve(name):
+            return None
+        return layer
+
+    def add_layer(
+        self,
+        node: Node,
+        kind: str,
+        inputs: list[str],
+        ints: dict[str, list[int]] | None = None,
+        floats: dict[str, float] | None = None,
+        weights: dict[str, np.ndarray] | None = None,
+    ) -> LayerDraft:
+        """Append a layer producing ``node``'s first output and return its draft."""
+        output = node.outputs[0] if node.outputs else ""
+        if not output:
+            raise ModelLoadError(f"{node.describe()}: the node has no output")
+        layer = LayerDraft(
+            name=node.name,
+            kind=kind,
+            inputs=list(inputs),
+            output=output,
+            ints={k: [int(v) for v in vals] for k, vals in (ints or {}).items()},
+            floats={k: float(v) for k, v in (floats or {}).items()},
+            weights={k: _as_float64(v) for k, v in (weights or {}).items()},
+            source=node.describe(),
+        )
+        self.layers.append(layer)
+        self._producer[output] = layer
+        return layer

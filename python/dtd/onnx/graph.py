@@ -1,0 +1,256 @@
+"""Reading ONNX models and the graph-level checks done before any converter runs."""
+
+from __future__ import annotations
+
+import heapq
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelLoadError, UnsupportedModelError
+from .context import Shape
+
+#: Default-domain opsets the importer accepts.
+MIN_OPSET, MAX_OPSET = 11, 21
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+#: Element types accepted for the model input.
+_FLOAT_TYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.BFLOAT16: "bfloat16",
+}
+SourceLike = str | os.PathLike[str] | bytes | bytearray | memoryview | onnx.ModelProto
+
+
+def read_model(src: SourceLike) -> tuple[onnx.ModelProto, str]:
+    """Parse ``src`` into a ModelProto.
+
+    Parameters
+    ----------
+    src : str, os.PathLike, bytes or onnx.ModelProto
+        A path to an ``.onnx`` file, the serialized model, or a parsed model (not modified).
+
+    Returns
+    -------
+    tuple
+        ``(model, source)`` where ``source`` is the path as a string, ``"<bytes>"`` or ``"<ModelProto>"``.
+
+    Raises
+    ------
+    ModelLoadError
+        When the file is missing or unreadable or the bytes are not a valid ONNX model.
+    """
+    if isinstance(src, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(src)
+        return model, "<ModelProto>"
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        try:
+            return onnx.load_model_from_string(bytes(src)), "<bytes>"
+        except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-derived errors, ...
+            raise ModelLoadError(f"cannot parse the ONNX model bytes: {type(exc).__name__}: {exc}") from exc
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        source = str(path)
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read ONNX model {source!r}: {exc}") from exc
+        try:
+            return onnx.load(source), source
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot parse ONNX model {source!r} (truncated or not an ONNX file?): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    raise TypeError(f"expected a path, bytes or an onnx.ModelProto, got {type(src).__name__}")
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """Return the default-domain opset, checking that it is supported and that no other domain is used."""
+    versions = {imp.domain: imp.version for imp in model.opset_import}
+    opset = next((versions[d] for d in _DEFAULT_DOMAINS if d in versions), None)
+    if opset is None:
+        if not model.graph.node:
+            raise ModelLoadError(
+                "the model has no graph nodes and no default-domain opset (empty or not ONNX?)"
+            )
+        raise UnsupportedModelError("the model does not import the default ONNX domain")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedModelError(
+            f"opset {opset} of the default ONNX domain is not supported (supported: {MIN_OPSET}..{MAX_OPSET})"
+        )
+    for node in model.graph.node:
+        if node.domain not in _DEFAULT_DOMAINS:
+            raise UnsupportedModelError(
+                f"node {node.op_type} '{node.name}' uses the custom domain '{node.domain}'; only the default "
+                "ONNX domain is supported"
+            )
+    return int(opset)
+
+
+def constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers by name as NumPy arrays (external data must already be loaded)."""
+    out: dict[str, np.ndarray] = {}
+    for tensor in graph.initializer:
+        try:
+            out[tensor.name] = numpy_helper.to_array(tensor)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot read initializer '{tensor.name}': {exc}") from exc
+    for sparse in graph.sparse_initializer:
+        raise UnsupportedModelError(f"sparse initializer '{sparse.values.name}' is not supported")
+    return out
+
+
+def _shape_of(value: onnx.ValueInfoProto) -> Shape | None:
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)
+
+
+def infer_shapes(model: onnx.ModelProto) -> dict[str, Shape]:
+    """Shapes (batch axis included, None for unknown dims) of every value ONNX shape inference can reach.
+
+    Inference failures are not fatal: the converters then check less and leave it to the C++ side.
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+    except Exception:
+        inferred = model
+    shapes: dict[str, Shape] = {}
+    graph = inferred.graph
+    for value in [*graph.value_info, *graph.input, *graph.output]:
+        shape = _shape_of(value)
+        if shape is not None:
+            shapes[value.name] = shape
+    return shapes
+
+
+def data_input(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str, list[int], str]:
+    """Return ``(name, per-sample shape, dtype)`` of the single non-initializer graph input."""
+    inputs = [v for v in graph.input if v.name not in initializer_names]
+    if not inputs:
+        raise ModelLoadError("the graph has no data input")
+    if len(inputs) > 1:
+        names = ", ".join(repr(v.name) for v in inputs)
+        raise UnsupportedModelError(
+            f"the graph has {len(inputs)} data inputs ({names}); exactly one is supported"
+        )
+    value = inputs[0]
+    tensor_type = value.type.tensor_type if value.type.HasField("tensor_type") else None
+    if tensor_type is None:
+        raise UnsupportedModelError(f"the graph input '{value.name}' is not a tensor")
+    if tensor_type.elem_type not in _FLOAT_TYPES:
+        name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+        raise UnsupportedModelError(
+            f"the graph input '{value.name}' has element type {name}; a float is expected"
+        )
+    shape = _shape_of(value)
+    if shape is None or len(shape) < 2:
+        raise UnsupportedModelError(
+            f"the graph input '{value.name}' must have a known rank >= 2 (a batch axis and a sample shape), "
+            f"got {'unknown' if shape is None else list(shape)}"
+        )
+    sample = shape[1:]
+    if any(d is None or d <= 0 for d in sample):
+        dims = ["?" if d is None else d for d in shape]
+        raise UnsupportedModelError(
+            f"the graph input '{value.name}' has shape {dims}; only the batch axis (the first) may be dynamic"
+        )
+    return value.name, [int(d) for d in sample if d is not None], _FLOAT_TYPES[tensor_type.elem_type]
+
+
+def graph_output(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
+    """Return the single graph output."""
+    if len(graph.output) != 1:
+        names = ", ".join(repr(v.name) for v in graph.output)
+        if not graph.output:
+            raise ModelLoadError("the graph has no output")
+        raise UnsupportedModelError(
+            f"the graph has {len(graph.output)} outputs ({names}); exactly one is supported"
+        )
+    return graph.output[0]
+
+
+def node_names(nodes: list[onnx.NodeProto]) -> list[str]:
+    """Unique names: the node's own name, else ``<op_type>_<index>``; duplicates get a ``_<k>`` suffix."""
+    used: set[str] = set()
+    names: list[str] = []
+    for index, node in enumerate(nodes):
+        base = node.name or f"{node.op_type}_{index}"
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def topological_order(nodes: list[onnx.NodeProto], names: list[str], available: set[str]) -> list[int]:
+    """Sort node indices so that every input is produced before use, keeping file order where possible.
+
+    Raises
+    ------
+    ModelLoadError
+        For an input that nothing produces (a missing initializer), a value produced twice, or a cycle.
+    """
+    producer: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in available:
+                raise ModelLoadError(
+                    f"value '{out}' is produced twice (by {nodes[index].op_type} '{names[index]}' and "
+                    "an earlier node or initializer)"
+                )
+            producer[out] = index
+    waiting = [0] * len(nodes)
+    users: dict[int, list[int]] = {i: [] for i in range(len(nodes))}
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            if not name or name in available:
+                continue
+            if name not in producer:
+                raise ModelLoadError(
+                    f"{node.op_type} '{names[index]}': input '{name}' is neither an initializer, the graph "
+                    "input nor the output of a node (missing initializer?)"
+                )
+            waiting[index] += 1
+            users[producer[name]].append(index)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for user in users[index]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) != len(nodes):
+        stuck = [f"{nodes[i].op_type} '{names[i]}'" for i in range(len(nodes)) if waiting[i] > 0]
+        raise ModelLoadError(f"the graph has a cycle through the nodes {', '.join(stuck)}")
+    return order
+
+
+def needed_nodes(nodes: list[onnx.NodeProto], output: str) -> set[int]:
+    """Indices of the nodes the graph output depends on (unused branches are dropped)."""
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    needed: set[int] = set()
+    stack = [output]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in producer:
+            continue
+        seen.add(name)
+        index = producer[name]
+        needed.add(index)
+        stack.extend(n for n in nodes[index].input if n)
+    return needed

@@ -1,0 +1,186 @@
+"""The import driver: ONNX model -> layer drafts -> ``_core.ModelSpec``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import onnx
+
+from ..errors import ModelLoadError, UnsupportedModelError
+from . import graph as g
+from . import ops  # noqa: F401  (registers the converters)
+from .context import ConversionContext, LayerDraft, Node
+from .registry import lookup, supported_ops
+
+
+@dataclass
+class ConvertedGraph:
+    """The result of converting a graph, before it becomes a ``_core.ModelSpec``.
+
+    Attributes
+    ----------
+    input_name : str
+        Name of the data input.
+    input_shape : list of int
+        Per-sample input shape (batch excluded).
+    input_dtype : str
+        Element type of the ONNX input (``"float32"``, ``"float64"``, ...).
+    output : str
+        Name of the value the last layer produces.
+    layers : list of LayerDraft
+        Layers in topological order.
+    opset : int
+        Default-domain opset of the model.
+    output_shape : tuple of int or None
+        Per-sample shape of the ONNX graph output from shape inference, None when not fully known or not
+        trustworthy (ONNX shape inference disagrees with onnxruntime on pools with ``ceil_mode=1`` whose last
+        window would start in the padding).
+    output_rank : int or None
+        Rank of the ONNX graph output, batch axis included (None when unknown).
+    """
+
+    input_name: str
+    input_shape: list[int]
+    input_dtype: str
+    output: str
+    layers: list[LayerDraft]
+    opset: int
+    output_shape: tuple[int, ...] | None
+    output_rank: int | None
+
+
+def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
+    """Translate a parsed ONNX model into layer drafts (no C++ involved).
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The model; it is not modified.
+
+    Returns
+    -------
+    ConvertedGraph
+        The drafts and the model's input/output description.
+
+    Raises
+    ------
+    ModelLoadError, UnsupportedModelError
+        With a message naming the node at fault.
+    """
+    if not model.HasField("graph"):
+        raise ModelLoadError("the model has no graph (empty or not an ONNX model?)")
+    opset = g.default_opset(model)
+    graph = model.graph
+    consts = g.constants(graph)
+    input_name, input_shape, input_dtype = g.data_input(graph, set(consts))
+    out_value = g.graph_output(graph)
+    nodes = list(graph.node)
+    names = g.node_names(nodes)
+    order = g.topological_order(nodes, names, {input_name, *consts})
+    needed = g.needed_nodes(nodes, out_value.name)
+    order = [i for i in order if i in needed]
+    if out_value.name != input_name and out_value.name not in consts and not needed:
+        raise ModelLoadError(f"the graph output '{out_value.name}' is not produced by any node")
+
+    shapes = g.infer_shapes(model)
+    static_alias = {
+        nodes[i].output[0]: nodes[i].input[0]
+        for i in order
+        if nodes[i].op_type in ("Identity", "Dropout") and nodes[i].input and nodes[i].output
+    }
+
+    def static_resolve(name: str) -> str:
+        for _ in range(len(static_alias) + 1):
+            if name not in static_alias:
+                break
+            name = static_alias[name]
+        return name
+
+    consumers: dict[str, int] = {}
+    for i in order:
+        if nodes[i].op_type in ("Identity", "Dropout"):
+            continue
+        for name in nodes[i].input:
+            if name:
+                key = static_resolve(name)
+                consumers[key] = consumers.get(key, 0) + 1
+    final = static_resolve(out_value.name)
+    consumers[final] = consumers.get(final, 0) + 1
+
+    ctx = ConversionContext(opset, input_name, consts, shapes, static_alias, consumers, final)
+    for i in order:
+        node = Node(nodes[i], names[i], opset)
+        converter = lookup(node.op_type, opset)
+        if converter is None:
+            raise UnsupportedModelError(
+                f"unsupported op {node.op_type} (node '{node.name}', opset {opset}); supported ops: "
+                f"{', '.join(supported_ops())}"
+            )
+        converter(ctx, node)
+
+    output = ctx.resolve(out_value.name)
+    origin = ctx.pending_scale_origin(out_value.name)
+    if origin is not None:
+        raise UnsupportedModelError(
+            f"{origin}: a multiplication by a constant at the output cannot be folded"
+        )
+    if output == input_name or output in consts or ctx.producer(output) is None:
+        raise ModelLoadError(
+            f"the model computes no layer: its output '{out_value.name}' is not a layer output"
+        )
+    layers = _reachable(ctx.layers, output)
+    out_shape = shapes.get(out_value.name)
+    output_shape = None
+    ceil_pools = any(layer.ints.get("ceil_mode", [0])[0] for layer in layers)
+    if out_shape and not ceil_pools and all(d is not None for d in out_shape[1:]):
+        output_shape = tuple(int(d) for d in out_shape[1:] if d is not None)
+    output_rank = None if out_shape is None else len(out_shape)
+    return ConvertedGraph(
+        input_name, input_shape, input_dtype, output, layers, opset, output_shape, output_rank
+    )
+
+
+def _reachable(layers: list[LayerDraft], output: str) -> list[LayerDraft]:
+    by_output = {layer.output: layer for layer in layers}
+    keep: set[str] = set()
+    stack = [output]
+    while stack:
+        name = stack.pop()
+        if name in keep or name not in by_output:
+            continue
+        keep.add(name)
+        stack.extend(by_output[name].inputs)
+    return [layer for layer in layers if layer.output in keep]
+
+
+def build_spec(converted: ConvertedGraph) -> Any:
+    """Turn drafts into a ``dtd._core.ModelSpec``.
+
+    Raises
+    ------
+    ModelLoadError
+        When the C++ side rejects a layer (the message names the layer).
+    """
+    from .. import _core  # the compiled module; imported late so the pure-Python parts work without it
+
+    specs = []
+    for layer in converted.layers:
+        spec = _core.LayerSpec()
+        try:
+            spec.name = layer.name
+            spec.kind = getattr(_core.LayerKind, layer.kind)
+            spec.inputs = list(layer.inputs)
+            spec.output = layer.output
+            spec.ints = {k: list(v) for k, v in layer.ints.items()}
+            spec.floats = dict(layer.floats)
+            spec.weights = dict(layer.weights)
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{layer.source}: invalid layer parameters: {exc}") from exc
+        specs.append(spec)
+    model = _core.ModelSpec()
+    model.input_name = converted.input_name
+    model.input_shape = list(converted.input_shape)
+    model.output = converted.output
+    model.layers = specs
+    return model

@@ -1,0 +1,81 @@
+"""Gemm and MatMul -> dense (``y = x @ weight.T + bias``, weight [out, in])."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import ModelLoadError, UnsupportedModelError
+from ..context import ConversionContext, Node
+from ..registry import register
+from ._common import input_scale_vector
+
+
+def _dense(ctx: ConversionContext, node: Node, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    source, scale, origin = ctx.scaled_data_input(node, 0)
+    n_in = weight.shape[1]
+    actual = ctx.dim_of(source, -1)
+    if actual is not None and actual != n_in:
+        raise ModelLoadError(
+            f"{node.describe()}: the weight expects {n_in} input features but the input "
+            f"'{node.input(0)}' has {actual} (shape {ctx.shape_of(source)})"
+        )
+    if scale is not None:
+        weight = weight * input_scale_vector(ctx, node, source, scale, origin, n_in, "last")[None, :]
+    weights = {"weight": weight}
+    if bias is not None:
+        weights["bias"] = bias
+    ctx.add_layer(node, "dense", [source], weights=weights)
+
+
+def _check_data_first(ctx: ConversionContext, node: Node) -> None:
+    if ctx.is_constant(node.input(0)):
+        raise UnsupportedModelError(
+            f"{node.describe()}: the first operand is a constant; only data @ constant-weight is supported"
+        )
+    if not ctx.is_constant(node.input(1)):
+        raise UnsupportedModelError(
+            f"{node.describe()}: the second operand '{node.input(1)}' is not a constant; only products of "
+            "data with constant weights are supported"
+        )
+
+
+@register("Gemm")
+def convert_gemm(ctx: ConversionContext, node: Node) -> None:
+    """Gemm: fold alpha, beta, transB and a constant C into a dense layer; transA is unsupported."""
+    if node.int_attr("transA", 0):
+        raise UnsupportedModelError(
+            f"{node.describe()}: Gemm with transA=1 on the data input is not supported"
+        )
+    _check_data_first(ctx, node)
+    alpha = node.float_attr("alpha", 1.0)
+    beta = node.float_attr("beta", 1.0)
+    b = ctx.constant(node, 1, "weight B")
+    if b.ndim != 2:
+        raise ModelLoadError(f"{node.describe()}: the weight B must be 2-D, got shape {b.shape}")
+    weight = alpha * (b if node.int_attr("transB", 0) else b.T)
+    n_out = weight.shape[0]
+    c = ctx.optional_constant(node, 2, "bias C")
+    bias = None
+    if c is not None:
+        if c.ndim > 2:
+            raise ModelLoadError(f"{node.describe()}: the bias C must have rank <= 2, got shape {c.shape}")
+        c2 = c.reshape((1,) * (2 - c.ndim) + c.shape)
+        if c2.shape[0] != 1 or c2.shape[1] not in (1, n_out):
+            raise ModelLoadError(
+                f"{node.describe()}: the bias C of shape {c.shape} does not broadcast to one value per "
+                f"output unit [{n_out}]"
+            )
+        bias = beta * np.broadcast_to(c2[0], (n_out,))
+    _dense(ctx, node, weight, bias)
+
+
+@register("MatMul")
+def convert_matmul(ctx: ConversionContext, node: Node) -> None:
+    """MatMul(x, W) with a constant 2-D W [in, out] -> dense without bias (a following Add folds in)."""
+    _check_data_first(ctx, node)
+    w = ctx.constant(node, 1, "weight")
+    if w.ndim != 2:
+        raise UnsupportedModelError(
+            f"{node.describe()}: only a 2-D constant weight is supported, got {w.shape}"
+        )
+    _dense(ctx, node, w.T, None)

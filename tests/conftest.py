@@ -1,0 +1,44 @@
+"""Shared pytest setup: the test helpers (builders, reference, ...) import as top-level modules, and the
+shared data folder is located once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+#: ../shared/data relative to the project root (see the data README).
+DATA_DIR = TESTS_DIR.parent.parent / "shared" / "data"
+LENET_DIR = DATA_DIR / "lrp_toolbox" / "onnx"
+MNIST_FILE = DATA_DIR / "mnist" / "mnist_test.npz"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test data not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lenet_dir() -> Path:
+    """Folder with the LRP Toolbox LeNet-5 ONNX files."""
+    return _require(LENET_DIR)
+
+
+@pytest.fixture(scope="session")
+def mnist_lenet_inputs() -> np.ndarray:
+    """The first 16 MNIST test digits preprocessed for the toolbox LeNet-5: float32 [16, 1, 32, 32].
+
+    ``raw / 127.5 - 1`` in [-1, 1], padded by 2 pixels of value -1 (data README).
+    """
+    with np.load(_require(MNIST_FILE)) as data:
+        images = data["images"][:16].astype(np.float32)
+    x = images / 127.5 - 1.0
+    x = np.pad(x, ((0, 0), (2, 2), (2, 2)), constant_values=-1.0)
+    return np.ascontiguousarray(x[:, None], dtype=np.float32)
