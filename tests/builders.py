@@ -307,6 +307,8 @@ def _eval_node(node: onnx.NodeProto, args: list[np.ndarray | None], opset: int) 
         return [x]
     if op == "Relu":
         return [np.maximum(x, 0.0)]
+    if op == "Tanh":
+        return [np.tanh(x)]
     if op == "Clip":
         lo = args[1] if len(args) > 1 and args[1] is not None else -np.inf
         hi = args[2] if len(args) > 2 and args[2] is not None else np.inf

@@ -338,16 +338,23 @@ def parametric(net: Net) -> list[str]:
 def assign(
     net: Net, default: Rule, first: Rule | None = None, overrides: dict[Any, Rule] | None = None
 ) -> dict[str, Rule]:
-    """Per parametric layer rule: ``first`` on the first dense/conv, overrides by name or op kind."""
+    """Per parametric layer rule: ``first`` on the first dense/conv, overrides by name or op kind.
+
+    Precedence: a name override beats a kind override, which beats ``first``, which beats ``default``.
+    """
     names = parametric(net)
     folded, _ = built(net)
     rules = {nm: default for nm in names}
     if first is not None and names:
         rules[names[0]] = first
-    for key, rule in (overrides or {}).items():
-        for n in folded.nodes:
-            if n.name in rules and (key == n.name or key == n.op):
-                rules[n.name] = rule
+    # precedence as dtd.rules.Composite documents it: name > kind > first > default
+    for kind_pass in (True, False):
+        for key, rule in (overrides or {}).items():
+            if (key in ("dense", "conv")) != kind_pass:
+                continue
+            for n in folded.nodes:
+                if n.name in rules and (key == n.name or key == n.op):
+                    rules[n.name] = rule
     return rules
 
 
@@ -536,7 +543,7 @@ def to_dtd(rule: Rule) -> Any:
     if rule.kind == "wsquare":
         return dr.WSquare(eps=rule.eps, bias=rule.bias)
     if rule.kind == "zbox":
-        return dr.ZBox(rule.low, rule.high, eps=rule.eps)
+        return dr.ZBox(low=rule.low, high=rule.high, eps=rule.eps)
     if rule.kind == "epsilon":
         return dr.Epsilon(eps=rule.eps)
     if rule.kind == "gamma":

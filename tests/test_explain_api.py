@@ -109,7 +109,7 @@ def test_low_above_high() -> None:
     with pytest.raises(ValueError, match=r"(?i)low|high"):
         dtd.explain(model, x, rules="bounded", low=low, high=high)
     with pytest.raises(ValueError, match=r"(?i)low|high"):
-        dtd.explain(model, x, rules=R.Composite(first=R.ZBox(0.5, -0.5)))
+        dtd.explain(model, x, rules=R.Composite(first=R.ZBox(low=0.5, high=-0.5)))
 
 
 @pytest.mark.parametrize("side", ["low", "high"])
@@ -122,7 +122,7 @@ def test_x_outside_bounds(side: str) -> None:
     with pytest.raises(ValueError, match=side):
         dtd.explain(model, x, rules="deep_taylor", low=-1.0, high=1.0)
     with pytest.raises(ValueError, match=side):
-        dtd.explain(model, x, rules=R.Composite(first=R.ZBox(-1.0, 1.0)))
+        dtd.explain(model, x, rules=R.Composite(first=R.ZBox(low=-1.0, high=1.0)))
 
 
 @pytest.mark.parametrize("target", [4, 99, [0, 4], [[0, 4], [1, 2]]], ids=["int", "big", "list", "multi"])
@@ -200,3 +200,13 @@ def test_wrong_input_shape() -> None:
         dtd.explain(model, np.zeros((2, 3, 8, 8)), rules="real")
     with pytest.raises(ValueError):
         dtd.explain(model, np.zeros((8, 8)), rules="real")
+
+
+def test_rule_constructors_follow_the_documented_signatures() -> None:
+    """``ZBox(low, high, eps=1e-6)`` and ``Gamma(gamma=0.25, eps=1e-6, bias=False)`` positionally."""
+    z = R.ZBox(-1.0, 2.0)
+    assert (z.low, z.high, z.eps) == (-1.0, 2.0, 1e-6)
+    g = R.Gamma(0.5)
+    assert (g.gamma, g.eps, g.bias) == (0.5, 1e-6, False)
+    assert R.Epsilon(0.25).eps == 0.25
+    assert R.ZPlus(1e-3).eps == 1e-3

@@ -322,6 +322,35 @@ def _unsorted(seed: int):
     return b.build(out), (2, 5, 5)
 
 
+@case("identity_on_weights")
+def _identity_weights(seed: int):
+    # PyTorch exports shared weights through Identity nodes on initializers.
+    b = GraphBuilder((2, 5, 5), seed=seed)
+    w = b.node("Identity", [b.weight((3, 2, 3, 3))])
+    bias = b.node("Identity", [b.weight((3,))])
+    return b.build(b.relu(b.node("Conv", ["x", w, bias]))), (2, 5, 5)
+
+
+@case("initializers_listed_as_inputs")
+def _init_inputs(seed: int):
+    # IR version 3 style: every initializer is also a graph input.
+    b = GraphBuilder((6,), seed=seed)
+    model = b.build(b.gemm(b.relu(b.gemm("x", 5)), 3))
+    for init in model.graph.initializer:
+        model.graph.input.append(
+            onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+        )
+    return model, (6,)
+
+
+@case("unused_branch_dropped")
+def _dead_branch(seed: int):
+    b = GraphBuilder((4,), seed=seed)
+    h = b.relu(b.gemm("x", 4))
+    b.node("Tanh", [b.gemm(h, 2)])  # not on the path to the output: ignored, even though unsupported
+    return b.build(b.gemm(h, 3)), (4,)
+
+
 @case("softmax_output")
 def _softmax(seed: int):
     b = GraphBuilder((7,), seed=seed)

@@ -27,9 +27,11 @@ def loaded(key: str, seed: int, bias: str = "random") -> tuple[rn.Net, Any]:
 
 def first_rule(name: str, eps: float, low: Any = -1.0, high: Any = 1.0) -> Any:
     """A first-layer DTD rule by name."""
-    return {"zplus": R.ZPlus(eps=eps), "wsquare": R.WSquare(eps=eps), "zbox": R.ZBox(low, high, eps=eps)}[
-        name
-    ]
+    return {
+        "zplus": R.ZPlus(eps=eps),
+        "wsquare": R.WSquare(eps=eps),
+        "zbox": R.ZBox(low=low, high=high, eps=eps),
+    }[name]
 
 
 def composite(first: str, eps: float = 1e-12, low: Any = -1.0, high: Any = 1.0) -> Any:

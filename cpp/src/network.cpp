@@ -22,16 +22,15 @@ namespace {
 template <class T>
 std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids, std::vector<Shape> shapes) {
   const size_t expected = (spec.kind == LayerKind::add || spec.kind == LayerKind::concat) ? 0 : 1;
-  DTD_CHECK(expected == 0 || spec.inputs.size() == expected, ModelError, to_string(spec.kind), " layer '",
-            spec.name, "': expected ", expected, " input, got ", spec.inputs.size());
+  DTD_CHECK(expected == 0 || spec.inputs.size() == expected, ModelError, to_string(spec.kind), " layer '", spec.name,
+            "': expected ", expected, " input, got ", spec.inputs.size());
   switch (spec.kind) {
     case LayerKind::dense: return std::make_unique<Dense<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::conv: return std::make_unique<Conv2d<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::relu: return std::make_unique<Relu<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::maxpool: return std::make_unique<MaxPool2d<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::avgpool: return std::make_unique<AvgPool2d<T>>(spec, std::move(ids), std::move(shapes));
-    case LayerKind::globalavgpool:
-      return std::make_unique<GlobalAvgPool<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::globalavgpool: return std::make_unique<GlobalAvgPool<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::flatten:
     case LayerKind::reshape: return std::make_unique<Reshape<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::add: return std::make_unique<Add<T>>(spec, std::move(ids), std::move(shapes));
@@ -42,7 +41,9 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
   throw ModelError("layer '" + spec.name + "': unknown layer kind");
 }
 
-bool is_head(LayerKind kind) { return kind == LayerKind::softmax || kind == LayerKind::logsoftmax; }
+bool is_head(LayerKind kind) {
+  return kind == LayerKind::softmax || kind == LayerKind::logsoftmax;
+}
 
 template <class T>
 Shape batched(int64_t n, const Shape& sample) {
@@ -57,14 +58,14 @@ template <class T>
 Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
   DTD_CHECK(!spec.layers.empty(), ModelError, "model has no layers");
   for (int64_t d : input_shape_)
-    DTD_CHECK(d > 0, ModelError, "input '", spec.input_name, "' has a non-positive dimension: ",
-              to_string(input_shape_));
+    DTD_CHECK(d > 0, ModelError, "input '", spec.input_name,
+              "' has a non-positive dimension: ", to_string(input_shape_));
   std::map<std::string, int> ids{{spec.input_name, 0}};
   std::vector<Shape> value_shapes{input_shape_};
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
-    DTD_CHECK(!is_head(ls.kind) || i + 1 == spec.layers.size(), ModelError, to_string(ls.kind), " layer '",
-              ls.name, "' is supported only as the last layer (the output head)");
+    DTD_CHECK(!is_head(ls.kind) || i + 1 == spec.layers.size(), ModelError, to_string(ls.kind), " layer '", ls.name,
+              "' is supported only as the last layer (the output head)");
     std::vector<int> in;
     std::vector<Shape> shapes;
     for (const std::string& name : ls.inputs) {
@@ -140,8 +141,8 @@ Tensor<T> Network<T>::forward(const Tensor<T>& x) const {
 
 template <class T>
 void Network<T>::check_rules(const std::vector<RuleSpec>& rules) const {
-  DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "got ", rules.size(), " rules for ",
-            layers_.size(), " layers");
+  DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "got ", rules.size(), " rules for ", layers_.size(),
+            " layers");
   for (size_t i = 0; i < layers_.size(); ++i) {
     const RuleSpec& r = rules[i];
     const Layer<T>& l = *layers_[i];

@@ -106,10 +106,12 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       std::vector<T> c(a.data.size());
       apply_transposed(s.data(), n, weights(WeightSet::positive), c.data());
       for (int64_t k = 0; k < n; ++k)
-        for (int64_t i = 0; i < ni; ++i) rin[k * ni + i] -= l[static_cast<size_t>(i)] * c[static_cast<size_t>(k * ni + i)];
+        for (int64_t i = 0; i < ni; ++i)
+          rin[k * ni + i] -= l[static_cast<size_t>(i)] * c[static_cast<size_t>(k * ni + i)];
       apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
       for (int64_t k = 0; k < n; ++k)
-        for (int64_t i = 0; i < ni; ++i) rin[k * ni + i] -= h[static_cast<size_t>(i)] * c[static_cast<size_t>(k * ni + i)];
+        for (int64_t i = 0; i < ni; ++i)
+          rin[k * ni + i] -= h[static_cast<size_t>(i)] * c[static_cast<size_t>(k * ni + i)];
       break;
     }
     case RuleKind::epsilon:
@@ -139,7 +141,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   }
 }
 
-#define DTD_INSTANTIATE(T)                                                                                 \
+#define DTD_INSTANTIATE(T)                                                                                          \
   template void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&, \
                                           const RuleSpec&, std::vector<Tensor<T>>&) const;
 DTD_INSTANTIATE(float)

@@ -1,5 +1,6 @@
 // dtd._core: the only translation units that include pybind11. They convert and check, call the core with the
 // GIL released, and convert back.
+#include <omp.h>
 #include <pybind11/pybind11.h>
 
 #include "dtd/error.hpp"
@@ -14,6 +15,10 @@ PYBIND11_MODULE(_core, m) {
   // dtd::ModelError derives from std::invalid_argument, which pybind11 already maps to ValueError.
   bind_spec(m);
   bind_network(m);
+  m.def(
+      "set_num_threads", [](int n) { omp_set_num_threads(n < 1 ? 1 : n); }, py::arg("n"),
+      "Sets the number of OpenMP threads dtd uses (results do not depend on it).");
+  m.def("get_num_threads", [] { return omp_get_max_threads(); }, "The number of OpenMP threads dtd uses.");
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

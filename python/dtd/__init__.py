@@ -12,6 +12,7 @@ See :func:`dtd.explain`, :mod:`dtd.rules` and the README.
 from __future__ import annotations
 
 from . import rules
+from ._core import get_num_threads, set_num_threads
 from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
 from .loader import load
@@ -28,6 +29,8 @@ __all__ = [
     "UnsupportedModelError",
     "__version__",
     "explain",
+    "get_num_threads",
     "load",
     "rules",
+    "set_num_threads",
 ]

@@ -26,7 +26,7 @@ std::string concat(const Args&... args) {
 }  // namespace dtd
 
 /// Throws `type` with the streamed message when `cond` is false.
-#define DTD_CHECK(cond, type, ...)                          \
-  do {                                                      \
+#define DTD_CHECK(cond, type, ...)                               \
+  do {                                                           \
     if (!(cond)) throw type(::dtd::detail::concat(__VA_ARGS__)); \
   } while (0)

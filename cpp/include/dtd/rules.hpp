@@ -22,9 +22,9 @@ enum class AddMode { zplus, proportional };
 
 struct RuleSpec {
   RuleKind kind = RuleKind::zplus;
-  double eps = 1e-6;    // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1)
-  double gamma = 0.25;  // gamma rule only
-  bool bias = false;    // z+: add b+; w^2: add b^2; gamma: add b + gamma b+. Epsilon always uses the bias.
+  double eps = 1e-6;              // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1)
+  double gamma = 0.25;            // gamma rule only
+  bool bias = false;              // z+: add b+; w^2: add b^2; gamma: add b + gamma b+. Epsilon always uses the bias.
   std::vector<double> low, high;  // zbox: bounds with the layer's per-sample input shape (already broadcast)
   MaxPoolMode maxpool = MaxPoolMode::winner_take_all;
   AddMode add = AddMode::zplus;

@@ -37,8 +37,8 @@ Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
   oh_ = ay.resolve(spec, auto_pad, false);
   ow_ = ax.resolve(spec, auto_pad, false);
   pad_t_ = ay.pad_begin, pad_l_ = ax.pad_begin;
-  pointwise_ = kh_ == 1 && kw_ == 1 && stride_h_ == 1 && stride_w_ == 1 && pad_t_ == 0 && pad_l_ == 0 &&
-               oh_ == h_ && ow_ == w_;
+  pointwise_ =
+      kh_ == 1 && kw_ == 1 && stride_h_ == 1 && stride_w_ == 1 && pad_t_ == 0 && pad_l_ == 0 && oh_ == h_ && ow_ == w_;
   this->load_weights(spec, ws, cout_);
   this->output_shape_ = {cout_, oh_, ow_};
 }

@@ -18,15 +18,14 @@ PoolGeometry PoolGeometry::from_spec(const LayerSpec& spec, const Shape& x, bool
   DTD_CHECK(kernel != spec.ints.end() && kernel->second.size() == 2, ModelError, to_string(spec.kind), " layer '",
             spec.name, "': needs a 2-D kernel");
   g.kh = kernel->second[0], g.kw = kernel->second[1];
-  DTD_CHECK(g.kh >= 1 && g.kw >= 1, ModelError, to_string(spec.kind), " layer '", spec.name,
-            "': kernel must be >= 1");
+  DTD_CHECK(g.kh >= 1 && g.kw >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel must be >= 1");
   const auto strides = detail::ints(spec, "strides", 2, {1, 1});
   const auto dil = detail::ints(spec, "dilations", 2, {1, 1});
   const auto pads = detail::ints(spec, "pads", 4, {0, 0, 0, 0});
   DTD_CHECK(dil[0] >= 1 && dil[1] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name,
             "': dilations must be >= 1");
-  DTD_CHECK(allow_dilations || (dil[0] == 1 && dil[1] == 1), ModelError, to_string(spec.kind), " layer '",
-            spec.name, "': dilations are not supported");
+  DTD_CHECK(allow_dilations || (dil[0] == 1 && dil[1] == 1), ModelError, to_string(spec.kind), " layer '", spec.name,
+            "': dilations are not supported");
   const bool ceil_mode = detail::int_attr(spec, "ceil_mode", 0) != 0;
   const int64_t auto_pad = detail::int_attr(spec, "auto_pad", kNotSet);
   g.stride_h = strides[0], g.stride_w = strides[1], g.dil_h = dil[0], g.dil_w = dil[1];
@@ -204,8 +203,8 @@ void GlobalAvgPool<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T
 }
 
 template <class T>
-void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out,
-                                 const Tensor<T>& r_out, const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
+void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
+                                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
   const int64_t planes = out.size(), hw = in[0]->size() / std::max<int64_t>(planes, 1);
   const T eps = static_cast<T>(rule.eps);
   for (int64_t pl = 0; pl < planes; ++pl) {

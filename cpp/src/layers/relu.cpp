@@ -19,8 +19,8 @@ void Relu<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) c
 }
 
 template <class T>
-void Relu<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>& r_out,
-                        const RuleSpec&, std::vector<Tensor<T>>& r_in) const {
+void Relu<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>& r_out, const RuleSpec&,
+                        std::vector<Tensor<T>>& r_in) const {
   std::copy(r_out.data.begin(), r_out.data.end(), r_in[0].data.begin());
 }
 

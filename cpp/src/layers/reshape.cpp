@@ -15,7 +15,8 @@ Shape flatten_shape(const LayerSpec& spec, const Shape& x) {
   int64_t axis = detail::int_attr(spec, "axis", 1);
   if (axis < 0) axis += rank;
   DTD_CHECK(axis >= 1 && axis <= rank, ModelError, "flatten layer '", spec.name, "': axis ",
-            detail::int_attr(spec, "axis", 1), " must be in [1, ", rank, "] (flattening the batch axis is not supported)");
+            detail::int_attr(spec, "axis", 1), " must be in [1, ", rank,
+            "] (flattening the batch axis is not supported)");
   int64_t lead = 1, rest = 1;
   for (int64_t i = 0; i < rank - 1; ++i) (i < axis - 1 ? lead : rest) *= x[static_cast<size_t>(i)];
   return axis == 1 ? Shape{rest} : Shape{lead, rest};

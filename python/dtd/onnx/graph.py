@@ -65,7 +65,7 @@ def read_model(src: SourceLike) -> tuple[onnx.ModelProto, str]:
             return onnx.load(source), source
         except Exception as exc:
             raise ModelLoadError(
-                f"cannot parse ONNX model {source!r} (truncated or not an ONNX file?): "
+                f"cannot load ONNX model {source!r} (truncated, not an ONNX file, or missing external data): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
     raise TypeError(f"expected a path, bytes or an onnx.ModelProto, got {type(src).__name__}")

@@ -1,0 +1,146 @@
+// Small C++ tests of the core without Python: naive-vs-fast forward, conservation, thread determinism, errors.
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <dtd/dtd.hpp>
+#include <functional>
+#include <random>
+#include <string>
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    ++failures;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+dtd::Array random_array(dtd::Shape shape, std::mt19937& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  dtd::Array a{shape, std::vector<double>(static_cast<size_t>(dtd::numel(shape)))};
+  for (double& v : a.data) v = u(rng);
+  return a;
+}
+
+dtd::LayerSpec layer(const std::string& name, dtd::LayerKind kind, const std::string& in, const std::string& out) {
+  dtd::LayerSpec l;
+  l.name = name;
+  l.kind = kind;
+  l.inputs = {in};
+  l.output = out;
+  return l;
+}
+
+// conv(2->4, 3x3, stride 2, pads 1,0,2,1, dilation 1) -> relu -> maxpool 2 -> flatten -> dense(->5), bias-free.
+dtd::ModelSpec small_cnn(std::mt19937& rng) {
+  dtd::ModelSpec spec;
+  spec.input_name = "x";
+  spec.input_shape = {2, 9, 8};
+  auto conv = layer("conv", dtd::LayerKind::conv, "x", "c");
+  conv.weights["weight"] = random_array({4, 2, 3, 3}, rng, -1, 1);
+  conv.ints["strides"] = {2, 2};
+  conv.ints["pads"] = {1, 0, 2, 1};
+  auto pool = layer("pool", dtd::LayerKind::maxpool, "r", "p");
+  pool.ints["kernel"] = {2, 2};
+  pool.ints["strides"] = {2, 2};
+  auto fc = layer("fc", dtd::LayerKind::dense, "f", "y");
+  fc.weights["weight"] = random_array({5, 4 * 2 * 2}, rng, -1, 1);
+  spec.layers = {conv, layer("relu", dtd::LayerKind::relu, "c", "r"), pool,
+                 layer("flat", dtd::LayerKind::flatten, "p", "f"), fc};
+  spec.output = "y";
+  return spec;
+}
+
+void test_conv_forward_matches_naive() {
+  std::mt19937 rng(1);
+  dtd::ModelSpec spec = small_cnn(rng);
+  dtd::Network<double> net(spec);
+  dtd::Tensor<double> x({2, 2, 9, 8});
+  for (double& v : x.data) v = std::uniform_real_distribution<double>(-1, 1)(rng);
+  auto tr = net.trace(x);
+  const auto& w = spec.layers[0].weights["weight"].data;
+  const auto& y = tr.values[1];
+  check(y.shape == dtd::Shape({2, 4, 5, 4}), "conv output shape " + dtd::to_string(y.shape));
+  double err = 0;
+  for (int n = 0; n < 2; ++n)
+    for (int m = 0; m < 4; ++m)
+      for (int oy = 0; oy < 5; ++oy)
+        for (int ox = 0; ox < 4; ++ox) {
+          double s = 0;
+          for (int c = 0; c < 2; ++c)
+            for (int i = 0; i < 3; ++i)
+              for (int j = 0; j < 3; ++j) {
+                const int iy = oy * 2 - 1 + i, ix = ox * 2 + j;
+                if (iy < 0 || iy >= 9 || ix < 0 || ix >= 8) continue;
+                s += w[((m * 2 + c) * 3 + i) * 3 + j] * x.data[((n * 2 + c) * 9 + iy) * 8 + ix];
+              }
+          err = std::max(err, std::abs(s - y.data[((n * 4 + m) * 5 + oy) * 4 + ox]));
+        }
+  check(err < 1e-12, "conv forward vs naive: max error " + std::to_string(err));
+}
+
+dtd::Tensor<double> explain(const dtd::Network<double>& net, const dtd::Tensor<double>& x, double* logit) {
+  auto tr = net.trace(x);
+  const auto& y = tr.values.back();
+  dtd::Tensor<double> r(y.shape, 0.0);
+  int best = 0;
+  for (int k = 1; k < 5; ++k) best = y.data[k] > y.data[best] ? k : best;
+  r.data[best] = y.data[best];
+  *logit = y.data[best];
+  std::vector<dtd::RuleSpec> rules(net.size());
+  for (auto& rule : rules) rule.eps = 1e-12;
+  rules[0].kind = dtd::RuleKind::wsquare;
+  return net.relevance(tr, r, rules);
+}
+
+void test_conservation_and_determinism() {
+  std::mt19937 rng(2);
+  dtd::Network<double> net(small_cnn(rng));
+  dtd::Tensor<double> x({1, 2, 9, 8});
+  for (double& v : x.data) v = std::uniform_real_distribution<double>(-1, 1)(rng);
+  double logit = 0;
+  omp_set_num_threads(1);
+  auto r1 = explain(net, x, &logit);
+  omp_set_num_threads(4);
+  auto r4 = explain(net, x, &logit);
+  double total = 0;
+  bool positive = true;
+  for (double v : r1.data) total += v, positive &= v >= 0 || logit < 0;
+  check(std::abs(total - logit) <= 1e-9 * std::abs(logit),
+        "w2/z+ conservation: " + std::to_string(total) + " vs logit " + std::to_string(logit));
+  check(positive, "w2/z+ positivity");
+  check(r1.data == r4.data, "1 vs 4 threads bit-identical");
+}
+
+void expect_throw(const std::function<void()>& f, const std::string& needle, const std::string& what) {
+  try {
+    f();
+    check(false, what + ": no exception");
+  } catch (const std::invalid_argument& e) {
+    check(std::string(e.what()).find(needle) != std::string::npos,
+          what + ": message '" + e.what() + "' lacks '" + needle + "'");
+  }
+}
+
+void test_errors() {
+  std::mt19937 rng(3);
+  dtd::ModelSpec bad = small_cnn(rng);
+  bad.layers[4].weights["weight"] = random_array({5, 7}, rng, -1, 1);
+  expect_throw([&] { dtd::Network<float> net(bad); }, "fc", "wrong dense weight shape");
+  dtd::Network<float> net(small_cnn(rng));
+  expect_throw([&] { net.forward(dtd::Tensor<float>({1, 3, 9, 8})); }, "expected [N, 2, 9, 8]", "wrong input shape");
+}
+
+}  // namespace
+
+int main() {
+  test_conv_forward_matches_naive();
+  test_conservation_and_determinism();
+  test_errors();
+  if (failures == 0) std::printf("all C++ core tests passed\n");
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine (python3, g++, cmake): creates a virtualenv, builds and installs dtd
+# with its test extras, then runs the linters (ruff, mypy, clang-format), the C++ tests and the Python tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${DTD_VENV:-.venv}
+PY=python3
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 ships venv separately.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      rm -rf "$VENV" && "$PY" -m venv "$VENV"
+    else
+      echo "error: '$PY -m venv' failed; install python3-venv" >&2
+      exit 1
+    fi
+  fi
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+echo "== building and installing dtd (C++ core + Python package)"
+"$VENV/bin/python" -m pip install -q ".[test]"
+
+echo "== lint: ruff, mypy, clang-format"
+"$VENV/bin/ruff" check python tests bench tools examples
+"$VENV/bin/ruff" format --check python tests bench tools examples
+"$VENV/bin/mypy" python/dtd
+cpp_files=$(find cpp python/bindings tests/cpp bench -name '*.cpp' -o -name '*.hpp' | sort)
+"$VENV/bin/clang-format" --dry-run --Werror $cpp_files
+
+echo "== C++ tests (warnings are errors)"
+purelib=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+cmake -S . -B build/ctest -DCMAKE_BUILD_TYPE=Release -DDTD_WERROR=ON -DDTD_BUILD_TESTS=ON -DDTD_BUILD_BENCH=ON \
+  -DPython_EXECUTABLE="$VENV/bin/python" -DCMAKE_PREFIX_PATH="$purelib/cmeel.prefix" >/dev/null
+cmake --build build/ctest -j "$(nproc)"
+ctest --test-dir build/ctest --output-on-failure
+
+echo "== Python tests"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
