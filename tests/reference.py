@@ -99,7 +99,7 @@ def fold_batchnorm(net: Net) -> Net:
 
 
 def _window_taps(
-    in_shape: tuple[int, int, int],
+    in_shape: tuple[int, ...],
     kernel: tuple[int, int],
     strides: tuple[int, int],
     pads: tuple[int, int, int, int],

@@ -301,7 +301,7 @@ def mlp(
 
 
 # Every geometry a CNN factory covers: (name, input shape, list of (method, kwargs)).
-CNN_GEOMETRIES: dict[str, tuple[tuple[int, int, int], list[tuple[str, dict[str, Any]]]]] = {
+CNN_GEOMETRIES: dict[str, tuple[tuple[int, ...], list[tuple[str, dict[str, Any]]]]] = {
     "plain": (
         (2, 8, 8),
         [

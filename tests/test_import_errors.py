@@ -407,3 +407,25 @@ def test_forward_wrong_dtype(dtype: type) -> None:
     net = dtd.load(_conv_model())
     with pytest.raises((TypeError, ValueError)):
         net.forward(np.zeros((1, 2, 6, 6), dtype=dtype))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the converter registry
+# ---------------------------------------------------------------------------------------------------------
+def test_registry_lists_and_finds_converters() -> None:
+    from dtd.onnx import registry
+
+    ops = registry.supported_ops()
+    assert ops == sorted(ops)
+    for op in ("Conv", "Gemm", "MatMul", "BatchNormalization", "Dropout", "Identity", "Flatten", "Reshape"):
+        assert op in ops
+        assert registry.lookup(op, 13) is not None
+    assert registry.lookup("Tanh", 13) is None
+    assert registry.lookup("Clip", 10) is None  # Clip's bounds are inputs only from opset 11
+
+
+def test_registry_rejects_overlapping_registrations() -> None:
+    from dtd.onnx import registry
+
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("Conv", since=13)(lambda ctx, node: None)

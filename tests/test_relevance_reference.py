@@ -38,7 +38,7 @@ def loaded(key: str, seed: int, bias: str = "random") -> tuple[rn.Net, Any]:
 def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
     """Relative L2 error."""
     actual = np.asarray(actual, dtype=np.float64)
-    return float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-300))
+    return float(np.linalg.norm(actual - expected)) / max(float(np.linalg.norm(expected)), 1e-300)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -102,8 +102,10 @@ def make_input(net: rn.Net, n: int, seed: int, bounds: str | None) -> tuple[np.n
     shape = net.input_shape
     if bounds is None:
         return rng.uniform(-1.5, 1.5, (n, *shape)), None, None
+    low: np.ndarray
+    high: np.ndarray
     if bounds == "scalar":
-        low, high = -1.0, 1.0
+        low, high = np.array(-1.0), np.array(1.0)
     elif bounds == "channel":
         bshape = (shape[0],) + (1,) * (len(shape) - 1)
         low = -rng.uniform(0.2, 1.5, bshape)

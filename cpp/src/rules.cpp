@@ -17,6 +17,7 @@ const char* to_string(RuleKind kind) {
     case RuleKind::epsilon: return "epsilon";
     case RuleKind::gamma: return "gamma";
     case RuleKind::flat: return "flat";
+    case RuleKind::gradient: return "gradient";
   }
   return "?";
 }
@@ -45,6 +46,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   };
 
   switch (rule.kind) {
+    case RuleKind::gradient: apply_transposed(r, n, weights(WeightSet::plain), rin); break;
     case RuleKind::zplus: {
       // z+_j = sum_i a+_i w+_ij + a-_i w-_ij (+ b+_j); R_i = a+_i (W+^T s)_i + a-_i (W-^T s)_i.
       std::vector<T> ap(a.data.size()), am;

@@ -30,7 +30,8 @@ void bind_spec(py::module_& m) {
       .value("zbox", RuleKind::zbox)
       .value("epsilon", RuleKind::epsilon)
       .value("gamma", RuleKind::gamma)
-      .value("flat", RuleKind::flat);
+      .value("flat", RuleKind::flat)
+      .value("gradient", RuleKind::gradient);
 
   py::enum_<MaxPoolMode>(m, "MaxPoolMode")
       .value("winner_take_all", MaxPoolMode::winner_take_all)

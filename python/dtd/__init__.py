@@ -17,6 +17,7 @@ from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
 from .loader import load
 from .model import LayerInfo, Model
+from .sensitivity import sensitivity
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,6 @@ __all__ = [
     "get_num_threads",
     "load",
     "rules",
+    "sensitivity",
     "set_num_threads",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +56,9 @@ class Explanation:
 
     def report(self) -> str:
         """A table of the relevance totals per layer (summed over the batch)."""
-        lines = [f"{'#':>3}  {'layer':<24} {'kind':<14} {'rule':<10} {'R out':>12} {'R in':>12} {'absorbed':>10}"]
+        lines = [
+            f"{'#':>3}  {'layer':<24} {'kind':<14} {'rule':<10} {'R out':>12} {'R in':>12} {'absorbed':>10}"
+        ]
         for lr in self.layers:
             r_out, r_in = float(np.sum(lr.relevance_out)), float(np.sum(lr.relevance_in))
             lines.append(
@@ -130,7 +131,9 @@ def _rule_specs(
                 hi = _bounds(hi_v, "high", model.input_shape, layer.input_shapes[0])
                 if np.any(lo > hi):
                     bad = int(np.argmax(lo > hi))
-                    raise ValueError(f"low > high for the z^beta bounds (first at flat index {bad}: {lo[bad]} > {hi[bad]})")
+                    raise ValueError(
+                        f"low > high for the z^beta bounds (first at flat index {bad}: {lo[bad]} > {hi[bad]})"
+                    )
                 spec.low, spec.high = lo, hi
                 boxes.append((layer.index, lo, hi))
         spec.maxpool, spec.add = maxpool, add
@@ -156,9 +159,10 @@ def _check_in_box(model: Model, trace: Any, boxes: list[tuple[int, np.ndarray, n
 
 
 def _output_relevance(
-    target: Any, logits: np.ndarray, single: bool
+    target: Any, logits: np.ndarray, single: bool, unit: bool = False
 ) -> tuple[list[np.ndarray], np.ndarray | None, bool]:
-    """The output relevance per pass ([N, n_out] each), the targets, and whether there are K targets per sample."""
+    """The output relevance per pass ([N, n_out] each), the targets, and whether there are K targets per sample.
+    The target's entry holds its logit (DTD), or 1 with ``unit`` (a gradient)."""
     n, n_out = logits.shape
     tgt = np.asarray(target) if target is not None else None
     if tgt is not None and tgt.dtype.kind == "f" and tgt.ndim >= 1:
@@ -175,7 +179,9 @@ def _output_relevance(
         multi = False
     else:
         if tgt.dtype.kind not in "iu" and tgt.dtype != np.bool_:
-            raise ValueError(f"target must be None, an int, ints, or a float output-relevance array; got {target!r}")
+            raise ValueError(
+                f"target must be None, an int, ints, or a float output-relevance array; got {target!r}"
+            )
         if tgt.dtype == np.bool_:
             raise ValueError("target must be class indices, not booleans")
         if tgt.ndim == 0:
@@ -188,7 +194,9 @@ def _output_relevance(
             classes, multi = tgt.reshape(n, 1), False
         elif tgt.ndim == 2 and not single:
             if tgt.shape[0] != n:
-                raise ValueError(f"targets of shape {list(tgt.shape)} for a batch of {n} samples, expected [N, K]")
+                raise ValueError(
+                    f"targets of shape {list(tgt.shape)} for a batch of {n} samples, expected [N, K]"
+                )
             classes, multi = tgt, True
         else:
             raise ValueError(f"targets of shape {list(tgt.shape)} are not understood")
@@ -200,7 +208,7 @@ def _output_relevance(
     rows = np.arange(n)
     for k in range(classes.shape[1]):
         r = np.zeros_like(logits)
-        r[rows, classes[:, k]] = logits[rows, classes[:, k]]
+        r[rows, classes[:, k]] = 1.0 if unit else logits[rows, classes[:, k]]
         passes.append(r)
     targets = classes if multi else classes[:, 0]
     return passes, targets, multi
@@ -280,5 +288,3 @@ def explain(
     out_logits = logits[0] if single else logits
     out_targets = targets[0] if (single and targets is not None) else targets
     return Explanation(relevance, out_logits, out_targets, layers)
-
-

@@ -34,8 +34,11 @@ def load(src: str | os.PathLike[str] | bytes | Any) -> Model:
 
     imported = import_model(src)
     try:
-        return Model(imported.spec, source=imported.source, opset=imported.opset, output_shape=imported.output_shape)
+        return Model(
+            imported.spec, source=imported.source, opset=imported.opset, output_rank=imported.output_rank
+        )
     except ValueError as err:
         if isinstance(err, ModelLoadError):
             raise
-        raise ModelLoadError(f"{imported.source}: {err}") from err
+        where = "" if imported.source.startswith("<") else f"{imported.source}: "
+        raise ModelLoadError(f"{where}{err}") from err

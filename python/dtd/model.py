@@ -47,14 +47,14 @@ class Model:
         *,
         source: str = "<spec>",
         opset: int | None = None,
-        output_shape: tuple[int, ...] | None = None,
+        output_rank: int | None = None,
     ) -> None:
         self._spec = spec
         self.source = source
         self.opset = opset
         self._nets: dict[np.dtype[Any], Any] = {np.dtype(np.float32): _core.Network32(spec)}
         net = self._nets[np.dtype(np.float32)]
-        self._onnx_output_shape = output_shape
+        self._onnx_output_rank = output_rank
         self.layers: list[LayerInfo] = [
             LayerInfo(
                 index=i,
@@ -118,7 +118,9 @@ class Model:
             )
         expected = "[N, " + ", ".join(str(d) for d in self.input_shape) + "]"
         if arr.ndim != len(self.input_shape) + 1 or tuple(arr.shape[1:]) != self.input_shape:
-            raise ValueError(f"input has shape {list(arr.shape)}, expected {expected} (model input '{self.input_name}')")
+            raise ValueError(
+                f"input has shape {list(arr.shape)}, expected {expected} (model input '{self.input_name}')"
+            )
         if arr.shape[0] == 0:
             raise ValueError(f"input batch is empty, expected {expected}")
         return arr
@@ -132,9 +134,9 @@ class Model:
 
     def _to_onnx_shape(self, out: np.ndarray) -> np.ndarray:
         # Flatten with axis >= 2 folds a per-sample axis into ONNX's leading axis; dtd keeps the batch separate.
-        target = self._onnx_output_shape
-        if target is not None and tuple(target) != tuple(out.shape[1:]) and int(np.prod(target)) > 0:
-            return out.reshape((-1, *target))
+        rank = self._onnx_output_rank
+        if rank is not None and 1 <= rank < out.ndim:
+            return out.reshape((-1, *out.shape[out.ndim - rank + 1 :]))
         return out
 
     def summary(self) -> str:
@@ -143,7 +145,13 @@ class Model:
         rows.append(("", self.input_name, "input", str(list(self.input_shape)), ""))
         for layer in self.layers:
             rows.append(
-                (str(layer.index), layer.name, layer.kind, str(list(layer.output_shape)), f"{layer.parameters:,}")
+                (
+                    str(layer.index),
+                    layer.name,
+                    layer.kind,
+                    str(list(layer.output_shape)),
+                    f"{layer.parameters:,}",
+                )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -31,10 +31,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Rule:
-    """Base class of the rules for parametric layers. ``eps`` is the stabilizer: ``z + eps * sign(z)``."""
+    """Base class of the rules for parametric layers. Every rule has ``eps``, the stabilizer:
+    ``z + eps * sign(z)``; subclasses declare it so that their positional arguments follow their docs."""
 
-    eps: float = 1e-6
     kind: ClassVar[str] = ""
+    if TYPE_CHECKING:
+        eps: float
 
     def _spec(self) -> _core.RuleSpec:
         if not np.isfinite(self.eps) or self.eps < 0:
@@ -51,6 +53,7 @@ class ZPlus(Rule):
     ``R_i = sum_j a_i w+_ij / sum_i' a_i' w+_i'j R_j`` (with an ``a- w-`` term for negative inputs).
     ``bias=True`` adds ``b+`` to the denominator (zennit's ZPlus default)."""
 
+    eps: float = 1e-6
     bias: bool = False
     kind: ClassVar[str] = "zplus"
 
@@ -65,6 +68,7 @@ class WSquare(Rule):
     """w² rule, for a first layer with unbounded real input: ``R_i = sum_j w_ij² / sum_i' w_i'j² R_j``
     (the sum runs over in-bounds taps only). ``bias=True`` adds ``b²`` (zennit's WSquare default)."""
 
+    eps: float = 1e-6
     bias: bool = False
     kind: ClassVar[str] = "wsquare"
 
@@ -92,6 +96,7 @@ class Epsilon(Rule):
     """LRP-ε: ``R_i = a_i sum_j w_ij R_j / (z_j + eps sign(z_j))``, ``z_j`` including the bias.
     ``eps = 0`` is LRP-0 (gradient x input for ReLU networks)."""
 
+    eps: float = 1e-6
     kind: ClassVar[str] = "epsilon"
 
 
@@ -117,6 +122,7 @@ class Gamma(Rule):
 class Flat(Rule):
     """Flat rule: relevance spread uniformly over each output's in-bounds taps."""
 
+    eps: float = 1e-6
     kind: ClassVar[str] = "flat"
 
 
@@ -175,7 +181,9 @@ class Composite:
                 continue
             if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
                 if not -len(layers) <= key < len(layers):
-                    raise ValueError(f"override index {key} is out of range: the model has {len(layers)} layers")
+                    raise ValueError(
+                        f"override index {key} is out of range: the model has {len(layers)} layers"
+                    )
                 index = int(key) % len(layers)
             elif isinstance(key, str) and key in names:
                 index = names[key]

@@ -8,12 +8,13 @@
 namespace dtd {
 
 enum class RuleKind {
-  zplus,    // z+ : ReLU layers
-  wsquare,  // w^2: first layer, unbounded input
-  zbox,     // z^beta: first layer, bounded input low <= a <= high
-  epsilon,  // LRP-epsilon (eps = 0: LRP-0)
-  gamma,    // LRP-gamma
-  flat,     // flat: uniform over in-bounds taps
+  zplus,     // z+ : ReLU layers
+  wsquare,   // w^2: first layer, unbounded input
+  zbox,      // z^beta: first layer, bounded input low <= a <= high
+  epsilon,   // LRP-epsilon (eps = 0: LRP-0)
+  gamma,     // LRP-gamma
+  flat,      // flat: uniform over in-bounds taps
+  gradient,  // not a relevance rule: every layer passes the gradient back (sensitivity analysis)
 };
 const char* to_string(RuleKind kind);
 

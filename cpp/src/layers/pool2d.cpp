@@ -84,7 +84,7 @@ void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
                              const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
-  const bool wta = rule.maxpool == MaxPoolMode::winner_take_all;
+  const bool wta = rule.maxpool == MaxPoolMode::winner_take_all || rule.kind == RuleKind::gradient;
   detail::parallel_for(planes, [&](int64_t pl) {
     const T* x = in[0]->ptr() + pl * hw;
     const T* r = r_out.ptr() + pl * ohw;
@@ -163,6 +163,7 @@ void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
                              const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
+  const bool gradient = rule.kind == RuleKind::gradient;
   detail::parallel_for(planes, [&](int64_t pl) {
     const T* x = in[0]->ptr() + pl * hw;
     const T* z = out.ptr() + pl * ohw;
@@ -172,6 +173,11 @@ void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
     for (int64_t oy = 0; oy < g_.oh; ++oy)
       for (int64_t ox = 0; ox < g_.ow; ++ox) {
         const int64_t j = oy * g_.ow + ox;
+        if (gradient) {
+          const T g = r[j] / static_cast<T>(divisor(oy, ox));
+          for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += g; });
+          continue;
+        }
         const T s = detail::stabilized_ratio(r[j], z[j], eps) / static_cast<T>(divisor(oy, ox));
         if (s == T(0)) continue;
         for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
@@ -210,6 +216,10 @@ void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const 
   for (int64_t pl = 0; pl < planes; ++pl) {
     const T* x = in[0]->ptr() + pl * hw;
     T* ri = r_in[0].ptr() + pl * hw;
+    if (rule.kind == RuleKind::gradient) {
+      std::fill(ri, ri + hw, r_out.ptr()[pl] / static_cast<T>(hw));
+      continue;
+    }
     const T s = detail::stabilized_ratio(r_out.ptr()[pl], out.ptr()[pl], eps) / static_cast<T>(hw);
     for (int64_t i = 0; i < hw; ++i) ri[i] = x[i] * s;
   }

@@ -1,0 +1,60 @@
+"""Sensitivity analysis: the baseline DTD is compared against (Montavon et al. 2017, section 5), computed by the
+same C++ engine as the relevance pass, with every layer passing the gradient back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .api import _output_relevance
+from .model import Model
+
+__all__ = ["sensitivity"]
+
+_KINDS = ("squared", "gradient", "gradient_x_input")
+
+
+def sensitivity(model: Model, x: np.ndarray, target: Any = None, kind: str = "squared") -> np.ndarray:
+    """Gradient-based explanation of ``f_c`` at ``x``.
+
+    Parameters
+    ----------
+    model : dtd.Model
+    x : ndarray
+        A batch ``[N, *input_shape]`` or one sample.
+    target : None, int, sequence of int, or int array [N, K]
+        As in :func:`dtd.explain` (None: the argmax class).
+    kind : {"squared", "gradient", "gradient_x_input"}
+        ``"squared"``: sensitivity analysis ``(d f_c / d x_i)^2`` (the paper's baseline); ``"gradient"``: the
+        gradient itself; ``"gradient_x_input"``: ``x_i d f_c / d x_i``.
+
+    Returns
+    -------
+    ndarray
+        Shaped like ``x`` (``[N, K, ...]`` with K targets per sample), in x's dtype.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if not isinstance(model, Model):
+        raise ValueError(f"model must be a dtd.Model (from dtd.load), got {type(model).__name__}")
+    arr = np.asarray(x)
+    single = arr.ndim == len(model.input_shape)
+    batch = model.check_input(arr[None] if single else arr)
+    net = model.network(batch.dtype)
+    trace = net.trace(batch)
+    logits = trace.value(net.logits_value).reshape(batch.shape[0], -1)
+    if target is not None and np.asarray(target).dtype.kind == "f":
+        raise ValueError("sensitivity takes class indices as target, not an output-relevance array")
+    passes, _, multi = _output_relevance(target, logits, single, unit=True)
+    spec = _core.RuleSpec()
+    spec.kind = _core.RuleKind.gradient
+    specs = [spec] * len(model.layers)
+    grads = [net.relevance(trace, g.reshape((-1, *model.logits_shape)), specs)[0] for g in passes]
+    grad = np.stack(grads, axis=1) if multi else grads[0]
+    if kind == "squared":
+        grad = grad * grad
+    elif kind == "gradient_x_input":
+        grad = grad * (batch[:, None] if multi else batch)
+    return grad[0] if single else grad
