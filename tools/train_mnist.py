@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "augmentation": f"random affine: shift +-{args.shift} px, rotation +-{args.rotate} deg, "
         f"zoom +-{args.scale}",
         "nonpositive_bias": bool(args.nonpositive_bias),
-        "max_bias": max(float(b.max()) for b in biases if b is not None),
+        "max_bias": max(float(b.detach().max()) for b in biases if b is not None),
         "seed": args.seed,
         "threads": args.threads,
         "train_seconds": round(train_seconds, 1),
@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         "opset": 13,
         "onnxruntime_max_abs_diff": ort_diff,
         "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "command": "python tools/train_mnist.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(
+            ["python tools/train_mnist.py", shlex.join(sys.argv[1:] if argv is None else argv)]
+        ).strip(),
         "history": history,
     }
     (args.out / "mnist_cnn.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -14,6 +14,26 @@ namespace dtd::detail {
 template <class T>
 using MatR = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+// y[1, n] (+)= a[1, k] op(B): a matrix-vector product, tiled over n.
+template <class T, class EB>
+void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k, bool accumulate) {
+  using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+  Eigen::Map<const RowVec> a(a_ptr, k);
+  Eigen::Map<RowVec> y(y_ptr, n);
+  constexpr int64_t kTile = 1024;
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  parallel_for(
+      tiles,
+      [&](int64_t t) {
+        const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
+        if (accumulate)
+          y.segment(j0, w).noalias() += a * b.middleCols(j0, w);
+        else
+          y.segment(j0, w).noalias() = a * b.middleCols(j0, w);
+      },
+      n * k >= (int64_t{1} << 17));
+}
+
 template <class T, class EA, class EB>
 void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_t k, bool accumulate) {
   Eigen::Map<MatR<T>> c(c_ptr, m, n);
@@ -51,6 +71,13 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c,
           bool accumulate = false) {
   using Map = Eigen::Map<const MatR<T>>;
+  if (m == 1) {  // a row vector: a matrix-vector product (Eigen's GEMM would pack for nothing)
+    if (trans_b)
+      gemv_tiled(a, Map(b, n, k).transpose(), c, n, k, accumulate);
+    else
+      gemv_tiled(a, Map(b, k, n), c, n, k, accumulate);
+    return;
+  }
   if (!trans_a && !trans_b)
     gemm_tiled(Map(a, m, k), Map(b, k, n), c, m, n, k, accumulate);
   else if (!trans_a && trans_b)

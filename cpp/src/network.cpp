@@ -157,9 +157,23 @@ void Network<T>::check_rules(const std::vector<RuleSpec>& rules) const {
 }
 
 template <class T>
-Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, const std::vector<RuleSpec>& rules,
-                                std::vector<LayerReport>* report) const {
+Plan<T> Network<T>::prepare(const std::vector<RuleSpec>& rules) const {
   check_rules(rules);
+  Plan<T> plan(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i]->parametric())
+      plan[i] = static_cast<const LinearLayer<T>&>(*layers_[i]).prepare(rules[i]);
+    else
+      static_cast<RuleSpec&>(plan[i]) = rules[i];
+  }
+  return plan;
+}
+
+template <class T>
+Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, const Plan<T>& rules,
+                                std::vector<LayerReport>* report) const {
+  DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "plan has ", rules.size(), " rules for ",
+            layers_.size(), " layers");
   DTD_CHECK(tr.values.size() == layers_.size() + 1, std::invalid_argument, "trace does not belong to this network");
   const int64_t n = tr.values[0].batch();
   DTD_CHECK(r_logits.shape == batched<T>(n, logits_shape()), std::invalid_argument, "output relevance has shape ",

@@ -24,7 +24,7 @@ const char* to_string(RuleKind kind) {
 
 template <class T>
 void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
-                               const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
+                               const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
   const Tensor<T>& a = *in[0];
   const int64_t n = a.batch(), ni = in_size(), no = out_size();
   const T eps = static_cast<T>(rule.eps);
@@ -49,13 +49,15 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
     case RuleKind::gradient: apply_transposed(r, n, weights(WeightSet::plain), rin); break;
     case RuleKind::zplus: {
       // z+_j = sum_i a+_i w+_ij + a-_i w-_ij (+ b+_j); R_i = a+_i (W+^T s)_i + a-_i (W-^T s)_i.
-      std::vector<T> ap(a.data.size()), am;
-      bool negative = false;
-      for (size_t i = 0; i < ap.size(); ++i) {
-        ap[i] = std::max(a.data[i], T(0));
-        negative |= a.data[i] < T(0);
+      // Inputs are usually ReLU outputs (a = a+): then no copy and no a- terms.
+      const bool negative = std::any_of(a.data.begin(), a.data.end(), [](T v) { return v < T(0); });
+      std::vector<T> ap, am;
+      if (negative) {
+        ap.resize(a.data.size());
+        for (size_t i = 0; i < ap.size(); ++i) ap[i] = std::max(a.data[i], T(0));
       }
-      apply(ap.data(), n, weights(WeightSet::positive), z.data());
+      const T* a_pos = negative ? ap.data() : a.ptr();
+      apply(a_pos, n, weights(WeightSet::positive), z.data());
       if (negative) {
         am.resize(a.data.size());
         for (size_t i = 0; i < am.size(); ++i) am[i] = std::min(a.data[i], T(0));
@@ -69,7 +71,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       }
       divide();
       apply_transposed(s.data(), n, weights(WeightSet::positive), rin);
-      for (size_t i = 0; i < ap.size(); ++i) rin[i] *= ap[i];
+      for (size_t i = 0; i < a.data.size(); ++i) rin[i] *= a_pos[i];
       if (negative) {
         std::vector<T> c(ap.size());
         apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
@@ -79,41 +81,29 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
     }
     case RuleKind::wsquare:
     case RuleKind::flat: {
-      // The denominator does not depend on the input: the modified weights applied to a sample of ones (zero
-      // padding keeps border positions' sums to their in-bounds taps).
-      const WeightSet set = rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones;
-      std::vector<T> ones(static_cast<size_t>(ni), T(1)), zc(static_cast<size_t>(no));
-      apply(ones.data(), 1, weights(set), zc.data());
-      if (rule.kind == RuleKind::wsquare && rule.bias && has_bias()) {
-        const auto b2 = transformed_bias([](T b) { return b * b; });
-        add_bias(b2.data(), 1, zc.data());
-      }
-      broadcast(zc, T(1));
+      // The denominator does not depend on the input (prepared once): w^2 or ones applied to a sample of ones.
+      broadcast(rule.constant, T(1));
       divide();
-      apply_transposed(s.data(), n, weights(set), rin);
+      apply_transposed(s.data(), n, weights(rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones), rin);
       break;
     }
     case RuleKind::zbox: {
-      // q_ij = a_i w_ij - l_i w+_ij - h_i w-_ij.
-      std::vector<T> l(rule.low.begin(), rule.low.end()), h(rule.high.begin(), rule.high.end());
-      std::vector<T> zl(static_cast<size_t>(no)), zh(static_cast<size_t>(no));
-      apply(l.data(), 1, weights(WeightSet::positive), zl.data());
-      apply(h.data(), 1, weights(WeightSet::negative), zh.data());
+      // q_ij = a_i w_ij - l_i w+_ij - h_i w-_ij; the bound terms are prepared once.
+      const std::vector<T>& l = rule.low_t;
+      const std::vector<T>& h = rule.high_t;
       apply(a.ptr(), n, weights(WeightSet::plain), z.data());
-      broadcast(zl, T(-1));
-      broadcast(zh, T(-1));
+      broadcast(rule.constant, T(-1));
       divide();
-      apply_transposed(s.data(), n, weights(WeightSet::plain), rin);
-      for (size_t i = 0; i < a.data.size(); ++i) rin[i] *= a.data[i];
+      // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
+      // since W = W+ + W-: two transposed products instead of three.
       std::vector<T> c(a.data.size());
-      apply_transposed(s.data(), n, weights(WeightSet::positive), c.data());
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t i = 0; i < ni; ++i)
-          rin[k * ni + i] -= l[static_cast<size_t>(i)] * c[static_cast<size_t>(k * ni + i)];
+      apply_transposed(s.data(), n, weights(WeightSet::positive), rin);
       apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
       for (int64_t k = 0; k < n; ++k)
-        for (int64_t i = 0; i < ni; ++i)
-          rin[k * ni + i] -= h[static_cast<size_t>(i)] * c[static_cast<size_t>(k * ni + i)];
+        for (int64_t i = 0; i < ni; ++i) {
+          const size_t j = static_cast<size_t>(k * ni + i), b = static_cast<size_t>(i);
+          rin[j] = (a.data[j] - l[b]) * rin[j] + (a.data[j] - h[b]) * c[j];
+        }
       break;
     }
     case RuleKind::epsilon:
@@ -143,9 +133,44 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   }
 }
 
+template <class T>
+PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
+  PreparedRule<T> p;
+  static_cast<RuleSpec&>(p) = rule;
+  const int64_t ni = in_size(), no = out_size();
+  auto biased = [&](auto f) {
+    std::vector<T> b(bias_.size());
+    std::transform(bias_.begin(), bias_.end(), b.begin(), f);
+    return b;
+  };
+  if (rule.kind == RuleKind::wsquare || rule.kind == RuleKind::flat) {
+    const WeightSet set = rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones;
+    std::vector<T> ones(static_cast<size_t>(ni), T(1));
+    p.constant.resize(static_cast<size_t>(no));
+    apply(ones.data(), 1, weights(set), p.constant.data());
+    if (rule.kind == RuleKind::wsquare && rule.bias && has_bias()) {
+      const auto b2 = biased([](T b) { return b * b; });
+      add_bias(b2.data(), 1, p.constant.data());
+    }
+  } else if (rule.kind == RuleKind::zbox) {
+    DTD_CHECK(static_cast<int64_t>(rule.low.size()) == ni && static_cast<int64_t>(rule.high.size()) == ni,
+              std::invalid_argument, "layer '", this->name(), "': zbox bounds hold ", rule.low.size(), " and ",
+              rule.high.size(), " values, expected ", ni, " (input shape ", to_string(this->input_shapes()[0]), ")");
+    p.low_t.assign(rule.low.begin(), rule.low.end());
+    p.high_t.assign(rule.high.begin(), rule.high.end());
+    p.constant.resize(static_cast<size_t>(no));
+    std::vector<T> zh(static_cast<size_t>(no));
+    apply(p.low_t.data(), 1, weights(WeightSet::positive), p.constant.data());
+    apply(p.high_t.data(), 1, weights(WeightSet::negative), zh.data());
+    for (size_t j = 0; j < zh.size(); ++j) p.constant[j] += zh[j];
+  }
+  return p;
+}
+
 #define DTD_INSTANTIATE(T)                                                                                          \
   template void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&, \
-                                          const RuleSpec&, std::vector<Tensor<T>>&) const;
+                                          const PreparedRule<T>&, std::vector<Tensor<T>>&) const;                   \
+  template PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec&) const;
 DTD_INSTANTIATE(float)
 DTD_INSTANTIATE(double)
 #undef DTD_INSTANTIATE

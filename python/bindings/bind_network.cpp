@@ -13,9 +13,16 @@ using py_interop::CArray;
 
 namespace {
 
+// Holds a Plan so that pybind11 binds it as an opaque class (stl.h would convert a bare std::vector to a list).
 template <class T>
-void bind_network_type(py::module_& m, const char* name, const char* trace_name) {
+struct PlanHolder {
+  Plan<T> plan;
+};
+
+template <class T>
+void bind_network_type(py::module_& m, const char* name, const char* trace_name, const char* plan_name) {
   using Net = Network<T>;
+  py::class_<PlanHolder<T>>(m, plan_name, "Rules prepared for one network (see Network.prepare).");
   py::class_<Trace<T>>(m, trace_name, "Every activation of one forward pass (kept for the relevance pass).")
       .def("value", [](const Trace<T>& t, size_t i) {
         if (i >= t.values.size()) throw py::index_error("value id out of range");
@@ -67,15 +74,21 @@ void bind_network_type(py::module_& m, const char* name, const char* trace_name)
           },
           py::arg("x"))
       .def(
+          "prepare",
+          [](const Net& net, const std::vector<RuleSpec>& rules) {
+            py::gil_scoped_release release;
+            return PlanHolder<T>{net.prepare(rules)};
+          },
+          py::arg("rules"))
+      .def(
           "relevance",
-          [](const Net& net, const Trace<T>& trace, const CArray<T>& r_logits, const std::vector<RuleSpec>& rules,
-             bool report) {
+          [](const Net& net, const Trace<T>& trace, const CArray<T>& r_logits, const PlanHolder<T>& plan, bool report) {
             Tensor<T> r = py_interop::from_numpy(r_logits);
             Tensor<T> out;
             std::vector<LayerReport> rep;
             {
               py::gil_scoped_release release;
-              out = net.relevance(trace, r, rules, report ? &rep : nullptr);
+              out = net.relevance(trace, r, plan.plan, report ? &rep : nullptr);
             }
             py::list layers;
             for (auto& lr : rep)
@@ -83,13 +96,13 @@ void bind_network_type(py::module_& m, const char* name, const char* trace_name)
                                            py_interop::to_numpy(std::move(lr.relevance_in))));
             return py::make_tuple(py_interop::to_numpy(std::move(out)), layers);
           },
-          py::arg("trace"), py::arg("r_logits"), py::arg("rules"), py::arg("report") = false)
+          py::arg("trace"), py::arg("r_logits"), py::arg("plan"), py::arg("report") = false)
       .def("check_rules", &Net::check_rules, py::arg("rules"));
 }
 
 }  // namespace
 
 void bind_network(py::module_& m) {
-  bind_network_type<float>(m, "Network32", "Trace32");
-  bind_network_type<double>(m, "Network64", "Trace64");
+  bind_network_type<float>(m, "Network32", "Trace32", "Plan32");
+  bind_network_type<double>(m, "Network64", "Trace64", "Plan64");
 }

@@ -82,6 +82,10 @@ def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: t
     """Broadcasts a bound (scalar, per-channel [C], or an array broadcastable to one sample) to the first
     layer's per-sample input, flattened."""
     arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        if not np.isfinite(arr):
+            raise ValueError(f"{what} must be finite")
+        return np.full(int(np.prod(layer_shape)), float(arr))
     if arr.ndim == len(sample_shape) + 1 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim == 1 and len(sample_shape) > 1 and arr.shape[0] == sample_shape[0] and arr.shape[0] > 1:
@@ -94,8 +98,6 @@ def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: t
             "(give a scalar, a per-channel vector [C], or an array of the input's shape)"
         ) from None
     if full.size != int(np.prod(layer_shape)):
-        if arr.ndim == 0:
-            return np.full(int(np.prod(layer_shape)), float(arr))
         raise ValueError(
             f"{what} of shape {list(arr.shape)} cannot be mapped onto the first parametric layer's input "
             f"{list(layer_shape)}; give a scalar bound"
@@ -140,6 +142,35 @@ def _rule_specs(
         specs.append(spec)
         names.append(name)
     return specs, names, boxes
+
+
+def _key(value: Any) -> Any:
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    return float(arr) if arr.ndim == 0 else (arr.shape, arr.dtype.str, arr.tobytes())
+
+
+def _plan(
+    model: Model, net: Any, dtype: np.dtype[Any], rules: Any, low: Any, high: Any, eps: float
+) -> tuple[Any, list[str], list[tuple[int, np.ndarray, np.ndarray]]]:
+    """The rules prepared for ``net`` (bounds terms and constant denominators computed once), cached on the model
+    for hashable rules."""
+    try:
+        key: Any = (np.dtype(dtype).str, rules, _key(low), _key(high), float(eps))
+        hash(key)
+    except (TypeError, ValueError):
+        key = None
+    cached = model._plans.get(key) if key is not None else None
+    if cached is not None:
+        return cached
+    specs, names, boxes = _rule_specs(model, _composite(rules, low, high, eps), low, high)
+    result = (net.prepare(specs), names, boxes)
+    if key is not None:
+        if len(model._plans) >= 16:
+            model._plans.clear()
+        model._plans[key] = result
+    return result
 
 
 def _check_in_box(model: Model, trace: Any, boxes: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
@@ -263,16 +294,15 @@ def explain(
     arr = np.asarray(x)
     single = arr.ndim == len(model.input_shape)
     batch = model.check_input(arr[None] if single else arr)
-    composite = _composite(rules, low, high, eps)
-    specs, rule_names, boxes = _rule_specs(model, composite, low, high)
     net = model.network(batch.dtype)
+    plan, rule_names, boxes = _plan(model, net, batch.dtype, rules, low, high, eps)
     trace = net.trace(batch)
     _check_in_box(model, trace, boxes)
     logits = trace.value(net.logits_value).reshape(batch.shape[0], -1)
     passes, targets, multi = _output_relevance(target, logits, single)
     results, reports = [], []
     for r_out in passes:
-        rel, rep = net.relevance(trace, r_out.reshape((-1, *model.logits_shape)), specs, return_details)
+        rel, rep = net.relevance(trace, r_out.reshape((-1, *model.logits_shape)), plan, return_details)
         results.append(rel)
         reports.append(rep)
     relevance = np.stack(results, axis=1) if multi else results[0]

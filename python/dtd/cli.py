@@ -41,8 +41,10 @@ def _read_image(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         )
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if shape[0] == 1 else "RGB").resize((shape[2], shape[1]), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float64) / 255.0
+            resized = img.convert("L" if shape[0] == 1 else "RGB").resize(
+                (shape[2], shape[1]), Image.Resampling.BILINEAR
+            )
+            arr = np.asarray(resized, dtype=np.float64) / 255.0
     except UnidentifiedImageError:
         raise _UserError(f"{path}: not an image file Pillow can read") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

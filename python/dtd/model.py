@@ -55,6 +55,7 @@ class Model:
         self._nets: dict[np.dtype[Any], Any] = {np.dtype(np.float32): _core.Network32(spec)}
         net = self._nets[np.dtype(np.float32)]
         self._onnx_output_rank = output_rank
+        self._plans: dict[Any, Any] = {}  # prepared rules, see dtd.api._plan
         self.layers: list[LayerInfo] = [
             LayerInfo(
                 index=i,

@@ -50,8 +50,8 @@ def sensitivity(model: Model, x: np.ndarray, target: Any = None, kind: str = "sq
     passes, _, multi = _output_relevance(target, logits, single, unit=True)
     spec = _core.RuleSpec()
     spec.kind = _core.RuleKind.gradient
-    specs = [spec] * len(model.layers)
-    grads = [net.relevance(trace, g.reshape((-1, *model.logits_shape)), specs)[0] for g in passes]
+    plan = net.prepare([spec] * len(model.layers))
+    grads = [net.relevance(trace, g.reshape((-1, *model.logits_shape)), plan)[0] for g in passes]
     grad = np.stack(grads, axis=1) if multi else grads[0]
     if kind == "squared":
         grad = grad * grad

@@ -33,7 +33,7 @@ class Layer {
   /// Redistributes the relevance `r_out` (shape of `out`) onto the inputs: `r_in[k]` (allocated by the caller
   /// with input k's shape) receives input k's share; it is overwritten, not accumulated.
   virtual void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                         const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const = 0;
+                         const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const = 0;
 
   /// True for dense and conv: the layers that DTD/LRP rules apply to.
   virtual bool parametric() const { return false; }
@@ -84,7 +84,9 @@ class LinearLayer : public Layer<T> {
 
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const override;
+                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const override;
+  /// Converts the rule and precomputes what does not depend on the input (see PreparedRule).
+  PreparedRule<T> prepare(const RuleSpec& rule) const;
 
  protected:
   LinearLayer(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);

@@ -19,6 +19,10 @@ struct Trace {
   std::vector<Tensor<T>> values;
 };
 
+/// The rules of one relevance pass, prepared for a network: one per layer.
+template <class T>
+using Plan = std::vector<PreparedRule<T>>;
+
 /// Relevance totals of one layer in one relevance pass, per sample: `relevance_out` arrived at the layer's output
 /// from above, `relevance_in` is what the layer passed on to its input(s). Their difference was absorbed
 /// (biases, stabilizers, dead units) or created.
@@ -53,10 +57,19 @@ class Network {
   /// The network's output for `x` (what the ONNX model returns).
   Tensor<T> forward(const Tensor<T>& x) const;
 
-  /// Backward relevance pass from `r_logits` ([N, logits_shape...]) down to the input, one rule per layer
-  /// (`rules.size() == size()`). Fills `report` (one entry per layer) when given.
-  Tensor<T> relevance(const Trace<T>& trace, const Tensor<T>& r_logits, const std::vector<RuleSpec>& rules,
+  /// Checks `rules` (one per layer) and precomputes what does not depend on the input (bounds terms of z^beta,
+  /// the denominators of w^2 and flat). Reuse the plan across calls with the same rules.
+  Plan<T> prepare(const std::vector<RuleSpec>& rules) const;
+
+  /// Backward relevance pass from `r_logits` ([N, logits_shape...]) down to the input, one rule per layer.
+  /// Fills `report` (one entry per layer) when given.
+  Tensor<T> relevance(const Trace<T>& trace, const Tensor<T>& r_logits, const Plan<T>& plan,
                       std::vector<LayerReport>* report = nullptr) const;
+  /// The same with rules prepared for this call only.
+  Tensor<T> relevance(const Trace<T>& trace, const Tensor<T>& r_logits, const std::vector<RuleSpec>& rules,
+                      std::vector<LayerReport>* report = nullptr) const {
+    return relevance(trace, r_logits, prepare(rules), report);
+  }
 
   /// Throws std::invalid_argument if `rules` cannot be used with this network (wrong count, a rule kind on a
   /// layer it cannot apply to, bounds of the wrong size).

@@ -31,4 +31,13 @@ struct RuleSpec {
   AddMode add = AddMode::zplus;
 };
 
+/// A RuleSpec ready for one layer of a Network<T>: the bounds in T, and the terms of the denominator that do not
+/// depend on the input, computed once (z^beta: sum_i l_i w+_ij + h_i w-_ij; w^2 and flat: the whole
+/// denominator, per output position).
+template <class T>
+struct PreparedRule : RuleSpec {
+  std::vector<T> low_t, high_t;
+  std::vector<T> constant;
+};
+
 }  // namespace dtd

@@ -28,7 +28,7 @@ void Add<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) co
 // z+ form (default): R_u = u+ R / stab(sum u+). Proportional: R_u = u R / stab(sum u) (zennit's Norm on Sum).
 template <class T>
 void Add<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                       const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
+                       const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
   if (rule.kind == RuleKind::gradient) {
     for (auto& r : r_in) std::copy(r_out.data.begin(), r_out.data.end(), r.data.begin());
     return;

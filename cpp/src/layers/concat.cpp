@@ -45,7 +45,7 @@ void Concat<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out)
 
 template <class T>
 void Concat<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>& out, const Tensor<T>& r_out,
-                          const RuleSpec&, std::vector<Tensor<T>>& r_in) const {
+                          const PreparedRule<T>&, std::vector<Tensor<T>>& r_in) const {
   const int64_t rows = out.batch() * outer_, total = out.size() / std::max<int64_t>(rows, 1);
   for (int64_t r = 0; r < rows; ++r) {
     const T* src = r_out.ptr() + r * total;

@@ -81,7 +81,7 @@ void MaxPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& o
 
 template <class T>
 void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
-                             const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
+                             const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
   const bool wta = rule.maxpool == MaxPoolMode::winner_take_all || rule.kind == RuleKind::gradient;
@@ -160,7 +160,7 @@ void AvgPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& o
 // R_i = sum_j (a_i / k_j) R_j / stab(z_j), z_j the pooled value.
 template <class T>
 void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                             const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
+                             const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
   const bool gradient = rule.kind == RuleKind::gradient;
@@ -210,7 +210,7 @@ void GlobalAvgPool<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T
 
 template <class T>
 void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const {
+                                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
   const int64_t planes = out.size(), hw = in[0]->size() / std::max<int64_t>(planes, 1);
   const T eps = static_cast<T>(rule.eps);
   for (int64_t pl = 0; pl < planes; ++pl) {

@@ -75,7 +75,7 @@ void Reshape<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out
 
 template <class T>
 void Reshape<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>& r_out,
-                           const RuleSpec&, std::vector<Tensor<T>>& r_in) const {
+                           const PreparedRule<T>&, std::vector<Tensor<T>>& r_in) const {
   std::copy(r_out.data.begin(), r_out.data.end(), r_in[0].data.begin());
 }
 

@@ -43,8 +43,8 @@ void Softmax<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out
 }
 
 template <class T>
-void Softmax<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&, const RuleSpec&,
-                           std::vector<Tensor<T>>&) const {
+void Softmax<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&,
+                           const PreparedRule<T>&, std::vector<Tensor<T>>&) const {
   throw std::logic_error("softmax layer '" + this->name() + "': relevance starts at its input (the logits)");
 }
 

@@ -2,7 +2,10 @@
 
 One converter function per op family lives in :mod:`dtd.onnx.ops`, registered by op type in
 :mod:`dtd.onnx.registry`. BatchNormalization and constant Add/Mul are folded into the neighbouring
-conv/dense layer, Identity and Dropout are removed.
+conv/dense layer, Identity and Dropout are removed. Constant subgraphs and the shape arithmetic of
+computed Reshape targets (``x.view(x.size(0), -1)`` exported with a dynamic batch axis) are evaluated at
+import by :mod:`dtd.onnx.fold`; Squeeze, Unsqueeze and Transpose of size-1 axes become reshapes, and
+ReduceMean over the spatial axes a global average pool.
 """
 
 from __future__ import annotations

@@ -75,12 +75,16 @@ class Node:
         Unique name used for the layer and in messages.
     opset : int
         Opset version of the default domain of the model.
+    index : int, optional
+        Position of the node in the graph's node list.
     """
 
-    def __init__(self, proto: onnx.NodeProto, name: str, opset: int) -> None:
+    def __init__(self, proto: onnx.NodeProto, name: str, opset: int, index: int = -1) -> None:
         self.proto = proto
         self.name = name
         self.opset = opset
+        #: Position of the node in the graph's node list (-1 when unknown).
+        self.index = index
         self.op_type: str = proto.op_type
         self.inputs: list[str] = list(proto.input)
         self.outputs: list[str] = list(proto.output)
@@ -193,6 +197,11 @@ class ConversionContext:
         Number of consumers of each statically resolved value (the graph output counts as one).
     graph_output : str
         Statically resolved name of the graph output.
+    model : onnx.ModelProto, optional
+        The model being converted (not modified); shape inference is rerun on a copy of it once a computed
+        Reshape target has been folded to a constant (see :mod:`dtd.onnx.fold`).
+    reserved_names : set of str, optional
+        Names no generated layer name may take (the graph's node names).
     """
 
     def __init__(
@@ -204,6 +213,8 @@ class ConversionContext:
         static_alias: dict[str, str],
         consumers: dict[str, int],
         graph_output: str,
+        model: onnx.ModelProto | None = None,
+        reserved_names: set[str] | None = None,
     ) -> None:
         self.opset = opset
         self.input_name = input_name
@@ -216,6 +227,15 @@ class ConversionContext:
         self._producer: dict[str, LayerDraft] = {}
         self._alias: dict[str, str] = {}
         self._scaled: dict[str, PendingScale] = {}
+        self.model = model
+        #: A copy of ``model`` with the computed Reshape targets folded so far, for shape inference.
+        self.shape_model: onnx.ModelProto | None = None
+        #: Values computed from the batch size (shape arithmetic): their values for the two sentinel batch
+        #: sizes of :mod:`dtd.onnx.fold`. Batch-independent results of that arithmetic go to ``constants``.
+        self.batch_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: Layer outputs whose ONNX leading axis is not the batch axis alone (after Flatten with axis >= 2).
+        self.merged_batch: set[str] = set()
+        self._used_names: set[str] = set(reserved_names or ())
 
     # -- names -------------------------------------------------------------------------------------------
     def static_resolve(self, name: str) -> str:
@@ -271,6 +291,43 @@ class ConversionContext:
         """Record a constant value (from a Constant node)."""
         self.constants[name] = np.asarray(value)
 
+    def is_batch_value(self, name: str) -> bool:
+        """True when ``name`` is a shape value computed from the (symbolic) batch size."""
+        return bool(name) and self.resolve(name) in self.batch_values
+
+    def value_pair(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The value of a constant or batch-dependent value for the two sentinel batch sizes, else None.
+
+        For a constant both entries are the same array.
+        """
+        resolved = self.resolve(name)
+        if resolved in self.constants:
+            value = self.constants[resolved]
+            return value, value
+        return self.batch_values.get(resolved)
+
+    def set_value_pair(self, name: str, first: np.ndarray, second: np.ndarray) -> None:
+        """Record a folded value: a constant when both sentinel evaluations agree, else a batch value."""
+        first, second = np.asarray(first), np.asarray(second)
+        if first is second or (
+            first.dtype == second.dtype and first.shape == second.shape and np.array_equal(first, second)
+        ):
+            self.constants[name] = first
+        else:
+            self.batch_values[name] = (first, second)
+
+    def is_data(self, name: str) -> bool:
+        """True when ``name`` is the model input, a layer output or a pending constant scaling of one."""
+        resolved = self.resolve(name)
+        return resolved == self.input_name or resolved in self._producer or resolved in self._scaled
+
+    def sample_shape(self, name: str) -> tuple[int, ...] | None:
+        """Per-sample shape (batch axis removed) of a data value from shape inference, or None if unknown."""
+        shape = self.shape_of(name)
+        if shape is None or len(shape) < 1 or any(d is None for d in shape[1:]):
+            return None
+        return tuple(int(d) for d in shape[1:] if d is not None)
+
     def raw_constant(self, node: Node, index: int, what: str) -> np.ndarray:
         """Return input ``index`` of ``node`` as a constant array in its own dtype.
 
@@ -283,6 +340,11 @@ class ConversionContext:
         if not name:
             raise ModelLoadError(f"{node.describe()}: the {what} (input {index}) is missing")
         resolved = self.resolve(name)
+        if resolved in self.batch_values:
+            raise UnsupportedModelError(
+                f"{node.describe()}: the {what} '{name}' (input {index}) depends on the batch size; only "
+                "batch-independent constants are supported there"
+            )
         if resolved not in self.constants:
             raise UnsupportedModelError(
                 f"{node.describe()}: the {what} '{name}' (input {index}) must be a constant (an initializer "
@@ -308,6 +370,11 @@ class ConversionContext:
         if resolved in self.constants:
             raise UnsupportedModelError(
                 f"{node.describe()}: input {index} '{name}' is a constant; a data tensor is expected there"
+            )
+        if resolved in self.batch_values:
+            raise UnsupportedModelError(
+                f"{node.describe()}: input {index} '{name}' is a value computed from the batch size (shape "
+                "arithmetic); it is only supported as the target shape of a Reshape"
             )
         if resolved != self.input_name and resolved not in self._producer and resolved not in self._scaled:
             raise ModelLoadError(f"{node.describe()}: input {index} '{name}' is not produced by any layer")
@@ -372,13 +439,22 @@ class ConversionContext:
         ints: dict[str, list[int]] | None = None,
         floats: dict[str, float] | None = None,
         weights: dict[str, np.ndarray] | None = None,
+        output: str | None = None,
+        name: str | None = None,
     ) -> LayerDraft:
-        """Append a layer producing ``node``'s first output and return its draft."""
-        output = node.outputs[0] if node.outputs else ""
+        """Append a layer producing ``node``'s first output and return its draft.
+
+        ``output`` and ``name`` override the produced value and the layer name (for a node that becomes
+        several layers; take the name from :meth:`unique_name`).
+        """
+        if output is None:
+            output = node.outputs[0] if node.outputs else ""
         if not output:
             raise ModelLoadError(f"{node.describe()}: the node has no output")
+        layer_name = node.name if name is None else name
+        self._used_names.add(layer_name)
         layer = LayerDraft(
-            name=node.name,
+            name=layer_name,
             kind=kind,
             inputs=list(inputs),
             output=output,
@@ -389,4 +465,14 @@ class ConversionContext:
         )
         self.layers.append(layer)
         self._producer[output] = layer
+        if (kind == "flatten" and layer.ints["axis"][0] >= 2) or any(i in self.merged_batch for i in inputs):
+            self.merged_batch.add(output)
         return layer
+
+    def unique_name(self, base: str) -> str:
+        """A layer/value name derived from ``base`` that no node, layer or value uses yet."""
+        name, k = base, 1
+        while name in self._used_names or name in self.shapes or name in self.constants:
+            name, k = f"{base}_{k}", k + 1
+        self._used_names.add(name)
+        return name

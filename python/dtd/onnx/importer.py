@@ -8,8 +8,11 @@ from typing import Any
 import onnx
 
 from ..errors import ModelLoadError, UnsupportedModelError
+from . import (
+    fold,
+    ops,  # noqa: F401  (registers the converters)
+)
 from . import graph as g
-from . import ops  # noqa: F401  (registers the converters)
 from .context import ConversionContext, LayerDraft, Node
 from .registry import lookup, supported_ops
 
@@ -99,7 +102,8 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
 
     consumers: dict[str, int] = {}
     for i in order:
-        if nodes[i].op_type in ("Identity", "Dropout"):
+        # Shape and Size read only the shape, which folding BatchNormalization or a scale does not change.
+        if nodes[i].op_type in ("Identity", "Dropout", "Shape", "Size"):
             continue
         for name in nodes[i].input:
             if name:
@@ -108,9 +112,21 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
     final = static_resolve(out_value.name)
     consumers[final] = consumers.get(final, 0) + 1
 
-    ctx = ConversionContext(opset, input_name, consts, shapes, static_alias, consumers, final)
+    ctx = ConversionContext(
+        opset,
+        input_name,
+        consts,
+        shapes,
+        static_alias,
+        consumers,
+        final,
+        model=model,
+        reserved_names=set(names),
+    )
     for i in order:
-        node = Node(nodes[i], names[i], opset)
+        node = Node(nodes[i], names[i], opset, index=i)
+        if fold.try_fold(ctx, node):
+            continue
         converter = lookup(node.op_type, opset)
         if converter is None:
             raise UnsupportedModelError(
@@ -124,6 +140,10 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
     if origin is not None:
         raise UnsupportedModelError(
             f"{origin}: a multiplication by a constant at the output cannot be folded"
+        )
+    if ctx.is_batch_value(out_value.name):
+        raise UnsupportedModelError(
+            f"the graph output '{out_value.name}' is computed from the batch size alone (shape arithmetic)"
         )
     if output == input_name or output in consts or ctx.producer(output) is None:
         raise ModelLoadError(

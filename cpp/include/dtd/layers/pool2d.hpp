@@ -21,7 +21,7 @@ class MaxPool2d final : public Layer<T> {
   MaxPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const override;
+                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const override;
 
  private:
   PoolGeometry g_;
@@ -34,7 +34,7 @@ class AvgPool2d final : public Layer<T> {
   AvgPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const override;
+                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const override;
 
  private:
   int64_t divisor(int64_t oy, int64_t ox) const;
@@ -49,7 +49,7 @@ class GlobalAvgPool final : public Layer<T> {
   GlobalAvgPool(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const override;
+                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const override;
 };
 
 }  // namespace dtd

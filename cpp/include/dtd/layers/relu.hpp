@@ -11,7 +11,7 @@ class Relu final : public Layer<T> {
   Relu(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
-                 const RuleSpec& rule, std::vector<Tensor<T>>& r_in) const override;
+                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const override;
 };
 
 }  // namespace dtd

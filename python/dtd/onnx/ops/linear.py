@@ -32,6 +32,8 @@ def _check_data_first(ctx: ConversionContext, node: Node) -> None:
         raise UnsupportedModelError(
             f"{node.describe()}: the first operand is a constant; only data @ constant-weight is supported"
         )
+    if ctx.is_batch_value(node.input(1)):
+        ctx.raw_constant(node, 1, "weight")  # raises, saying that it depends on the batch size
     if not ctx.is_constant(node.input(1)):
         raise UnsupportedModelError(
             f"{node.describe()}: the second operand '{node.input(1)}' is not a constant; only products of "

@@ -1,8 +1,10 @@
-"""MaxPool, AveragePool (2-D) and GlobalAveragePool."""
+"""MaxPool, AveragePool (2-D), GlobalAveragePool, and ReduceMean over the spatial axes."""
 
 from __future__ import annotations
 
-from ...errors import UnsupportedModelError
+import numpy as np
+
+from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
 from ._common import auto_pad
@@ -73,3 +75,43 @@ def convert_globalavgpool(ctx: ConversionContext, node: Node) -> None:
     source = ctx.data_input(node, 0)
     _check_rank(ctx, node, source)
     ctx.add_layer(node, "globalavgpool", [source])
+
+
+@register("ReduceMean")
+def convert_reducemean(ctx: ConversionContext, node: Node) -> None:
+    """ReduceMean over axes {2, 3} of an NCHW tensor -> globalavgpool (+ reshape to [N, C] for keepdims=0)."""
+    source = ctx.data_input(node, 0)
+    rank = ctx.rank_of(source)
+    if node.opset < 18:
+        axes = node.optional_ints_attr("axes")
+    elif node.input(1):
+        axes = [int(v) for v in np.asarray(ctx.raw_constant(node, 1, "axes")).reshape(-1)]
+    else:
+        axes = None
+    if not axes and node.opset >= 18 and node.int_attr("noop_with_empty_axes", 0):
+        ctx.alias(node.outputs[0], source)
+        return
+    if rank is None:
+        raise UnsupportedModelError(f"{node.describe()}: the rank of its input '{node.input(0)}' is unknown")
+    if axes is None:
+        axes = list(range(rank))
+    if any(not -rank <= a < rank for a in axes):
+        raise ModelLoadError(f"{node.describe()}: axes {axes} are out of range for rank {rank}")
+    if rank != 4 or sorted(a % rank for a in axes) != [2, 3]:
+        raise UnsupportedModelError(
+            f"{node.describe()}: ReduceMean over axes {axes} of a rank-{rank} tensor is not supported; only the "
+            "spatial mean (axes 2 and 3 of an NCHW tensor, a global average pool) is"
+        )
+    if node.int_attr("keepdims", 1):
+        ctx.add_layer(node, "globalavgpool", [source])
+        return
+    pooled = ctx.unique_name(f"{node.outputs[0]}__pooled")
+    ctx.add_layer(node, "globalavgpool", [source], output=pooled)
+    channels = ctx.dim_of(source, 1)
+    ctx.add_layer(
+        node,
+        "reshape",
+        [pooled],
+        ints={"shape": [0, -1 if channels is None else channels]},
+        name=ctx.unique_name(f"{node.name}_squeeze"),
+    )

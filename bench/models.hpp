@@ -1,0 +1,23 @@
+// The standard networks of the benchmark, built as dtd::ModelSpec in C++ with seeded Kaiming-normal weights, and
+// a reader for ModelSpec files written by bench/export_spec.py (the C++ side has no ONNX reader).
+#pragma once
+
+#include <cstdint>
+#include <dtd/model_spec.hpp>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+/// Names accepted by `build_model`, in the order the harness runs them (small to large).
+const std::vector<std::string>& model_names();
+
+/// Builds one of `model_names()`; the weights depend only on `seed`. Throws std::invalid_argument for an
+/// unknown name.
+dtd::ModelSpec build_model(const std::string& name, uint64_t seed);
+
+/// Reads a ModelSpec file ("DTDSPEC1" format, see export_spec.py). Throws std::runtime_error naming the path
+/// on a malformed or unreadable file.
+dtd::ModelSpec read_spec_file(const std::string& path);
+
+}  // namespace bench
