@@ -3,22 +3,7 @@
 # with its test extras, then runs the linters (ruff, mypy, clang-format), the C++ tests and the Python tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${DTD_VENV:-.venv}
-PY=python3
-
-if [ ! -x "$VENV/bin/python" ]; then
-  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
-    # Debian's python3 ships venv separately.
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-      rm -rf "$VENV" && "$PY" -m venv "$VENV"
-    else
-      echo "error: '$PY -m venv' failed; install python3-venv" >&2
-      exit 1
-    fi
-  fi
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
+source tools/venv.sh
 echo "== building and installing dtd (C++ core + Python package)"
 "$VENV/bin/python" -m pip install -q ".[test]"
 
