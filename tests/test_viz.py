@@ -147,3 +147,14 @@ def test_save_png_round_trip(tmp_path: Path, seed: int) -> None:
         back = np.asarray(im)
     assert back.shape == (30, 36, 3)
     np.testing.assert_array_equal(back[::3, ::3], rgb)
+
+
+def test_line_plot() -> None:
+    curves = {"a": np.linspace(5.0, 1.0, 20), "b": np.linspace(5.0, 3.0, 10)}
+    img = viz.line_plot(curves, xlabel="steps", ylabel="f_c(x)", title="t", size=(300, 200))
+    assert img.shape == (200, 300, 3) and img.dtype == np.uint8
+    colors = {tuple(c) for c in img.reshape(-1, 3).tolist()}
+    assert (0, 114, 178) in colors and (213, 94, 0) in colors  # both curves drawn in their colours
+    assert viz.line_plot({"flat": [1.0, 1.0]}).shape == (400, 640, 3)
+    with pytest.raises(ValueError, match="curve"):
+        viz.line_plot({})

@@ -13,13 +13,13 @@ decomposition", Pattern Recognition 65 (2017).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COLORMAPS", "grid", "heatmap", "normalize", "overlay", "save", "to_rgb"]
+__all__ = ["COLORMAPS", "grid", "heatmap", "line_plot", "normalize", "overlay", "save", "to_rgb"]
 
 # Piecewise-linear diverging colormaps: anchors at t in [-1, 1] -> RGB in [0, 1]; t = 0 is always white.
 COLORMAPS: dict[str, tuple[tuple[float, tuple[float, float, float]], ...]] = {
@@ -325,6 +325,139 @@ def grid(
             draw.text((x + max(0.0, (cw - width) / 2), y), cap, fill=text_color, font=font)
         out = np.asarray(img, dtype=np.uint8).copy()
     return out
+
+
+# Line colours for line_plot (colour-blind friendly: Okabe & Ito).
+_LINE_COLORS = (
+    (0, 114, 178),
+    (213, 94, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 0, 0),
+)
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(n, 1)
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = mag * min((m for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * mag >= raw), default=10.0)
+    first = np.ceil(lo / step) * step
+    return [float(v) for v in np.arange(first, hi + step * 1e-9, step)]
+
+
+def line_plot(
+    curves: Mapping[str, npt.ArrayLike],
+    *,
+    x: npt.ArrayLike | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    size: tuple[int, int] = (640, 400),
+    colors: Sequence[tuple[int, int, int]] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Draw labelled curves (e.g. mean pixel-flipping curves) as an RGB image, with Pillow only.
+
+    Parameters
+    ----------
+    curves : mapping of str to array_like
+        Legend label -> 1-D values. Curves may differ in length.
+    x : array_like, optional
+        Common x values (default: 0, 1, 2, ... per curve).
+    xlabel, ylabel, title : str, optional
+        Axis labels and a title.
+    size : tuple of int, optional
+        Image (width, height) in pixels.
+    colors : sequence of RGB tuples, optional
+        Line colours, cycled (default: the Okabe-Ito palette).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array [height, width, 3].
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not curves:
+        raise ValueError("line_plot needs at least one curve")
+    ys = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in curves.items()}
+    if any(v.size == 0 for v in ys.values()):
+        raise ValueError("every curve needs at least one value")
+    xs = {
+        k: (np.arange(v.size, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)[: v.size])
+        for k, v in ys.items()
+    }
+    if any(xs[k].size != ys[k].size for k in ys):
+        raise ValueError("x is shorter than a curve")
+    palette = list(colors) if colors else list(_LINE_COLORS)
+    width, height = size
+    font = ImageFont.load_default()
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+
+    x_lo = min(float(v.min()) for v in xs.values())
+    x_hi = max(float(v.max()) for v in xs.values())
+    y_lo = min(float(v.min()) for v in ys.values())
+    y_hi = max(float(v.max()) for v in ys.values())
+    if x_hi == x_lo:
+        x_hi = x_lo + 1.0
+    if y_hi == y_lo:
+        y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
+    y_pad = 0.05 * (y_hi - y_lo)
+    y_lo, y_hi = y_lo - y_pad, y_hi + y_pad
+
+    left, right, top, bottom = 60, 15, 30 if title else 15, 45
+    pw, ph = width - left - right, height - top - bottom
+    if pw < 10 or ph < 10:
+        raise ValueError(f"size {size} is too small for a plot")
+
+    def px(xv: float, yv: float) -> tuple[float, float]:
+        return (left + (xv - x_lo) / (x_hi - x_lo) * pw, top + (y_hi - yv) / (y_hi - y_lo) * ph)
+
+    grey = (200, 200, 200)
+    black = (0, 0, 0)
+    for t in _nice_ticks(y_lo, y_hi):
+        _, yy = px(x_lo, t)
+        draw.line([(left, yy), (left + pw, yy)], fill=grey)
+        lab = f"{t:g}"
+        draw.text((left - 5 - draw.textlength(lab, font=font), yy - 6), lab, fill=black, font=font)
+    for t in _nice_ticks(x_lo, x_hi):
+        xx, _ = px(t, y_lo)
+        draw.line([(xx, top), (xx, top + ph)], fill=grey)
+        lab = f"{t:g}"
+        draw.text((xx - draw.textlength(lab, font=font) / 2, top + ph + 4), lab, fill=black, font=font)
+    draw.rectangle([left, top, left + pw, top + ph], outline=black)
+
+    for k, (name, yv) in enumerate(ys.items()):
+        color = palette[k % len(palette)]
+        pts = [px(float(a), float(b)) for a, b in zip(xs[name], yv, strict=True)]
+        if len(pts) == 1:
+            cx, cy = pts[0]
+            draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=color)
+        else:
+            draw.line(pts, fill=color, width=2)
+        ly = top + 6 + 14 * k
+        lx = left + pw - 10 - max(draw.textlength(n, font=font) for n in ys) - 25
+        draw.line([(lx, ly + 6), (lx + 20, ly + 6)], fill=color, width=2)
+        draw.text((lx + 25, ly), name, fill=black, font=font)
+
+    if xlabel:
+        draw.text(
+            (left + (pw - draw.textlength(xlabel, font=font)) / 2, height - 18), xlabel, fill=black, font=font
+        )
+    if title:
+        draw.text((left + (pw - draw.textlength(title, font=font)) / 2, 8), title, fill=black, font=font)
+    if ylabel:
+        tw = int(draw.textlength(ylabel, font=font)) + 4
+        label = Image.new("RGB", (tw, 14), (255, 255, 255))
+        ImageDraw.Draw(label).text((2, 1), ylabel, fill=black, font=font)
+        rotated = label.rotate(90, expand=True)
+        img.paste(rotated, (4, int(top + (ph - rotated.size[1]) / 2)))
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def save(
