@@ -459,7 +459,7 @@ def versions() -> dict[str, str]:
     rev += "+uncommitted changes" if dirty else ""
     return {
         "python": platform.python_version(),
-        "dtd": f"{dtd.__version__} (git {rev or '?'})",
+        "dtd": f"{dtd.__version__} (as installed; the repository was at git {rev or '?'} during the run)",
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "zennit": zv,
@@ -689,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.quick:
             cmd.append("--quick")
-        bench_cmd = " ".join(shlex.quote(c) for c in cmd)
+        shown = [os.path.relpath(cmd[0], ROOT) if cmd[0].startswith(str(ROOT)) else cmd[0], *cmd[1:]]
+        bench_cmd = " ".join(shlex.quote(c) for c in shown)
         print(f"running {bench_cmd}", flush=True)
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         bench_out = res.stdout + (f"\n(exit {res.returncode}) {res.stderr}" if res.returncode else "")

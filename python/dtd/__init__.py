@@ -11,10 +11,11 @@ See :func:`dtd.explain`, :mod:`dtd.rules` and the README.
 
 from __future__ import annotations
 
-from . import rules
+from . import evaluate, rules, viz
 from ._core import get_num_threads, set_num_threads
 from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
+from .examples import Example, load_example
 from .loader import load
 from .model import LayerInfo, Model
 from .sensitivity import sensitivity
@@ -22,6 +23,7 @@ from .sensitivity import sensitivity
 __version__ = "0.1.0"
 
 __all__ = [
+    "Example",
     "Explanation",
     "LayerInfo",
     "LayerRelevance",
@@ -29,10 +31,13 @@ __all__ = [
     "ModelLoadError",
     "UnsupportedModelError",
     "__version__",
+    "evaluate",
     "explain",
     "get_num_threads",
     "load",
+    "load_example",
     "rules",
     "sensitivity",
     "set_num_threads",
+    "viz",
 ]

@@ -57,12 +57,12 @@ class Explanation:
     def report(self) -> str:
         """A table of the relevance totals per layer (summed over the batch)."""
         lines = [
-            f"{'#':>3}  {'layer':<24} {'kind':<14} {'rule':<10} {'R out':>12} {'R in':>12} {'absorbed':>10}"
+            f"{'#':>3}  {'layer':<24} {'kind':<14} {'rule':<16} {'R out':>12} {'R in':>12} {'absorbed':>10}"
         ]
         for lr in self.layers:
             r_out, r_in = float(np.sum(lr.relevance_out)), float(np.sum(lr.relevance_in))
             lines.append(
-                f"{lr.index:>3}  {lr.name[:24]:<24} {lr.kind:<14} {lr.rule:<10} {r_out:>12.6g} {r_in:>12.6g} "
+                f"{lr.index:>3}  {lr.name[:24]:<24} {lr.kind:<14} {lr.rule:<16} {r_out:>12.6g} {r_in:>12.6g} "
                 f"{r_out - r_in:>10.3g}"
             )
         return "\n".join(lines)
