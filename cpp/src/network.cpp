@@ -101,6 +101,11 @@ const Shape& Network<T>::output_shape() const {
 }
 
 template <class T>
+const Shape& Network<T>::value_shape(int id) const {
+  return id == 0 ? input_shape_ : layers_[static_cast<size_t>(id - 1)]->output_shape();
+}
+
+template <class T>
 const Shape& Network<T>::logits_shape() const {
   return logits_value_ == 0 ? input_shape_ : layers_[static_cast<size_t>(logits_value_ - 1)]->output_shape();
 }
@@ -114,6 +119,11 @@ int Network<T>::first_parametric() const {
 
 template <class T>
 Trace<T> Network<T>::trace(const Tensor<T>& x) const {
+  return trace_impl(x, false);
+}
+
+template <class T>
+Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release) const {
   DTD_CHECK(x.shape.size() == input_shape_.size() + 1 &&
                 std::equal(input_shape_.begin(), input_shape_.end(), x.shape.begin() + 1),
             std::invalid_argument, "input has shape ", to_string(x.shape), ", expected [N, ",
@@ -123,19 +133,37 @@ Trace<T> Network<T>::trace(const Tensor<T>& x) const {
   tr.values.reserve(layers_.size() + 1);
   tr.values.push_back(x);
   const int64_t n = x.batch();
-  for (const auto& layer : layers_) {
+  std::vector<size_t> last_use(layers_.size() + 1, 0);
+  for (size_t li = 0; li < layers_.size(); ++li)
+    for (int id : layers_[li]->inputs()) last_use[static_cast<size_t>(id)] = li + 1;
+  last_use[static_cast<size_t>(output_value_)] = layers_.size() + 1;
+  last_use[static_cast<size_t>(logits_value_)] = layers_.size() + 1;
+  if (!release) {
+    // Keep what the relevance pass reads (and the model input); release the rest as soon as it is consumed.
+    last_use[0] = layers_.size() + 1;
+    for (size_t li = 0; li < layers_.size(); ++li) {
+      if (layers_[li]->relevance_reads_output()) last_use[li + 1] = layers_.size() + 1;
+      if (layers_[li]->relevance_reads_inputs())
+        for (int id : layers_[li]->inputs()) last_use[static_cast<size_t>(id)] = layers_.size() + 1;
+    }
+  }
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const Layer<T>& layer = *layers_[li];
     std::vector<const Tensor<T>*> in;
-    for (int id : layer->inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
-    Tensor<T> out(batched<T>(n, layer->output_shape()));
-    layer->forward(in, out);
+    for (int id : layer.inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
+    Tensor<T> out(batched<T>(n, layer.output_shape()));
+    layer.forward(in, out);
     tr.values.push_back(std::move(out));
+    for (int id : layer.inputs())
+      if (last_use[static_cast<size_t>(id)] == li + 1) tr.values[static_cast<size_t>(id)] = Tensor<T>();
   }
   return tr;
 }
 
 template <class T>
 Tensor<T> Network<T>::forward(const Tensor<T>& x) const {
-  Trace<T> tr = trace(x);
+  // Like trace(), but each activation is released after its last consumer ran.
+  Trace<T> tr = trace_impl(x, true);
   return std::move(tr.values[static_cast<size_t>(output_value_)]);
 }
 
@@ -199,7 +227,7 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
     std::vector<Tensor<T>> r_in;
     for (int id : layer.inputs()) {
       in.push_back(&tr.values[static_cast<size_t>(id)]);
-      r_in.emplace_back(tr.values[static_cast<size_t>(id)].shape);
+      r_in.emplace_back(batched<T>(n, value_shape(id)));
     }
     layer.relevance(in, tr.values[out_id], rel[out_id], rules[li], r_in);
     if (report) totals(rel[out_id], (*report)[li].relevance_out);
@@ -215,7 +243,7 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
       }
     }
   }
-  if (!has[0]) return Tensor<T>(tr.values[0].shape, T(0));
+  if (!has[0]) return Tensor<T>(batched<T>(n, input_shape_), T(0));
   return std::move(rel[0]);
 }
 

@@ -26,6 +26,7 @@ void bind_network_type(py::module_& m, const char* name, const char* trace_name,
   py::class_<Trace<T>>(m, trace_name, "Every activation of one forward pass (kept for the relevance pass).")
       .def("value", [](const Trace<T>& t, size_t i) {
         if (i >= t.values.size()) throw py::index_error("value id out of range");
+        if (t.values[i].data.empty()) throw py::value_error("value " + std::to_string(i) + " was not kept");
         return py_interop::to_numpy(Tensor<T>(t.values[i]));
       });
 

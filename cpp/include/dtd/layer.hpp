@@ -35,6 +35,11 @@ class Layer {
   virtual void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
                          const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const = 0;
 
+  /// Whether relevance() reads the forward activations of the inputs / of the output. The trace keeps only
+  /// the activations some relevance() reads.
+  virtual bool relevance_reads_inputs() const { return true; }
+  virtual bool relevance_reads_output() const { return false; }
+
   /// True for dense and conv: the layers that DTD/LRP rules apply to.
   virtual bool parametric() const { return false; }
   /// Multiply-adds per sample of the forward pass (0 for layers without weights).

@@ -13,7 +13,8 @@
 
 namespace dtd {
 
-/// Every activation of one forward pass: values[0] is the input, values[i + 1] the output of layer i.
+/// The activations of one forward pass: values[0] is the input, values[i + 1] the output of layer i. Values that
+/// the relevance pass does not read (e.g. pre-ReLU outputs) are released during the pass and left empty.
 template <class T>
 struct Trace {
   std::vector<Tensor<T>> values;
@@ -46,6 +47,8 @@ class Network {
   /// Value id of the logits: the output, or the input of a softmax/logsoftmax head.
   int logits_value() const { return logits_value_; }
   const Shape& logits_shape() const;
+  /// Per-sample shape of value `id` (0: the input, i + 1: the output of layer i).
+  const Shape& value_shape(int id) const;
   size_t size() const { return layers_.size(); }
   const Layer<T>& layer(size_t i) const { return *layers_[i]; }
   /// Index of the first parametric layer (dense/conv) in topological order, or -1.
@@ -76,6 +79,8 @@ class Network {
   void check_rules(const std::vector<RuleSpec>& rules) const;
 
  private:
+  Trace<T> trace_impl(const Tensor<T>& x, bool release) const;
+
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   int output_value_ = 0;

@@ -19,10 +19,10 @@ void Relu<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) c
 }
 
 template <class T>
-void Relu<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
+void Relu<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>& out, const Tensor<T>& r_out,
                         const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
   if (rule.kind == RuleKind::gradient) {
-    for (int64_t i = 0; i < r_out.size(); ++i) r_in[0].data[i] = in[0]->data[i] > T(0) ? r_out.data[i] : T(0);
+    for (int64_t i = 0; i < r_out.size(); ++i) r_in[0].data[i] = out.data[i] > T(0) ? r_out.data[i] : T(0);
     return;
   }
   std::copy(r_out.data.begin(), r_out.data.end(), r_in[0].data.begin());

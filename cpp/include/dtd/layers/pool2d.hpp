@@ -31,6 +31,7 @@ class MaxPool2d final : public Layer<T> {
 template <class T>
 class AvgPool2d final : public Layer<T> {
  public:
+  bool relevance_reads_output() const override { return true; }
   AvgPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
@@ -46,6 +47,7 @@ class AvgPool2d final : public Layer<T> {
 template <class T>
 class GlobalAvgPool final : public Layer<T> {
  public:
+  bool relevance_reads_output() const override { return true; }
   GlobalAvgPool(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
