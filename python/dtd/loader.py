@@ -35,7 +35,11 @@ def load(src: str | os.PathLike[str] | bytes | Any) -> Model:
     imported = import_model(src)
     try:
         return Model(
-            imported.spec, source=imported.source, opset=imported.opset, output_rank=imported.output_rank
+            imported.spec,
+            source=imported.source,
+            opset=imported.opset,
+            output_rank=imported.output_rank,
+            reload=lambda: import_model(src).spec,
         )
     except ValueError as err:
         if isinstance(err, ModelLoadError):

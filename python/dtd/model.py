@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,9 @@ class Model:
     """A network imported from ONNX (see :func:`dtd.load`) or built from a :class:`dtd._core.ModelSpec`.
 
     The float32 network is built (and every shape checked) at construction; the float64 one on first use.
-    A model is immutable and can be shared between threads.
+    With ``reload`` (a function returning the spec again, as :func:`dtd.load` passes), the spec is not kept:
+    a loaded model holds its weights once, in the float32 network. A model is immutable and can be shared
+    between threads.
     """
 
     def __init__(
@@ -48,8 +51,12 @@ class Model:
         source: str = "<spec>",
         opset: int | None = None,
         output_rank: int | None = None,
+        reload: Callable[[], _core.ModelSpec] | None = None,
     ) -> None:
-        self._spec = spec
+        self._spec: _core.ModelSpec | None = spec
+        self._reload = reload
+        self._input_name = str(spec.input_name)
+        self._input_shape = tuple(int(d) for d in spec.input_shape)
         self.source = source
         self.opset = opset
         self._nets: dict[np.dtype[Any], Any] = {np.dtype(np.float32): _core.Network32(spec)}
@@ -69,21 +76,28 @@ class Model:
             )
             for i, d in enumerate(net.layers)
         ]
+        if reload is not None:
+            # The float32 network holds its own copy of the weights; the float64 spec (twice their size) is
+            # rebuilt from the source only if a float64 network or the spec is asked for.
+            self._spec = None
 
     @property
     def spec(self) -> _core.ModelSpec:
-        """The plain-data description the networks were built from."""
-        return self._spec
+        """The plain-data description the networks were built from (re-imported on demand for loaded models)."""
+        if self._spec is not None:
+            return self._spec
+        assert self._reload is not None
+        return self._reload()
 
     @property
     def input_name(self) -> str:
         """Name of the graph input."""
-        return str(self._spec.input_name)
+        return self._input_name
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Per-sample input shape (batch axis excluded), e.g. ``(1, 28, 28)``."""
-        return tuple(self._spec.input_shape)
+        return self._input_shape
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -106,7 +120,7 @@ class Model:
         if dt not in _FLOAT_TYPES:
             raise ValueError(f"dtd computes in float32 or float64, got {dt}")
         if dt not in self._nets:
-            self._nets[dt] = _core.Network64(self._spec)
+            self._nets[dt] = _core.Network64(self.spec)
         return self._nets[dt]
 
     def check_input(self, x: Any) -> np.ndarray:
