@@ -37,9 +37,17 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k, boo
 template <class T, class EA, class EB>
 void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_t k, bool accumulate) {
   Eigen::Map<MatR<T>> c(c_ptr, m, n);
-  constexpr int64_t kTile = 256;
   const bool parallel = m * n * k >= (int64_t{1} << 16);
+  // Each tile re-packs the operand it shares with the others, so tiles stay wide (>= kMinTile); up to
+  // kMaxTiles of them give the threads work. Both constants are fixed: the split never depends on the thread
+  // count, and neither do the results.
+  constexpr int64_t kMinTile = 512, kMaxTiles = 16;
+  auto tile_size = [&](int64_t extent) {
+    const int64_t t = std::max(kMinTile, (extent + kMaxTiles - 1) / kMaxTiles);
+    return (t + 15) / 16 * 16;
+  };
   if (n >= m) {
+    const int64_t kTile = tile_size(n);
     const int64_t tiles = (n + kTile - 1) / kTile;
     parallel_for(
         tiles,
@@ -52,6 +60,7 @@ void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_
         },
         parallel);
   } else {
+    const int64_t kTile = tile_size(m);
     const int64_t tiles = (m + kTile - 1) / kTile;
     parallel_for(
         tiles,

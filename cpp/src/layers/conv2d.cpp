@@ -45,7 +45,7 @@ Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
 
 // col[(c, ki, kj), (oy, ox)] = x[group * cin_g + c, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside).
 template <class T>
-void Conv2d<T>::im2col(const T* x, int64_t group, T* col) const {
+void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t ld) const {
   const int64_t cg = cin_ / group_, p = oh_ * ow_;
   detail::parallel_for(
       cg * kh_,
@@ -53,7 +53,7 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col) const {
         const int64_t c = ck / kh_, ki = ck % kh_;
         const T* xc = x + (group * cg + c) * h_ * w_;
         for (int64_t kj = 0; kj < kw_; ++kj) {
-          T* row = col + ((c * kh_ + ki) * kw_ + kj) * p;
+          T* row = col + ((c * kh_ + ki) * kw_ + kj) * ld;
           for (int64_t oy = 0; oy < oh_; ++oy) {
             const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
             T* dst = row + oy * ow_;
@@ -76,7 +76,7 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col) const {
 // The adjoint of im2col: x[...] += col[...]. Each task owns one input channel, so there are no races and the
 // summation order is fixed.
 template <class T>
-void Conv2d<T>::col2im(const T* col, int64_t group, T* x) const {
+void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t ld) const {
   const int64_t cg = cin_ / group_, p = oh_ * ow_;
   detail::parallel_for(
       cg,
@@ -84,7 +84,7 @@ void Conv2d<T>::col2im(const T* col, int64_t group, T* x) const {
         T* xc = x + (group * cg + c) * h_ * w_;
         for (int64_t ki = 0; ki < kh_; ++ki)
           for (int64_t kj = 0; kj < kw_; ++kj) {
-            const T* row = col + ((c * kh_ + ki) * kw_ + kj) * p;
+            const T* row = col + ((c * kh_ + ki) * kw_ + kj) * ld;
             for (int64_t oy = 0; oy < oh_; ++oy) {
               const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
               if (iy < 0 || iy >= h_) continue;
@@ -101,39 +101,96 @@ void Conv2d<T>::col2im(const T* col, int64_t group, T* x) const {
       cg * kh_ * kw_ * p >= 4096);
 }
 
+// Samples folded into one GEMM: enough columns for an efficient product when the output is small (deep layers),
+// within a bounded workspace. Depends on shapes only, never on the thread count.
+template <class T>
+int64_t Conv2d<T>::chunk(int64_t batch) const {
+  const int64_t p = oh_ * ow_, k = (cin_ / group_) * kh_ * kw_;
+  int64_t nb = std::max<int64_t>(1, std::min<int64_t>(batch, (kFoldColumns + p - 1) / p));
+  while (nb > 1 && k * nb * p > kMaxWorkspace) --nb;
+  return nb;
+}
+
 template <class T>
 void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
-  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_;
-  for (int64_t n = 0; n < batch; ++n) {
-    const T* xn = x + n * cin_ * h_ * w_;
-    T* yn = y + n * cout_ * p;
+  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
+  const int64_t nb_max = chunk(batch);
+  for (int64_t n0 = 0; n0 < batch; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
-      const T* col = xn + g * cg * h_ * w_;
-      if (!pointwise_) {
-        T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
-        im2col(xn, g, buf);
-        col = buf;
+      const T* wg = w + g * mg * k;
+      if (nb == 1) {
+        const T* xn = x + n0 * in;
+        T* yn = y + n0 * cout_ * p + g * mg * p;
+        const T* col = xn + g * cg * h_ * w_;
+        if (!pointwise_) {
+          T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
+          im2col(xn, g, buf, p);
+          col = buf;
+        }
+        detail::gemm(false, false, mg, p, k, wg, col, yn);
+        continue;
       }
-      detail::gemm(false, false, mg, p, k, w + g * mg * k, col, yn + g * mg * p);
+      // col [k, nb * p] (sample-major columns), out [mg, nb * p], then scattered to y[n, g * mg + m, :].
+      T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
+      T* out = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
+      for (int64_t s = 0; s < nb; ++s) {
+        const T* xn = x + (n0 + s) * in;
+        if (pointwise_) {
+          for (int64_t c = 0; c < k; ++c)
+            std::copy(xn + (g * cg + c) * p, xn + (g * cg + c + 1) * p, col + c * cols + s * p);
+        } else {
+          im2col(xn, g, col + s * p, cols);
+        }
+      }
+      detail::gemm(false, false, mg, cols, k, wg, col, out);
+      for (int64_t s = 0; s < nb; ++s)
+        for (int64_t m = 0; m < mg; ++m)
+          std::copy(out + m * cols + s * p, out + m * cols + (s + 1) * p, y + ((n0 + s) * cout_ + g * mg + m) * p);
     }
   }
 }
 
 template <class T>
 void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x) const {
-  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_;
-  for (int64_t n = 0; n < batch; ++n) {
-    const T* gn = g_ptr + n * cout_ * p;
-    T* xn = x + n * cin_ * h_ * w_;
+  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
+  const int64_t nb_max = chunk(batch);
+  for (int64_t n0 = 0; n0 < batch; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
-      if (pointwise_) {
-        detail::gemm(true, false, k, p, mg, w + g * mg * k, gn + g * mg * p, xn + g * cg * h_ * w_);
+      const T* wg = w + g * mg * k;
+      if (nb == 1) {
+        const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
+        T* xn = x + n0 * in;
+        if (pointwise_) {
+          detail::gemm(true, false, k, p, mg, wg, gn, xn + g * cg * h_ * w_);
+          continue;
+        }
+        T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
+        detail::gemm(true, false, k, p, mg, wg, gn, buf);
+        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        col2im(buf, g, xn, p);
         continue;
       }
-      T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
-      detail::gemm(true, false, k, p, mg, w + g * mg * k, gn + g * mg * p, buf);
-      std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-      col2im(buf, g, xn);
+      // gathered gradient [mg, nb * p] -> col [k, nb * p] = W_g^T grad -> each sample's col2im.
+      T* grad = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
+      T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
+      for (int64_t s = 0; s < nb; ++s)
+        for (int64_t m = 0; m < mg; ++m) {
+          const T* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
+          std::copy(src, src + p, grad + m * cols + s * p);
+        }
+      detail::gemm(true, false, k, cols, mg, wg, grad, col);
+      for (int64_t s = 0; s < nb; ++s) {
+        T* xn = x + (n0 + s) * in;
+        if (pointwise_) {
+          for (int64_t c = 0; c < k; ++c)
+            std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
+          continue;
+        }
+        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        col2im(col + s * p, g, xn, cols);
+      }
     }
   }
 }

@@ -20,9 +20,13 @@ class Conv2d final : public LinearLayer<T> {
   int64_t macs() const override { return cout_ * oh_ * ow_ * (cin_ / group_) * kh_ * kw_; }
 
  private:
-  void im2col(const T* x, int64_t group, T* col) const;
-  void col2im(const T* col, int64_t group, T* x) const;
-  bool pointwise() const { return pointwise_; }
+  // col rows are `ld` apart (ld = OH * OW for one sample, more when samples share a GEMM).
+  void im2col(const T* x, int64_t group, T* col, int64_t ld) const;
+  void col2im(const T* col, int64_t group, T* x, int64_t ld) const;
+  int64_t chunk(int64_t batch) const;
+
+  static constexpr int64_t kFoldColumns = 1024;               // GEMM columns worth folding samples for
+  static constexpr int64_t kMaxWorkspace = int64_t{1} << 23;  // elements of the folded im2col buffer
 
   int64_t cin_ = 0, h_ = 0, w_ = 0, cout_ = 0, oh_ = 0, ow_ = 0, kh_ = 0, kw_ = 0;
   int64_t stride_h_ = 1, stride_w_ = 1, dil_h_ = 1, dil_w_ = 1, pad_t_ = 0, pad_l_ = 0, group_ = 1;
