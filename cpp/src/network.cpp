@@ -151,7 +151,7 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release) const {
     const Layer<T>& layer = *layers_[li];
     std::vector<const Tensor<T>*> in;
     for (int id : layer.inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
-    Tensor<T> out(batched<T>(n, layer.output_shape()));
+    auto out = Tensor<T>::uninitialized(batched<T>(n, layer.output_shape()));
     layer.forward(in, out);
     tr.values.push_back(std::move(out));
     for (int id : layer.inputs())
@@ -227,7 +227,7 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
     std::vector<Tensor<T>> r_in;
     for (int id : layer.inputs()) {
       in.push_back(&tr.values[static_cast<size_t>(id)]);
-      r_in.emplace_back(batched<T>(n, value_shape(id)));
+      r_in.push_back(Tensor<T>::uninitialized(batched<T>(n, value_shape(id))));
     }
     layer.relevance(in, tr.values[out_id], rel[out_id], rules[li], r_in);
     if (report) totals(rel[out_id], (*report)[li].relevance_out);

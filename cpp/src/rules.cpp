@@ -30,7 +30,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   const T eps = static_cast<T>(rule.eps);
   const T* r = r_out.ptr();
   T* rin = r_in[0].ptr();
-  std::vector<T> z(static_cast<size_t>(n * no)), s(z.size());
+  Buffer<T> z(static_cast<size_t>(n * no)), s(z.size());
   auto divide = [&] {
     for (size_t i = 0; i < z.size(); ++i) s[i] = detail::stabilized_ratio(r[i], z[i], eps);
   };
@@ -51,7 +51,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       // z+_j = sum_i a+_i w+_ij + a-_i w-_ij (+ b+_j); R_i = a+_i (W+^T s)_i + a-_i (W-^T s)_i.
       // Inputs are usually ReLU outputs (a = a+): then no copy and no a- terms.
       const bool negative = std::any_of(a.data.begin(), a.data.end(), [](T v) { return v < T(0); });
-      std::vector<T> ap, am;
+      Buffer<T> ap, am;
       if (negative) {
         ap.resize(a.data.size());
         for (size_t i = 0; i < ap.size(); ++i) ap[i] = std::max(a.data[i], T(0));
@@ -61,7 +61,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       if (negative) {
         am.resize(a.data.size());
         for (size_t i = 0; i < am.size(); ++i) am[i] = std::min(a.data[i], T(0));
-        std::vector<T> zn(z.size());
+        Buffer<T> zn(z.size());
         apply(am.data(), n, weights(WeightSet::negative), zn.data());
         for (size_t i = 0; i < z.size(); ++i) z[i] += zn[i];
       }
@@ -73,7 +73,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       apply_transposed(s.data(), n, weights(WeightSet::positive), rin);
       for (size_t i = 0; i < a.data.size(); ++i) rin[i] *= a_pos[i];
       if (negative) {
-        std::vector<T> c(ap.size());
+        Buffer<T> c(ap.size());
         apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
         for (size_t i = 0; i < c.size(); ++i) rin[i] += am[i] * c[i];
       }
@@ -82,6 +82,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
     case RuleKind::wsquare:
     case RuleKind::flat: {
       // The denominator does not depend on the input (prepared once): w^2 or ones applied to a sample of ones.
+      std::fill(z.begin(), z.end(), T(0));
       broadcast(rule.constant, T(1));
       divide();
       apply_transposed(s.data(), n, weights(rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones), rin);
@@ -96,7 +97,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       divide();
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
-      std::vector<T> c(a.data.size());
+      Buffer<T> c(a.data.size());
       apply_transposed(s.data(), n, weights(WeightSet::positive), rin);
       apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
       for (int64_t k = 0; k < n; ++k)

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include "dtd/error.hpp"
+#include "dtd/tensor.hpp"
 
 namespace py = pybind11;
 
@@ -18,6 +19,8 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "set_num_threads", [](int n) { omp_set_num_threads(n < 1 ? 1 : n); }, py::arg("n"),
       "Sets the number of OpenMP threads dtd uses (results do not depend on it).");
+  m.def("release_cached_memory", &dtd::release_cached_memory,
+        "Returns the tensor buffers cached for reuse to the system; returns the bytes released.");
   m.def("get_num_threads", [] { return omp_get_max_threads(); }, "The number of OpenMP threads dtd uses.");
 #ifdef _OPENMP
   m.attr("openmp") = true;

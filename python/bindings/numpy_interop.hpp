@@ -29,7 +29,7 @@ template <class T>
 py::array_t<T> to_numpy(std::vector<T>&& v) {
   Tensor<T> t;
   t.shape = {static_cast<int64_t>(v.size())};
-  t.data = std::move(v);
+  t.data.assign(v.begin(), v.end());
   return to_numpy(std::move(t));
 }
 

@@ -12,7 +12,7 @@ See :func:`dtd.explain`, :mod:`dtd.rules` and the README.
 from __future__ import annotations
 
 from . import evaluate, rules, viz
-from ._core import get_num_threads, set_num_threads
+from ._core import get_num_threads, release_cached_memory, set_num_threads
 from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
 from .examples import Example, load_example
@@ -36,6 +36,7 @@ __all__ = [
     "get_num_threads",
     "load",
     "load_example",
+    "release_cached_memory",
     "rules",
     "sensitivity",
     "set_num_threads",

@@ -8,6 +8,47 @@
 
 namespace dtd {
 
+namespace detail {
+/// Large buffers (activations, relevance, workspaces) come from a process-wide cache of freed blocks, so
+/// repeated calls with the same shapes reuse memory instead of faulting fresh pages in (see tensor.cpp).
+void* pool_allocate(size_t bytes);
+void pool_deallocate(void* p, size_t bytes) noexcept;
+}  // namespace detail
+
+/// Returns the cached free blocks to the system; returns the bytes released.
+size_t release_cached_memory();
+
+/// The allocator of tensor buffers: pooled, and default-initialising (no zero fill for elements that are
+/// about to be overwritten; Tensor's public constructors fill explicitly).
+template <class T>
+struct PoolAllocator {
+  using value_type = T;
+  PoolAllocator() = default;
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
+  T* allocate(size_t n) { return static_cast<T*>(detail::pool_allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) noexcept { detail::pool_deallocate(p, n * sizeof(T)); }
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  template <class U>
+  bool operator==(const PoolAllocator<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const PoolAllocator<U>&) const noexcept {
+    return false;
+  }
+};
+
+template <class T>
+using Buffer = std::vector<T, PoolAllocator<T>>;
+
 using Shape = std::vector<int64_t>;
 
 /// Number of elements of a shape (1 for a scalar shape {}).
@@ -18,11 +59,19 @@ std::string to_string(const Shape& shape);
 template <class T>
 struct Tensor {
   Shape shape;
-  std::vector<T> data;
+  Buffer<T> data;
 
   Tensor() = default;
-  explicit Tensor(Shape s) : shape(std::move(s)), data(static_cast<size_t>(numel(shape))) {}
+  /// Zero-filled.
+  explicit Tensor(Shape s) : Tensor(std::move(s), T(0)) {}
   Tensor(Shape s, T fill) : shape(std::move(s)), data(static_cast<size_t>(numel(shape)), fill) {}
+  /// Elements left uninitialised: for outputs that are about to be overwritten.
+  static Tensor uninitialized(Shape s) {
+    Tensor t;
+    t.data.resize(static_cast<size_t>(numel(s)));
+    t.shape = std::move(s);
+    return t;
+  }
 
   int64_t size() const { return static_cast<int64_t>(data.size()); }
   /// Batch size (first axis).
