@@ -75,6 +75,41 @@ void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_
   }
 }
 
+/// C[m, n] = A[m, k] B[k, n] on the calling thread, with row strides lda, ldb, ldc (blocks of larger matrices).
+template <class T>
+void gemm_serial(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+  using Stride = Eigen::OuterStride<>;
+  Eigen::Map<const MatR<T>, 0, Stride> ma(a, m, k, Stride(lda));
+  Eigen::Map<const MatR<T>, 0, Stride> mb(b, k, n, Stride(ldb));
+  Eigen::Map<MatR<T>, 0, Stride> mc(c, m, n, Stride(ldc));
+  mc.noalias() = ma * mb;
+}
+
+/// C[m, n] = op(A) B with row strides, tiled in parallel like gemm(): A is [m, k] ([k, m] when trans_a).
+template <class T>
+void gemm_strided(bool trans_a, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                  int64_t ldc) {
+  using Stride = Eigen::OuterStride<>;
+  using CMap = Eigen::Map<const MatR<T>, 0, Stride>;
+  Eigen::Map<MatR<T>, 0, Stride> mc(c, m, n, Stride(ldc));
+  const CMap mb(b, k, n, Stride(ldb));
+  auto run = [&](const auto& ma) {
+    constexpr int64_t kTile = 512;
+    const int64_t tiles = (n + kTile - 1) / kTile;
+    parallel_for(
+        tiles,
+        [&](int64_t t) {
+          const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
+          mc.middleCols(j0, w).noalias() = ma * mb.middleCols(j0, w);
+        },
+        m * n * k >= (int64_t{1} << 16));
+  };
+  if (trans_a)
+    run(CMap(a, k, m, Stride(lda)).transpose());
+  else
+    run(CMap(a, m, k, Stride(lda)));
+}
+
 /// C[m, n] (+)= op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c,

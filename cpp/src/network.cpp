@@ -202,8 +202,13 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
                                 std::vector<LayerReport>* report) const {
   DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "plan has ", rules.size(), " rules for ",
             layers_.size(), " layers");
-  DTD_CHECK(tr.values.size() == layers_.size() + 1, std::invalid_argument, "trace does not belong to this network");
+  DTD_CHECK(tr.values.size() == layers_.size() + 1 && !tr.values[0].shape.empty(), std::invalid_argument,
+            "trace does not belong to this network");
   const int64_t n = tr.values[0].batch();
+  for (size_t id = 0; id < tr.values.size(); ++id)
+    DTD_CHECK(tr.values[id].data.empty() || tr.values[id].shape == batched<T>(n, value_shape(static_cast<int>(id))),
+              std::invalid_argument, "trace does not belong to this network (value ", id, " has shape ",
+              to_string(tr.values[id].shape), ")");
   DTD_CHECK(r_logits.shape == batched<T>(n, logits_shape()), std::invalid_argument, "output relevance has shape ",
             to_string(r_logits.shape), ", expected ", to_string(batched<T>(n, logits_shape())));
   std::vector<Tensor<T>> rel(tr.values.size());

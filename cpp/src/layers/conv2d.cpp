@@ -73,6 +73,69 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t ld) const {
       cg * kh_ * kw_ * p >= 4096);
 }
 
+// im2col restricted to the output positions [p0, p0 + width): col[(c, ki, kj), q] for p = p0 + q.
+template <class T>
+void Conv2d<T>::im2col_columns(const T* x, int64_t group, T* col, int64_t p0, int64_t width) const {
+  const int64_t cg = cin_ / group_;
+  for (int64_t c = 0; c < cg; ++c) {
+    const T* xc = x + (group * cg + c) * h_ * w_;
+    for (int64_t ki = 0; ki < kh_; ++ki)
+      for (int64_t kj = 0; kj < kw_; ++kj) {
+        T* dst = col + ((c * kh_ + ki) * kw_ + kj) * width;
+        int64_t oy = p0 / ow_, ox = p0 % ow_;
+        for (int64_t q = 0; q < width;) {
+          const int64_t run = std::min(width - q, ow_ - ox);  // the rest of this output row
+          const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
+          if (iy < 0 || iy >= h_) {
+            std::fill(dst + q, dst + q + run, T(0));
+          } else {
+            const T* src = xc + iy * w_;
+            const int64_t off = kj * dil_w_ - pad_l_;
+            for (int64_t r = 0; r < run; ++r) {
+              const int64_t ix = (ox + r) * stride_w_ + off;
+              dst[q + r] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
+            }
+          }
+          q += run;
+          ox = 0;
+          ++oy;
+        }
+      }
+  }
+}
+
+// The adjoint of im2col_columns: x += col for the output positions [p0, p0 + width). One task per channel.
+template <class T>
+void Conv2d<T>::col2im_columns(const T* col, int64_t group, T* x, int64_t p0, int64_t width) const {
+  const int64_t cg = cin_ / group_;
+  detail::parallel_for(
+      cg,
+      [&](int64_t c) {
+        T* xc = x + (group * cg + c) * h_ * w_;
+        for (int64_t ki = 0; ki < kh_; ++ki)
+          for (int64_t kj = 0; kj < kw_; ++kj) {
+            const T* src = col + ((c * kh_ + ki) * kw_ + kj) * width;
+            int64_t oy = p0 / ow_, ox = p0 % ow_;
+            for (int64_t q = 0; q < width;) {
+              const int64_t run = std::min(width - q, ow_ - ox);
+              const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
+              if (iy >= 0 && iy < h_) {
+                T* dst = xc + iy * w_;
+                const int64_t off = kj * dil_w_ - pad_l_;
+                for (int64_t r = 0; r < run; ++r) {
+                  const int64_t ix = (ox + r) * stride_w_ + off;
+                  if (ix >= 0 && ix < w_) dst[ix] += src[q + r];
+                }
+              }
+              q += run;
+              ox = 0;
+              ++oy;
+            }
+          }
+      },
+      cg * kh_ * kw_ * width >= 4096);
+}
+
 // The adjoint of im2col: x[...] += col[...]. Each task owns one input channel, so there are no races and the
 // summation order is fixed.
 template <class T>
@@ -119,6 +182,20 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
     const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
       const T* wg = w + g * mg * k;
+      if (nb == 1 && !pointwise_ && p >= 2 * kColTile) {
+        // Large outputs: im2col one tile of output positions at a time into a per-thread buffer that stays in
+        // cache, and multiply it right away (the whole im2col matrix would be K x OH*OW, e.g. 115 MB).
+        const T* xn = x + n0 * in;
+        T* yn = y + n0 * cout_ * p + g * mg * p;
+        const int64_t tiles = (p + kColTile - 1) / kColTile;
+        detail::parallel_for(tiles, [&](int64_t t) {
+          const int64_t p0 = t * kColTile, width = std::min(kColTile, p - p0);
+          T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTile));
+          im2col_columns(xn, g, buf, p0, width);
+          detail::gemm_serial(mg, width, k, wg, k, buf, width, yn + p0, p);
+        });
+        continue;
+      }
       if (nb == 1) {
         const T* xn = x + n0 * in;
         T* yn = y + n0 * cout_ * p + g * mg * p;
@@ -159,6 +236,20 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
     const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
       const T* wg = w + g * mg * k;
+      if (nb == 1 && !pointwise_ && p >= 2 * kColTileT) {
+        // Large outputs: W^T times one tile of output positions at a time into a cache-resident buffer, then its
+        // col2im. Tiles run in order (their receptive fields overlap); each is parallel inside, deterministically.
+        const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
+        T* xn = x + n0 * in;
+        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTileT));
+        for (int64_t p0 = 0; p0 < p; p0 += kColTileT) {
+          const int64_t width = std::min(kColTileT, p - p0);
+          detail::gemm_strided(true, k, width, mg, wg, k, gn + p0, p, buf, width);
+          col2im_columns(buf, g, xn, p0, width);
+        }
+        continue;
+      }
       if (nb == 1) {
         const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
         T* xn = x + n0 * in;

@@ -23,7 +23,12 @@ class Conv2d final : public LinearLayer<T> {
   // col rows are `ld` apart (ld = OH * OW for one sample, more when samples share a GEMM).
   void im2col(const T* x, int64_t group, T* col, int64_t ld) const;
   void col2im(const T* col, int64_t group, T* x, int64_t ld) const;
+  void im2col_columns(const T* x, int64_t group, T* col, int64_t p0, int64_t width) const;
+  void col2im_columns(const T* col, int64_t group, T* x, int64_t p0, int64_t width) const;
   int64_t chunk(int64_t batch) const;
+
+  static constexpr int64_t kColTile = 256;    // output positions per tile of the cache-resident forward
+  static constexpr int64_t kColTileT = 1024;  // the same for the transposed pass (tiles run in sequence)
 
   static constexpr int64_t kFoldColumns = 1024;               // GEMM columns worth folding samples for
   static constexpr int64_t kMaxWorkspace = int64_t{1} << 23;  // elements of the folded im2col buffer
