@@ -144,6 +144,22 @@ def _rule_specs(
     return specs, names, boxes
 
 
+def _batch(model: Model, x: Any) -> tuple[np.ndarray, bool, Any]:
+    """The input as a checked batch, whether it was one sample, and the network for its dtype."""
+    if not isinstance(model, Model):
+        raise ValueError(f"model must be a dtd.Model (from dtd.load), got {type(model).__name__}")
+    arr = np.asarray(x)
+    single = arr.ndim == len(model.input_shape)
+    batch = model.check_input(arr[None] if single else arr)
+    return batch, single, model.network(batch.dtype)
+
+
+def _trace(net: Any, batch: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The forward pass keeping the activations the backward pass reads, and the logits [N, n_out]."""
+    trace = net.trace(batch)
+    return trace, trace.value(net.logits_value).reshape(batch.shape[0], -1)
+
+
 def _key(value: Any) -> Any:
     if value is None:
         return None
@@ -173,10 +189,13 @@ def _plan(
     return result
 
 
-def _check_in_box(model: Model, trace: Any, boxes: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+def _check_in_box(
+    model: Model, batch: np.ndarray, trace: Any, boxes: list[tuple[int, np.ndarray, np.ndarray]]
+) -> None:
     for index, lo, hi in boxes:
         layer = model.layers[index]
-        a = trace.value(layer.inputs[0]).reshape(-1, lo.size)
+        source = batch if layer.inputs[0] == 0 else trace.value(layer.inputs[0])
+        a = source.reshape(-1, lo.size)
         tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
         below, above = a < lo - tol, a > hi + tol
         if below.any() or above.any():
@@ -289,16 +308,10 @@ def explain(
     ndarray or Explanation
         Relevance with the shape of ``x`` (``[N, K, ...]`` with K targets per sample), in x's dtype.
     """
-    if not isinstance(model, Model):
-        raise ValueError(f"model must be a dtd.Model (from dtd.load), got {type(model).__name__}")
-    arr = np.asarray(x)
-    single = arr.ndim == len(model.input_shape)
-    batch = model.check_input(arr[None] if single else arr)
-    net = model.network(batch.dtype)
+    batch, single, net = _batch(model, x)
     plan, rule_names, boxes = _plan(model, net, batch.dtype, rules, low, high, eps)
-    trace = net.trace(batch)
-    _check_in_box(model, trace, boxes)
-    logits = trace.value(net.logits_value).reshape(batch.shape[0], -1)
+    trace, logits = _trace(net, batch)
+    _check_in_box(model, batch, trace, boxes)
     passes, targets, multi = _output_relevance(target, logits, single)
     results, reports = [], []
     for r_out in passes:

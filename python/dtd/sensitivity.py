@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .api import _output_relevance
+from .api import _batch, _output_relevance, _trace
 from .model import Model
 
 __all__ = ["sensitivity"]
@@ -37,14 +37,8 @@ def sensitivity(model: Model, x: np.ndarray, target: Any = None, kind: str = "sq
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-    if not isinstance(model, Model):
-        raise ValueError(f"model must be a dtd.Model (from dtd.load), got {type(model).__name__}")
-    arr = np.asarray(x)
-    single = arr.ndim == len(model.input_shape)
-    batch = model.check_input(arr[None] if single else arr)
-    net = model.network(batch.dtype)
-    trace = net.trace(batch)
-    logits = trace.value(net.logits_value).reshape(batch.shape[0], -1)
+    batch, single, net = _batch(model, x)
+    trace, logits = _trace(net, batch)
     if target is not None and np.asarray(target).dtype.kind == "f":
         raise ValueError("sensitivity takes class indices as target, not an output-relevance array")
     passes, _, multi = _output_relevance(target, logits, single, unit=True)
