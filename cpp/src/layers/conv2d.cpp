@@ -43,70 +43,45 @@ Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
   this->output_shape_ = {cout_, oh_, ow_};
 }
 
-// col[(c, ki, kj), (oy, ox)] = x[group * cin_g + c, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside).
+// col[(c, ki, kj), q] = x[group * cg + c, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside) for the
+// output positions p = oy * OW + ox = p0 + q, q < width; rows of col are `ld` apart. One task per channel.
 template <class T>
-void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t ld) const {
-  const int64_t cg = cin_ / group_, p = oh_ * ow_;
-  detail::parallel_for(
-      cg * kh_,
-      [&](int64_t ck) {
-        const int64_t c = ck / kh_, ki = ck % kh_;
-        const T* xc = x + (group * cg + c) * h_ * w_;
-        for (int64_t kj = 0; kj < kw_; ++kj) {
-          T* row = col + ((c * kh_ + ki) * kw_ + kj) * ld;
-          for (int64_t oy = 0; oy < oh_; ++oy) {
-            const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
-            T* dst = row + oy * ow_;
-            if (iy < 0 || iy >= h_) {
-              std::fill(dst, dst + ow_, T(0));
-              continue;
-            }
-            const T* src = xc + iy * w_;
-            const int64_t off = kj * dil_w_ - pad_l_;
-            for (int64_t ox = 0; ox < ow_; ++ox) {
-              const int64_t ix = ox * stride_w_ + off;
-              dst[ox] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
-            }
-          }
-        }
-      },
-      cg * kh_ * kw_ * p >= 4096);
-}
-
-// im2col restricted to the output positions [p0, p0 + width): col[(c, ki, kj), q] for p = p0 + q.
-template <class T>
-void Conv2d<T>::im2col_columns(const T* x, int64_t group, T* col, int64_t p0, int64_t width) const {
+void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t width, int64_t ld) const {
   const int64_t cg = cin_ / group_;
-  for (int64_t c = 0; c < cg; ++c) {
-    const T* xc = x + (group * cg + c) * h_ * w_;
-    for (int64_t ki = 0; ki < kh_; ++ki)
-      for (int64_t kj = 0; kj < kw_; ++kj) {
-        T* dst = col + ((c * kh_ + ki) * kw_ + kj) * width;
-        int64_t oy = p0 / ow_, ox = p0 % ow_;
-        for (int64_t q = 0; q < width;) {
-          const int64_t run = std::min(width - q, ow_ - ox);  // the rest of this output row
-          const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
-          if (iy < 0 || iy >= h_) {
-            std::fill(dst + q, dst + q + run, T(0));
-          } else {
-            const T* src = xc + iy * w_;
-            const int64_t off = kj * dil_w_ - pad_l_;
-            for (int64_t r = 0; r < run; ++r) {
-              const int64_t ix = (ox + r) * stride_w_ + off;
-              dst[q + r] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
+  detail::parallel_for(
+      cg,
+      [&](int64_t c) {
+        const T* xc = x + (group * cg + c) * h_ * w_;
+        for (int64_t ki = 0; ki < kh_; ++ki)
+          for (int64_t kj = 0; kj < kw_; ++kj) {
+            T* dst = col + ((c * kh_ + ki) * kw_ + kj) * ld;
+            int64_t oy = p0 / ow_, ox = p0 % ow_;
+            for (int64_t q = 0; q < width;) {
+              const int64_t run = std::min(width - q, ow_ - ox);  // the rest of this output row
+              const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
+              if (iy < 0 || iy >= h_) {
+                std::fill(dst + q, dst + q + run, T(0));
+              } else {
+                const T* src = xc + iy * w_;
+                const int64_t off = kj * dil_w_ - pad_l_;
+                for (int64_t r = 0; r < run; ++r) {
+                  const int64_t ix = (ox + r) * stride_w_ + off;
+                  dst[q + r] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
+                }
+              }
+              q += run;
+              ox = 0;
+              ++oy;
             }
           }
-          q += run;
-          ox = 0;
-          ++oy;
-        }
-      }
-  }
+      },
+      cg * kh_ * kw_ * width >= 4096);
 }
 
-// The adjoint of im2col_columns: x += col for the output positions [p0, p0 + width). One task per channel.
+// The adjoint of im2col: x += col for the output positions [p0, p0 + width). Each task owns one input channel,
+// so there are no races and the summation order is fixed.
 template <class T>
-void Conv2d<T>::col2im_columns(const T* col, int64_t group, T* x, int64_t p0, int64_t width) const {
+void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const {
   const int64_t cg = cin_ / group_;
   detail::parallel_for(
       cg,
@@ -114,7 +89,7 @@ void Conv2d<T>::col2im_columns(const T* col, int64_t group, T* x, int64_t p0, in
         T* xc = x + (group * cg + c) * h_ * w_;
         for (int64_t ki = 0; ki < kh_; ++ki)
           for (int64_t kj = 0; kj < kw_; ++kj) {
-            const T* src = col + ((c * kh_ + ki) * kw_ + kj) * width;
+            const T* src = col + ((c * kh_ + ki) * kw_ + kj) * ld;
             int64_t oy = p0 / ow_, ox = p0 % ow_;
             for (int64_t q = 0; q < width;) {
               const int64_t run = std::min(width - q, ow_ - ox);
@@ -134,34 +109,6 @@ void Conv2d<T>::col2im_columns(const T* col, int64_t group, T* x, int64_t p0, in
           }
       },
       cg * kh_ * kw_ * width >= 4096);
-}
-
-// The adjoint of im2col: x[...] += col[...]. Each task owns one input channel, so there are no races and the
-// summation order is fixed.
-template <class T>
-void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t ld) const {
-  const int64_t cg = cin_ / group_, p = oh_ * ow_;
-  detail::parallel_for(
-      cg,
-      [&](int64_t c) {
-        T* xc = x + (group * cg + c) * h_ * w_;
-        for (int64_t ki = 0; ki < kh_; ++ki)
-          for (int64_t kj = 0; kj < kw_; ++kj) {
-            const T* row = col + ((c * kh_ + ki) * kw_ + kj) * ld;
-            for (int64_t oy = 0; oy < oh_; ++oy) {
-              const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
-              if (iy < 0 || iy >= h_) continue;
-              T* dst = xc + iy * w_;
-              const T* src = row + oy * ow_;
-              const int64_t off = kj * dil_w_ - pad_l_;
-              for (int64_t ox = 0; ox < ow_; ++ox) {
-                const int64_t ix = ox * stride_w_ + off;
-                if (ix >= 0 && ix < w_) dst[ix] += src[ox];
-              }
-            }
-          }
-      },
-      cg * kh_ * kw_ * p >= 4096);
 }
 
 // Samples folded into one GEMM: enough columns for an efficient product when the output is small (deep layers),
@@ -191,7 +138,7 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
         detail::parallel_for(tiles, [&](int64_t t) {
           const int64_t p0 = t * kColTile, width = std::min(kColTile, p - p0);
           T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTile));
-          im2col_columns(xn, g, buf, p0, width);
+          im2col(xn, g, buf, p0, width, width);
           detail::gemm_serial(mg, width, k, wg, k, buf, width, yn + p0, p);
         });
         continue;
@@ -202,7 +149,7 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
         const T* col = xn + g * cg * h_ * w_;
         if (!pointwise_) {
           T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
-          im2col(xn, g, buf, p);
+          im2col(xn, g, buf, 0, p, p);
           col = buf;
         }
         detail::gemm(false, false, mg, p, k, wg, col, yn);
@@ -217,7 +164,7 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
           for (int64_t c = 0; c < k; ++c)
             std::copy(xn + (g * cg + c) * p, xn + (g * cg + c + 1) * p, col + c * cols + s * p);
         } else {
-          im2col(xn, g, col + s * p, cols);
+          im2col(xn, g, col + s * p, 0, p, cols);
         }
       }
       detail::gemm(false, false, mg, cols, k, wg, col, out);
@@ -246,7 +193,7 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
         for (int64_t p0 = 0; p0 < p; p0 += kColTileT) {
           const int64_t width = std::min(kColTileT, p - p0);
           detail::gemm_strided(true, k, width, mg, wg, k, gn + p0, p, buf, width);
-          col2im_columns(buf, g, xn, p0, width);
+          col2im(buf, g, xn, p0, width, width);
         }
         continue;
       }
@@ -260,7 +207,7 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
         T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
         detail::gemm(true, false, k, p, mg, wg, gn, buf);
         std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-        col2im(buf, g, xn, p);
+        col2im(buf, g, xn, 0, p, p);
         continue;
       }
       // gathered gradient [mg, nb * p] -> col [k, nb * p] = W_g^T grad -> each sample's col2im.
@@ -280,7 +227,7 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
           continue;
         }
         std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-        col2im(col + s * p, g, xn, cols);
+        col2im(col + s * p, g, xn, 0, p, cols);
       }
     }
   }

@@ -20,11 +20,9 @@ class Conv2d final : public LinearLayer<T> {
   int64_t macs() const override { return cout_ * oh_ * ow_ * (cin_ / group_) * kh_ * kw_; }
 
  private:
-  // col rows are `ld` apart (ld = OH * OW for one sample, more when samples share a GEMM).
-  void im2col(const T* x, int64_t group, T* col, int64_t ld) const;
-  void col2im(const T* col, int64_t group, T* x, int64_t ld) const;
-  void im2col_columns(const T* x, int64_t group, T* col, int64_t p0, int64_t width) const;
-  void col2im_columns(const T* col, int64_t group, T* x, int64_t p0, int64_t width) const;
+  // im2col / its adjoint for the output positions [p0, p0 + width); rows of col are `ld` apart.
+  void im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t width, int64_t ld) const;
+  void col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const;
   int64_t chunk(int64_t batch) const;
 
   static constexpr int64_t kColTile = 256;    // output positions per tile of the cache-resident forward
