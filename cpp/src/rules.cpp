@@ -46,7 +46,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   };
 
   switch (rule.kind) {
-    case RuleKind::gradient: apply_transposed(r, n, weights(WeightSet::plain), rin); break;
+    case RuleKind::gradient: apply_transposed_set(r, n, WeightSet::plain, rin); break;
     case RuleKind::zplus: {
       // z+_j = sum_i a+_i w+_ij + a-_i w-_ij (+ b+_j); R_i = a+_i (W+^T s)_i + a-_i (W-^T s)_i.
       // Inputs are usually ReLU outputs (a = a+): then no copy and no a- terms.
@@ -57,12 +57,12 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
         for (size_t i = 0; i < ap.size(); ++i) ap[i] = std::max(a.data[i], T(0));
       }
       const T* a_pos = negative ? ap.data() : a.ptr();
-      apply(a_pos, n, weights(WeightSet::positive), z.data());
+      apply_set(a_pos, n, WeightSet::positive, z.data());
       if (negative) {
         am.resize(a.data.size());
         for (size_t i = 0; i < am.size(); ++i) am[i] = std::min(a.data[i], T(0));
         Buffer<T> zn(z.size());
-        apply(am.data(), n, weights(WeightSet::negative), zn.data());
+        apply_set(am.data(), n, WeightSet::negative, zn.data());
         for (size_t i = 0; i < z.size(); ++i) z[i] += zn[i];
       }
       if (rule.bias && has_bias()) {
@@ -70,11 +70,11 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
         add_bias(bp.data(), n, z.data());
       }
       divide();
-      apply_transposed(s.data(), n, weights(WeightSet::positive), rin);
+      apply_transposed_set(s.data(), n, WeightSet::positive, rin);
       for (size_t i = 0; i < a.data.size(); ++i) rin[i] *= a_pos[i];
       if (negative) {
         Buffer<T> c(ap.size());
-        apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
+        apply_transposed_set(s.data(), n, WeightSet::negative, c.data());
         for (size_t i = 0; i < c.size(); ++i) rin[i] += am[i] * c[i];
       }
       break;
@@ -85,21 +85,21 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       std::fill(z.begin(), z.end(), T(0));
       broadcast(rule.constant, T(1));
       divide();
-      apply_transposed(s.data(), n, weights(rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones), rin);
+      apply_transposed_set(s.data(), n, rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones, rin);
       break;
     }
     case RuleKind::zbox: {
       // q_ij = a_i w_ij - l_i w+_ij - h_i w-_ij; the bound terms are prepared once.
       const std::vector<T>& l = rule.low_t;
       const std::vector<T>& h = rule.high_t;
-      apply(a.ptr(), n, weights(WeightSet::plain), z.data());
+      apply_set(a.ptr(), n, WeightSet::plain, z.data());
       broadcast(rule.constant, T(-1));
       divide();
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
       Buffer<T> c(a.data.size());
-      apply_transposed(s.data(), n, weights(WeightSet::positive), rin);
-      apply_transposed(s.data(), n, weights(WeightSet::negative), c.data());
+      apply_transposed_set(s.data(), n, WeightSet::positive, rin);
+      apply_transposed_set(s.data(), n, WeightSet::negative, c.data());
       for (int64_t k = 0; k < n; ++k)
         for (int64_t i = 0; i < ni; ++i) {
           const size_t j = static_cast<size_t>(k * ni + i), b = static_cast<size_t>(i);
@@ -148,7 +148,7 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
     const WeightSet set = rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones;
     std::vector<T> ones(static_cast<size_t>(ni), T(1));
     p.constant.resize(static_cast<size_t>(no));
-    apply(ones.data(), 1, weights(set), p.constant.data());
+    apply_set(ones.data(), 1, set, p.constant.data());
     if (rule.kind == RuleKind::wsquare && rule.bias && has_bias()) {
       const auto b2 = biased([](T b) { return b * b; });
       add_bias(b2.data(), 1, p.constant.data());
@@ -161,8 +161,8 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
     p.high_t.assign(rule.high.begin(), rule.high.end());
     p.constant.resize(static_cast<size_t>(no));
     std::vector<T> zh(static_cast<size_t>(no));
-    apply(p.low_t.data(), 1, weights(WeightSet::positive), p.constant.data());
-    apply(p.high_t.data(), 1, weights(WeightSet::negative), zh.data());
+    apply_set(p.low_t.data(), 1, WeightSet::positive, p.constant.data());
+    apply_set(p.high_t.data(), 1, WeightSet::negative, zh.data());
     for (size_t j = 0; j < zh.size(); ++j) p.constant[j] += zh[j];
   }
   return p;

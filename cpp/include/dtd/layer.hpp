@@ -84,6 +84,12 @@ class LinearLayer : public Layer<T> {
   virtual void apply(const T* x, int64_t batch, const T* w, T* y) const = 0;
   /// x[n] = w^T (*) g[n]: the product with the transposed map (the input-gradient of `apply`). Overwrites x.
   virtual void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const = 0;
+  /// apply / apply_transposed with one of the weight sets. A layer may compute w+ and w- on the fly from w
+  /// instead of storing them (Dense does for large matrices at small batch, where the product is memory-bound).
+  virtual void apply_set(const T* x, int64_t batch, WeightSet set, T* y) const { apply(x, batch, weights(set), y); }
+  virtual void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
+    apply_transposed(g, batch, weights(set), x);
+  }
   /// y[n] += b broadcast over the output (per channel for conv).
   virtual void add_bias(const T* b, int64_t batch, T* y) const = 0;
 

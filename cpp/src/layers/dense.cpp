@@ -38,6 +38,57 @@ void Dense<T>::add_bias(const T* b, int64_t batch, T* y) const {
     for (int64_t j = 0; j < out_; ++j) y[r * out_ + j] += b[j];
 }
 
+template <class T>
+bool Dense<T>::on_the_fly(WeightSet set, int64_t batch) const {
+  return (set == WeightSet::positive || set == WeightSet::negative) && batch * rows_ <= kOnTheFlyRows &&
+         this->weight_count() >= kOnTheFlyWeights;
+}
+
+template <class T>
+void Dense<T>::apply_set(const T* x, int64_t batch, WeightSet set, T* y) const {
+  if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_set(x, batch, set, y);
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+  const T* w = this->weights(WeightSet::plain);
+  const bool positive = set == WeightSet::positive;
+  const int64_t rows = batch * rows_;
+  constexpr int64_t kBlock = 64;  // output units per task
+  detail::parallel_for((out_ + kBlock - 1) / kBlock, [&](int64_t b) {
+    for (int64_t j = b * kBlock; j < std::min(out_, (b + 1) * kBlock); ++j) {
+      const Eigen::Map<const Row> wj(w + j * in_, in_);
+      for (int64_t r = 0; r < rows; ++r) {
+        const Eigen::Map<const Row> xr(x + r * in_, in_);
+        y[r * out_ + j] = positive ? (wj.max(T(0)) * xr).sum() : (wj.min(T(0)) * xr).sum();
+      }
+    }
+  });
+}
+
+template <class T>
+void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
+  if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_transposed_set(g, batch, set, x);
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+  const T* w = this->weights(WeightSet::plain);
+  const bool positive = set == WeightSet::positive;
+  const int64_t rows = batch * rows_;
+  constexpr int64_t kBlock = 2048;  // input units per task: each task owns its slice of x
+  detail::parallel_for((in_ + kBlock - 1) / kBlock, [&](int64_t b) {
+    const int64_t i0 = b * kBlock, width = std::min(kBlock, in_ - i0);
+    for (int64_t r = 0; r < rows; ++r) {
+      Eigen::Map<Row> xr(x + r * in_ + i0, width);
+      xr.setZero();
+      for (int64_t j = 0; j < out_; ++j) {
+        const T gj = g[r * out_ + j];
+        if (gj == T(0)) continue;  // units without relevance (dead or not explained) cost nothing
+        const Eigen::Map<const Row> wj(w + j * in_ + i0, width);
+        if (positive)
+          xr += wj.max(T(0)) * gj;
+        else
+          xr += wj.min(T(0)) * gj;
+      }
+    }
+  });
+}
+
 template class Dense<float>;
 template class Dense<double>;
 

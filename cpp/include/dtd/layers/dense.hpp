@@ -14,9 +14,18 @@ class Dense final : public LinearLayer<T> {
   void apply(const T* x, int64_t batch, const T* w, T* y) const override;
   void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const override;
   void add_bias(const T* b, int64_t batch, T* y) const override;
+  /// w+ and w- of a large matrix at small batch are taken from w on the fly: the product is memory-bound, so
+  /// this costs nothing and saves storing a second copy of the largest weights.
+  void apply_set(const T* x, int64_t batch, WeightSet set, T* y) const override;
+  void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const override;
   int64_t macs() const override { return rows_ * in_ * out_; }
 
  private:
+  bool on_the_fly(WeightSet set, int64_t batch) const;
+
+  static constexpr int64_t kOnTheFlyWeights = int64_t{1} << 20;  // weights at least
+  static constexpr int64_t kOnTheFlyRows = 4;                    // rows (batch x leading axes) at most
+
   int64_t in_ = 0, out_ = 0, rows_ = 1;  // rows_: product of the leading per-sample axes
 };
 
