@@ -34,7 +34,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   auto divide = [&] {
     for (size_t i = 0; i < z.size(); ++i) s[i] = detail::stabilized_ratio(r[i], z[i], eps);
   };
-  // z[n, :] = zc for every sample (terms that do not depend on the input).
+  // z[n, :] += sign * zc for every sample (terms that do not depend on the input).
   auto broadcast = [&](const std::vector<T>& zc, T sign) {
     for (int64_t k = 0; k < n; ++k)
       for (int64_t j = 0; j < no; ++j) z[static_cast<size_t>(k * no + j)] += sign * zc[static_cast<size_t>(j)];
