@@ -14,9 +14,9 @@ namespace dtd::detail {
 template <class T>
 using MatR = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// y[1, n] (+)= a[1, k] op(B): a matrix-vector product, tiled over n.
+// y[1, n] = a[1, k] op(B): a matrix-vector product, tiled over n.
 template <class T, class EB>
-void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k, bool accumulate) {
+void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k) {
   using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
   Eigen::Map<const RowVec> a(a_ptr, k);
   Eigen::Map<RowVec> y(y_ptr, n);
@@ -26,16 +26,13 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k, boo
       tiles,
       [&](int64_t t) {
         const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
-        if (accumulate)
-          y.segment(j0, w).noalias() += a * b.middleCols(j0, w);
-        else
-          y.segment(j0, w).noalias() = a * b.middleCols(j0, w);
+        y.segment(j0, w).noalias() = a * b.middleCols(j0, w);
       },
       n * k >= (int64_t{1} << 17));
 }
 
 template <class T, class EA, class EB>
-void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_t k, bool accumulate) {
+void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_t k) {
   Eigen::Map<MatR<T>> c(c_ptr, m, n);
   const bool parallel = m * n * k >= (int64_t{1} << 16);
   // Each tile re-packs the operand it shares with the others, so tiles stay wide (>= kMinTile); up to
@@ -53,10 +50,7 @@ void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_
         tiles,
         [&](int64_t t) {
           const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
-          if (accumulate)
-            c.middleCols(j0, w).noalias() += a * b.middleCols(j0, w);
-          else
-            c.middleCols(j0, w).noalias() = a * b.middleCols(j0, w);
+          c.middleCols(j0, w).noalias() = a * b.middleCols(j0, w);
         },
         parallel);
   } else {
@@ -66,10 +60,7 @@ void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_
         tiles,
         [&](int64_t t) {
           const int64_t i0 = t * kTile, h = std::min(kTile, m - i0);
-          if (accumulate)
-            c.middleRows(i0, h).noalias() += a.middleRows(i0, h) * b;
-          else
-            c.middleRows(i0, h).noalias() = a.middleRows(i0, h) * b;
+          c.middleRows(i0, h).noalias() = a.middleRows(i0, h) * b;
         },
         parallel);
   }
@@ -110,26 +101,25 @@ void gemm_strided(bool trans_a, int64_t m, int64_t n, int64_t k, const T* a, int
     run(CMap(a, m, k, Stride(lda)));
 }
 
-/// C[m, n] (+)= op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).
+/// C[m, n] = op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c,
-          bool accumulate = false) {
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c) {
   using Map = Eigen::Map<const MatR<T>>;
   if (m == 1) {  // a row vector: a matrix-vector product (Eigen's GEMM would pack for nothing)
     if (trans_b)
-      gemv_tiled(a, Map(b, n, k).transpose(), c, n, k, accumulate);
+      gemv_tiled(a, Map(b, n, k).transpose(), c, n, k);
     else
-      gemv_tiled(a, Map(b, k, n), c, n, k, accumulate);
+      gemv_tiled(a, Map(b, k, n), c, n, k);
     return;
   }
   if (!trans_a && !trans_b)
-    gemm_tiled(Map(a, m, k), Map(b, k, n), c, m, n, k, accumulate);
+    gemm_tiled(Map(a, m, k), Map(b, k, n), c, m, n, k);
   else if (!trans_a && trans_b)
-    gemm_tiled(Map(a, m, k), Map(b, n, k).transpose(), c, m, n, k, accumulate);
+    gemm_tiled(Map(a, m, k), Map(b, n, k).transpose(), c, m, n, k);
   else if (trans_a && !trans_b)
-    gemm_tiled(Map(a, k, m).transpose(), Map(b, k, n), c, m, n, k, accumulate);
+    gemm_tiled(Map(a, k, m).transpose(), Map(b, k, n), c, m, n, k);
   else
-    gemm_tiled(Map(a, k, m).transpose(), Map(b, n, k).transpose(), c, m, n, k, accumulate);
+    gemm_tiled(Map(a, k, m).transpose(), Map(b, n, k).transpose(), c, m, n, k);
 }
 
 }  // namespace dtd::detail
