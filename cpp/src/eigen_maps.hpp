@@ -54,7 +54,8 @@ void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_
         },
         parallel);
   } else {
-    const int64_t kTile = tile_size(m);
+    // Few columns (deep layers at small batch): the shared operand B is small, so narrower row tiles pay.
+    const int64_t kTile = std::max<int64_t>(128, (m + kMaxTiles - 1) / kMaxTiles + 15) / 16 * 16;
     const int64_t tiles = (m + kTile - 1) / kTile;
     parallel_for(
         tiles,
