@@ -38,6 +38,12 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+
+# Several thread pools share the cores in this one process (PyTorch's and dtd's OpenMP runtimes, onnxruntime's
+# pool). Threads that spin after their own work steal the cores the next engine needs, so nobody spins: each
+# engine's workers sleep between calls (OMP_WAIT_POLICY for the OpenMP runtimes, allow_spinning=0 for
+# onnxruntime). Set before torch and dtd load their runtimes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Any
 
 import numpy as np
@@ -257,6 +263,7 @@ def ort_session(path: Path, threads: int) -> Any:
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
