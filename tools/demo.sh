@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
-echo "== building and installing dtd (C++ core + Python package; about 3 minutes on 2 cores)"
+echo "== building and installing dtd (C++ core + Python package; 1 to 3 minutes on 2 cores)"
 "$VENV/bin/python" -m pip install -q .
 "$VENV/bin/dtd" demo --out "${1:-dtd-out}"
