@@ -31,9 +31,9 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k) {
       n * k >= (int64_t{1} << 17));
 }
 
-template <class T, class EA, class EB>
-void gemm_tiled(const EA& a, const EB& b, T* c_ptr, int64_t m, int64_t n, int64_t k) {
-  Eigen::Map<MatR<T>> c(c_ptr, m, n);
+// c (a map, possibly strided) = a b, split into fixed tiles run in parallel.
+template <class EA, class EB, class EC>
+void gemm_tiled(const EA& a, const EB& b, EC& c, int64_t m, int64_t n, int64_t k) {
   const bool parallel = m * n * k >= (int64_t{1} << 16);
   // Each tile re-packs the operand it shares with the others, so tiles stay wide (>= kMinTile); up to
   // kMaxTiles of them give the threads work. Both constants are fixed: the split never depends on the thread
@@ -77,7 +77,7 @@ void gemm_serial(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const
   mc.noalias() = ma * mb;
 }
 
-/// C[m, n] = op(A) B with row strides, tiled in parallel like gemm(): A is [m, k] ([k, m] when trans_a).
+/// C[m, n] = op(A) B with row strides (blocks of larger matrices): A is [m, k] ([k, m] when trans_a).
 template <class T>
 void gemm_strided(bool trans_a, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
                   int64_t ldc) {
@@ -85,21 +85,10 @@ void gemm_strided(bool trans_a, int64_t m, int64_t n, int64_t k, const T* a, int
   using CMap = Eigen::Map<const MatR<T>, 0, Stride>;
   Eigen::Map<MatR<T>, 0, Stride> mc(c, m, n, Stride(ldc));
   const CMap mb(b, k, n, Stride(ldb));
-  auto run = [&](const auto& ma) {
-    constexpr int64_t kTile = 512;
-    const int64_t tiles = (n + kTile - 1) / kTile;
-    parallel_for(
-        tiles,
-        [&](int64_t t) {
-          const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
-          mc.middleCols(j0, w).noalias() = ma * mb.middleCols(j0, w);
-        },
-        m * n * k >= (int64_t{1} << 16));
-  };
   if (trans_a)
-    run(CMap(a, k, m, Stride(lda)).transpose());
+    gemm_tiled(CMap(a, k, m, Stride(lda)).transpose(), mb, mc, m, n, k);
   else
-    run(CMap(a, m, k, Stride(lda)));
+    gemm_tiled(CMap(a, m, k, Stride(lda)), mb, mc, m, n, k);
 }
 
 /// C[m, n] = op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).
@@ -113,14 +102,15 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
       gemv_tiled(a, Map(b, k, n), c, n, k);
     return;
   }
+  Eigen::Map<MatR<T>> mc(c, m, n);
   if (!trans_a && !trans_b)
-    gemm_tiled(Map(a, m, k), Map(b, k, n), c, m, n, k);
+    gemm_tiled(Map(a, m, k), Map(b, k, n), mc, m, n, k);
   else if (!trans_a && trans_b)
-    gemm_tiled(Map(a, m, k), Map(b, n, k).transpose(), c, m, n, k);
+    gemm_tiled(Map(a, m, k), Map(b, n, k).transpose(), mc, m, n, k);
   else if (trans_a && !trans_b)
-    gemm_tiled(Map(a, k, m).transpose(), Map(b, k, n), c, m, n, k);
+    gemm_tiled(Map(a, k, m).transpose(), Map(b, k, n), mc, m, n, k);
   else
-    gemm_tiled(Map(a, k, m).transpose(), Map(b, n, k).transpose(), c, m, n, k);
+    gemm_tiled(Map(a, k, m).transpose(), Map(b, n, k).transpose(), mc, m, n, k);
 }
 
 }  // namespace dtd::detail

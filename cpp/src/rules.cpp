@@ -22,6 +22,18 @@ const char* to_string(RuleKind kind) {
   return "?";
 }
 
+namespace {
+
+// f applied to every element (the modified biases: b+, b^2, b + gamma b+).
+template <class T, class F>
+std::vector<T> mapped(const std::vector<T>& v, F f) {
+  std::vector<T> out(v.size());
+  std::transform(v.begin(), v.end(), out.begin(), f);
+  return out;
+}
+
+}  // namespace
+
 template <class T>
 void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
                                const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
@@ -38,11 +50,6 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   auto broadcast = [&](const std::vector<T>& zc, T sign) {
     for (int64_t k = 0; k < n; ++k)
       for (int64_t j = 0; j < no; ++j) z[static_cast<size_t>(k * no + j)] += sign * zc[static_cast<size_t>(j)];
-  };
-  auto transformed_bias = [&](auto f) {
-    std::vector<T> b(bias_.size());
-    std::transform(bias_.begin(), bias_.end(), b.begin(), f);
-    return b;
   };
 
   switch (rule.kind) {
@@ -66,7 +73,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
         for (size_t i = 0; i < z.size(); ++i) z[i] += zn[i];
       }
       if (rule.bias && has_bias()) {
-        const auto bp = transformed_bias([](T b) { return std::max(b, T(0)); });
+        const auto bp = mapped(bias_, [](T b) { return std::max(b, T(0)); });
         add_bias(bp.data(), n, z.data());
       }
       divide();
@@ -123,7 +130,7 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       if (has_bias() && (rule.kind == RuleKind::epsilon || rule.bias)) {
         const auto b = rule.kind == RuleKind::epsilon
                            ? bias_
-                           : transformed_bias([gamma](T v) { return v + gamma * std::max(v, T(0)); });
+                           : mapped(bias_, [gamma](T v) { return v + gamma * std::max(v, T(0)); });
         add_bias(b.data(), n, z.data());
       }
       divide();
@@ -139,18 +146,13 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
   PreparedRule<T> p;
   static_cast<RuleSpec&>(p) = rule;
   const int64_t ni = in_size(), no = out_size();
-  auto biased = [&](auto f) {
-    std::vector<T> b(bias_.size());
-    std::transform(bias_.begin(), bias_.end(), b.begin(), f);
-    return b;
-  };
   if (rule.kind == RuleKind::wsquare || rule.kind == RuleKind::flat) {
     const WeightSet set = rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones;
     std::vector<T> ones(static_cast<size_t>(ni), T(1));
     p.constant.resize(static_cast<size_t>(no));
     apply_set(ones.data(), 1, set, p.constant.data());
     if (rule.kind == RuleKind::wsquare && rule.bias && has_bias()) {
-      const auto b2 = biased([](T b) { return b * b; });
+      const auto b2 = mapped(bias_, [](T b) { return b * b; });
       add_bias(b2.data(), 1, p.constant.data());
     }
   } else if (rule.kind == RuleKind::zbox) {

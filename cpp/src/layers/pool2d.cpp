@@ -9,7 +9,7 @@
 
 namespace dtd {
 
-PoolGeometry PoolGeometry::from_spec(const LayerSpec& spec, const Shape& x, bool allow_dilations) {
+PoolGeometry PoolGeometry::from_spec(const LayerSpec& spec, const Shape& x) {
   DTD_CHECK(x.size() == 3, ModelError, to_string(spec.kind), " layer '", spec.name,
             "': input must be [C, H, W] per sample, got ", to_string(x));
   PoolGeometry g;
@@ -24,8 +24,6 @@ PoolGeometry PoolGeometry::from_spec(const LayerSpec& spec, const Shape& x, bool
   const auto pads = detail::ints(spec, "pads", 4, {0, 0, 0, 0});
   DTD_CHECK(dil[0] >= 1 && dil[1] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name,
             "': dilations must be >= 1");
-  DTD_CHECK(allow_dilations || (dil[0] == 1 && dil[1] == 1), ModelError, to_string(spec.kind), " layer '", spec.name,
-            "': dilations are not supported");
   const bool ceil_mode = detail::int_attr(spec, "ceil_mode", 0) != 0;
   const int64_t auto_pad = detail::int_attr(spec, "auto_pad", kNotSet);
   g.stride_h = strides[0], g.stride_w = strides[1], g.dil_h = dil[0], g.dil_w = dil[1];
@@ -60,7 +58,7 @@ inline void for_each_tap(const PoolGeometry& g, int64_t oy, int64_t ox, F&& f) {
 template <class T>
 MaxPool2d<T>::MaxPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
-  g_ = PoolGeometry::from_spec(spec, this->input_shapes()[0], true);
+  g_ = PoolGeometry::from_spec(spec, this->input_shapes()[0]);
   this->output_shape_ = {g_.c, g_.oh, g_.ow};
 }
 
@@ -117,7 +115,7 @@ void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
 template <class T>
 AvgPool2d<T>::AvgPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
-  g_ = PoolGeometry::from_spec(spec, this->input_shapes()[0], true);
+  g_ = PoolGeometry::from_spec(spec, this->input_shapes()[0]);
   count_include_pad_ = detail::int_attr(spec, "count_include_pad", 0) != 0;
   this->output_shape_ = {g_.c, g_.oh, g_.ow};
 }
@@ -126,7 +124,6 @@ AvgPool2d<T>::AvgPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vec
 // (taps beyond the padding, which ceil_mode can create, never count).
 template <class T>
 int64_t AvgPool2d<T>::divisor(int64_t oy, int64_t ox) const {
-  int64_t n = 0;
   const int64_t lo_y = count_include_pad_ ? -g_.pad_t : 0, hi_y = count_include_pad_ ? g_.h + g_.pad_b : g_.h;
   const int64_t lo_x = count_include_pad_ ? -g_.pad_l : 0, hi_x = count_include_pad_ ? g_.w + g_.pad_r : g_.w;
   int64_t ny = 0, nx = 0;
@@ -138,8 +135,7 @@ int64_t AvgPool2d<T>::divisor(int64_t oy, int64_t ox) const {
     const int64_t ix = ox * g_.stride_w - g_.pad_l + kj * g_.dil_w;
     nx += (ix >= lo_x && ix < hi_x);
   }
-  n = ny * nx;
-  return std::max<int64_t>(n, 1);
+  return std::max<int64_t>(ny * nx, 1);
 }
 
 template <class T>

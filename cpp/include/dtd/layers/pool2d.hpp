@@ -11,7 +11,7 @@ struct PoolGeometry {
   int64_t pad_t = 0, pad_l = 0, pad_b = 0, pad_r = 0;
 
   /// Reads the attributes of `spec` for an input of per-sample shape [C, H, W].
-  static PoolGeometry from_spec(const LayerSpec& spec, const Shape& input_shape, bool allow_dilations);
+  static PoolGeometry from_spec(const LayerSpec& spec, const Shape& input_shape);
 };
 
 /// Max pooling. Relevance: winner-take-all (the first maximum in row-major window order) or proportional.
