@@ -8,11 +8,13 @@ the C++ float64 forward is compared with; ``run_ort`` evaluates it with onnxrunt
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 DEFAULT_OPSET = 13
@@ -388,3 +390,15 @@ def run_numpy(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     result = values[model.graph.output[0].name]
     assert result is not None
     return result
+
+
+def raises_on_load(model: onnx.ModelProto | bytes, error: type[Exception], *patterns: str) -> str:
+    """Asserts that dtd.load(model) raises ``error`` whose message matches every regex in ``patterns``."""
+    import dtd
+
+    with pytest.raises(error) as info:
+        dtd.load(model)
+    message = str(info.value)
+    for pattern in patterns:
+        assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
+    return message
