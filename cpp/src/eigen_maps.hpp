@@ -1,12 +1,14 @@
-// GEMM through Eigen maps over row-major buffers (private). Eigen runs single-threaded inside (dtd_core is built
-// with EIGEN_DONT_PARALLELIZE); we tile the product in fixed-size tiles and run the tiles in parallel, so the
-// summation order never depends on the thread count.
+// GEMM over row-major buffers (private): dtd's packed float kernel (gemm.hpp) or Eigen maps. Both run
+// single-threaded inside (dtd_core is built with EIGEN_DONT_PARALLELIZE); we tile the product in fixed-size tiles and
+// run the tiles in parallel, so the summation order never depends on the thread count.
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
+#include "gemm.hpp"
 #include "parallel.hpp"
 
 namespace dtd::detail {
@@ -31,37 +33,57 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k) {
       n * k >= (int64_t{1} << 17));
 }
 
-// c (a map, possibly strided) = a b, split into fixed tiles run in parallel.
-template <class EA, class EB, class EC>
-void gemm_tiled(const EA& a, const EB& b, EC& c, int64_t m, int64_t n, int64_t k) {
+/// C[m, n] = op(A) op(B) on the calling thread, row-major with row strides: A is [m, k] ([k, m] when trans_a), B is
+/// [k, n] ([n, k] when trans_b). float runs dtd's own packed kernel where the build has one (gemm.hpp), else Eigen.
+template <class T>
+void gemm_block(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+                int64_t ldb, T* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    // Below 32 rows or columns one operand is used too few times to repay its packing; Eigen is faster there.
+    if (sgemm_available() && m >= 32 && n >= 32) return sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  }
+  using Stride = Eigen::OuterStride<>;
+  using CMap = Eigen::Map<const MatR<T>, 0, Stride>;
+  Eigen::Map<MatR<T>, 0, Stride> mc(c, m, n, Stride(ldc));
+  if (!trans_a && !trans_b)
+    mc.noalias() = CMap(a, m, k, Stride(lda)) * CMap(b, k, n, Stride(ldb));
+  else if (!trans_a)
+    mc.noalias() = CMap(a, m, k, Stride(lda)) * CMap(b, n, k, Stride(ldb)).transpose();
+  else if (!trans_b)
+    mc.noalias() = CMap(a, k, m, Stride(lda)).transpose() * CMap(b, k, n, Stride(ldb));
+  else
+    mc.noalias() = CMap(a, k, m, Stride(lda)).transpose() * CMap(b, n, k, Stride(ldb)).transpose();
+}
+
+/// gemm_block split into fixed tiles of C run in parallel.
+template <class T>
+void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+                int64_t ldb, T* c, int64_t ldc) {
   const bool parallel = m * n * k >= (int64_t{1} << 16);
   // Each tile re-packs the operand it shares with the others, so tiles stay wide (>= kMinTile); up to
   // kMaxTiles of them give the threads work. Both constants are fixed: the split never depends on the thread
   // count, and neither do the results.
   constexpr int64_t kMinTile = 512, kMaxTiles = 16;
-  auto tile_size = [&](int64_t extent) {
-    const int64_t t = std::max(kMinTile, (extent + kMaxTiles - 1) / kMaxTiles);
-    return (t + 15) / 16 * 16;
-  };
   if (n >= m) {
-    const int64_t kTile = tile_size(n);
+    const int64_t t = std::max(kMinTile, (n + kMaxTiles - 1) / kMaxTiles);
+    const int64_t kTile = (t + 31) / 32 * 32;
     const int64_t tiles = (n + kTile - 1) / kTile;
     parallel_for(
         tiles,
         [&](int64_t t) {
           const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
-          c.middleCols(j0, w).noalias() = a * b.middleCols(j0, w);
+          gemm_block(trans_a, trans_b, m, w, k, a, lda, trans_b ? b + j0 * ldb : b + j0, ldb, c + j0, ldc);
         },
         parallel);
   } else {
     // Few columns (deep layers at small batch): the shared operand B is small, so narrower row tiles pay.
-    const int64_t kTile = std::max<int64_t>(128, (m + kMaxTiles - 1) / kMaxTiles + 15) / 16 * 16;
+    const int64_t kTile = std::max<int64_t>(120, (m + kMaxTiles - 1) / kMaxTiles + 23) / 24 * 24;
     const int64_t tiles = (m + kTile - 1) / kTile;
     parallel_for(
         tiles,
         [&](int64_t t) {
           const int64_t i0 = t * kTile, h = std::min(kTile, m - i0);
-          c.middleRows(i0, h).noalias() = a.middleRows(i0, h) * b;
+          gemm_block(trans_a, trans_b, h, n, k, trans_a ? a + i0 : a + i0 * lda, lda, b, ldb, c + i0 * ldc, ldc);
         },
         parallel);
   }
@@ -70,47 +92,28 @@ void gemm_tiled(const EA& a, const EB& b, EC& c, int64_t m, int64_t n, int64_t k
 /// C[m, n] = A[m, k] B[k, n] on the calling thread, with row strides lda, ldb, ldc (blocks of larger matrices).
 template <class T>
 void gemm_serial(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
-  using Stride = Eigen::OuterStride<>;
-  Eigen::Map<const MatR<T>, 0, Stride> ma(a, m, k, Stride(lda));
-  Eigen::Map<const MatR<T>, 0, Stride> mb(b, k, n, Stride(ldb));
-  Eigen::Map<MatR<T>, 0, Stride> mc(c, m, n, Stride(ldc));
-  mc.noalias() = ma * mb;
+  gemm_block(false, false, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 /// C[m, n] = op(A) B with row strides (blocks of larger matrices): A is [m, k] ([k, m] when trans_a).
 template <class T>
 void gemm_strided(bool trans_a, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
                   int64_t ldc) {
-  using Stride = Eigen::OuterStride<>;
-  using CMap = Eigen::Map<const MatR<T>, 0, Stride>;
-  Eigen::Map<MatR<T>, 0, Stride> mc(c, m, n, Stride(ldc));
-  const CMap mb(b, k, n, Stride(ldb));
-  if (trans_a)
-    gemm_tiled(CMap(a, k, m, Stride(lda)).transpose(), mb, mc, m, n, k);
-  else
-    gemm_tiled(CMap(a, m, k, Stride(lda)), mb, mc, m, n, k);
+  gemm_tiled(trans_a, false, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 /// C[m, n] = op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c) {
   using Map = Eigen::Map<const MatR<T>>;
-  if (m == 1) {  // a row vector: a matrix-vector product (Eigen's GEMM would pack for nothing)
+  if (m == 1) {  // a row vector: a matrix-vector product (a GEMM would pack for nothing)
     if (trans_b)
       gemv_tiled(a, Map(b, n, k).transpose(), c, n, k);
     else
       gemv_tiled(a, Map(b, k, n), c, n, k);
     return;
   }
-  Eigen::Map<MatR<T>> mc(c, m, n);
-  if (!trans_a && !trans_b)
-    gemm_tiled(Map(a, m, k), Map(b, k, n), mc, m, n, k);
-  else if (!trans_a && trans_b)
-    gemm_tiled(Map(a, m, k), Map(b, n, k).transpose(), mc, m, n, k);
-  else if (trans_a && !trans_b)
-    gemm_tiled(Map(a, k, m).transpose(), Map(b, k, n), mc, m, n, k);
-  else
-    gemm_tiled(Map(a, k, m).transpose(), Map(b, n, k).transpose(), mc, m, n, k);
+  gemm_tiled(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n);
 }
 
 }  // namespace dtd::detail

@@ -1,0 +1,185 @@
+// Packed single-precision GEMM (see gemm.hpp). Loop structure after BLIS (Van Zee & van de Geijn, "BLIS: A
+// Framework for Rapidly Instantiating BLAS Functionality", ACM TOMS 2015): B is packed in blocks of kKC x kNC
+// (shared by all rows), A in blocks of kMC x kKC (L2-resident), and a kMR x kNR micro-kernel keeps its tile of C in
+// registers while it streams one packed column panel of A and one row panel of B.
+#include "gemm.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define DTD_HAVE_SGEMM 1
+#include <immintrin.h>
+#endif
+
+namespace dtd::detail {
+
+#ifdef DTD_HAVE_SGEMM
+
+namespace {
+
+#if defined(__AVX512F__)
+struct Simd {
+  using Reg = __m512;
+  static constexpr int kLanes = 16;
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static Reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+};
+#else
+struct Simd {
+  using Reg = __m256;
+  static constexpr int kLanes = 8;
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static Reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+};
+#endif
+
+// 6 x (2 vectors) accumulators: 12 registers, enough independent FMA chains to hide the FMA latency on two ports.
+constexpr int64_t kMR = 6;
+constexpr int64_t kNR = 2 * Simd::kLanes;
+constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR) stays in L1
+constexpr int64_t kMC = 120;   // rows of a packed A block (kMC x kKC floats = 120 KB, in L2); a multiple of kMR
+constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+
+// c[kMR x kNR] (row stride ldc) = ap^T bp, plus c's old value when `accumulate`. ap: kc x kMR, bp: kc x kNR.
+void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+  Simd::Reg acc[kMR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = Simd::zero();
+  for (int64_t p = 0; p < kc; ++p) {
+    const Simd::Reg b0 = Simd::load(bp), b1 = Simd::load(bp + Simd::kLanes);
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      const Simd::Reg a = Simd::broadcast(ap + r);
+      acc[r][0] = Simd::fma(a, b0, acc[r][0]);
+      acc[r][1] = Simd::fma(a, b1, acc[r][1]);
+    }
+    ap += kMR;
+    bp += kNR;
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    float* cr = c + r * ldc;
+    if (accumulate) {
+      acc[r][0] = Simd::add(acc[r][0], Simd::load(cr));
+      acc[r][1] = Simd::add(acc[r][1], Simd::load(cr + Simd::kLanes));
+    }
+    Simd::store(cr, acc[r][0]);
+    Simd::store(cr + Simd::kLanes, acc[r][1]);
+  }
+}
+
+// An edge tile (mr < kMR or nr < kNR): the full kernel into a local tile, then its valid part into c. The sums are
+// the same FMA sequence as in a full tile, so an element's value does not depend on where the tiles fall.
+void edge_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate, int64_t mr,
+                 int64_t nr) {
+  alignas(64) float tile[kMR * kNR];
+  micro_kernel(kc, ap, bp, tile, kNR, false);
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * kNR + j] : tile[r * kNR + j];
+}
+
+// Panels of kMR rows of op(A)[i0 : i0 + mc, p0 : p0 + kc]: ap[panel][p][r], zero past mc.
+void pack_a(bool trans, const float* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
+  for (int64_t ir = 0; ir < mc; ir += kMR) {
+    const int64_t mr = std::min(kMR, mc - ir);
+    float* dst = ap + ir * kc;
+    if (!trans) {
+      for (int64_t r = 0; r < mr; ++r) {
+        const float* src = a + (i0 + ir + r) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * kMR + r] = src[p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a + (p0 + p) * lda + i0 + ir;
+        for (int64_t r = 0; r < mr; ++r) dst[p * kMR + r] = src[r];
+      }
+    }
+    if (mr < kMR)
+      for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * kMR + mr, dst + (p + 1) * kMR, 0.0f);
+  }
+}
+
+// Panels of kNR columns of op(B)[p0 : p0 + kc, j0 : j0 + nc]: bp[panel][p][j], zero past nc.
+void pack_b(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* bp) {
+  for (int64_t jr = 0; jr < nc; jr += kNR) {
+    const int64_t nr = std::min(kNR, nc - jr);
+    float* dst = bp + jr * kc;
+    if (!trans) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b + (p0 + p) * ldb + j0 + jr;
+        std::copy(src, src + nr, dst + p * kNR);
+        std::fill(dst + p * kNR + nr, dst + (p + 1) * kNR, 0.0f);
+      }
+    } else {
+      for (int64_t j = 0; j < nr; ++j) {
+        const float* src = b + (j0 + jr + j) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * kNR + j] = src[p];
+      }
+      if (nr < kNR)
+        for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * kNR + nr, dst + (p + 1) * kNR, 0.0f);
+    }
+  }
+}
+
+}  // namespace
+
+bool sgemm_available() { return true; }
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  thread_local std::vector<float> a_pack, b_pack;
+  const int64_t nc_max = std::min(kNC, (n + kNR - 1) / kNR * kNR);
+  if (a_pack.size() < static_cast<size_t>(kMC * kKC)) a_pack.resize(static_cast<size_t>(kMC * kKC));
+  if (b_pack.size() < static_cast<size_t>(kKC * nc_max)) b_pack.resize(static_cast<size_t>(kKC * nc_max));
+  for (int64_t jc = 0; jc < n; jc += kNC) {
+    const int64_t nc = std::min(kNC, n - jc);
+    for (int64_t pc = 0; pc < k; pc += kKC) {
+      const int64_t kc = std::min(kKC, k - pc);
+      const bool accumulate = pc > 0;
+      pack_b(trans_b, b, ldb, pc, kc, jc, nc, b_pack.data());
+      for (int64_t ic = 0; ic < m; ic += kMC) {
+        const int64_t mc = std::min(kMC, m - ic);
+        pack_a(trans_a, a, lda, ic, mc, pc, kc, a_pack.data());
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int64_t nr = std::min(kNR, nc - jr);
+          const float* bp = b_pack.data() + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int64_t mr = std::min(kMR, mc - ir);
+            float* cp = c + (ic + ir) * ldc + jc + jr;
+            if (mr == kMR && nr == kNR)
+              micro_kernel(kc, a_pack.data() + ir * kc, bp, cp, ldc, accumulate);
+            else
+              edge_kernel(kc, a_pack.data() + ir * kc, bp, cp, ldc, accumulate, mr, nr);
+          }
+        }
+      }
+    }
+  }
+}
+
+#else  // no AVX2/AVX-512 in this build: callers use Eigen
+
+bool sgemm_available() { return false; }
+
+void sgemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t) {
+  throw std::logic_error("dtd::detail::sgemm: this build has no AVX2/AVX-512 micro-kernel (check sgemm_available())");
+}
+
+#endif
+
+}  // namespace dtd::detail

@@ -1,0 +1,19 @@
+// dtd's own single-precision GEMM (private): packed panels and a register-blocked FMA micro-kernel for AVX2 and
+// AVX-512 (BLIS's loop structure), about 1.5x Eigen's GEMM on AVX2. Serial: callers split C into fixed tiles and
+// run them in parallel (eigen_maps.hpp), so results never depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+namespace dtd::detail {
+
+/// True when this build has the micro-kernel (x86 with AVX2 + FMA or AVX-512F); otherwise callers use Eigen.
+bool sgemm_available();
+
+/// C[m, n] = op(A) op(B) on the calling thread, row-major with row strides lda, ldb, ldc. A is [m, k] ([k, m] when
+/// trans_a); B is [k, n] ([n, k] when trans_b). Each C element is summed in a fixed order (k in blocks of fixed
+/// size), whatever m, n and the strides are. Requires sgemm_available().
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float* c, int64_t ldc);
+
+}  // namespace dtd::detail
