@@ -68,6 +68,11 @@ class Explanation:
         return "\n".join(lines)
 
 
+# A z^beta layer's bounds: (layer index, low, high, the tolerance of the bounds check, (low, high) when both are
+# constant else None).
+_Box = tuple[int, np.ndarray, np.ndarray, float, "tuple[float, float] | None"]
+
+
 def _composite(rules: str | Composite | Rule, low: Any, high: Any, eps: float) -> Composite:
     if isinstance(rules, str):
         return preset(rules, low=low, high=high, eps=eps)
@@ -109,7 +114,7 @@ def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: t
 
 def _rule_specs(
     model: Model, composite: Composite, low: Any, high: Any
-) -> tuple[list[_core.RuleSpec], list[str], list[tuple[int, np.ndarray, np.ndarray]]]:
+) -> tuple[list[_core.RuleSpec], list[str], list[_Box]]:
     """One RuleSpec per layer, the rule names for the report, and the z^beta layers with their bounds."""
     specs, names, boxes = [], [], []
     maxpool = getattr(_core.MaxPoolMode, composite.maxpool)
@@ -137,7 +142,11 @@ def _rule_specs(
                         f"low > high for the z^beta bounds (first at flat index {bad}: {lo[bad]} > {hi[bad]})"
                     )
                 spec.low, spec.high = lo, hi
-                boxes.append((layer.index, lo, hi))
+                uniform = (
+                    (float(lo[0]), float(hi[0])) if np.all(lo == lo[0]) and np.all(hi == hi[0]) else None
+                )
+                tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
+                boxes.append((layer.index, lo, hi, tol, uniform))
         spec.maxpool, spec.add = maxpool, add
         specs.append(spec)
         names.append(name)
@@ -169,7 +178,7 @@ def _key(value: Any) -> Any:
 
 def _plan(
     model: Model, net: Any, dtype: np.dtype[Any], rules: Any, low: Any, high: Any, eps: float
-) -> tuple[Any, list[str], list[tuple[int, np.ndarray, np.ndarray]]]:
+) -> tuple[Any, list[str], list[_Box]]:
     """The rules prepared for ``net`` (bounds terms and constant denominators computed once), cached on the model
     for hashable rules."""
     try:
@@ -189,14 +198,13 @@ def _plan(
     return result
 
 
-def _check_in_box(
-    model: Model, batch: np.ndarray, trace: Any, boxes: list[tuple[int, np.ndarray, np.ndarray]]
-) -> None:
-    for index, lo, hi in boxes:
+def _check_in_box(model: Model, batch: np.ndarray, trace: Any, boxes: list[_Box]) -> None:
+    for index, lo, hi, tol, uniform in boxes:
         layer = model.layers[index]
         source = batch if layer.inputs[0] == 0 else trace.value(layer.inputs[0])
         a = source.reshape(-1, lo.size)
-        tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
+        if uniform is not None and a.min() >= uniform[0] - tol and a.max() <= uniform[1] + tol:
+            continue  # constant bounds (the common case): two reductions decide
         below, above = a < lo - tol, a > hi + tol
         if below.any() or above.any():
             n_bad = int(below.sum() + above.sum())
@@ -214,7 +222,12 @@ def _output_relevance(
     """The output relevance per pass ([N, n_out] each), the targets, and whether there are K targets per sample.
     The target's entry holds its logit (DTD), or 1 with ``unit`` (a gradient)."""
     n, n_out = logits.shape
-    tgt = np.asarray(target) if target is not None else None
+    if target is None:  # the argmax class of each sample (the common case, kept short: it runs on every call)
+        rows, classes = np.arange(n), logits.argmax(axis=1)
+        r = np.zeros_like(logits)
+        r[rows, classes] = 1.0 if unit else logits[rows, classes]
+        return [r], classes, False
+    tgt = np.asarray(target)
     if tgt is not None and tgt.dtype.kind == "f" and tgt.ndim >= 1:
         r = tgt.reshape(1, -1) if single else tgt.reshape(tgt.shape[0], -1) if tgt.ndim >= 2 else tgt
         if r.shape != (n, n_out):
@@ -224,36 +237,32 @@ def _output_relevance(
         if not np.all(np.isfinite(r)):
             raise ValueError("output relevance must be finite")
         return [np.ascontiguousarray(r, dtype=logits.dtype)], None, False
-    if tgt is None:
-        classes = np.argmax(logits, axis=1)[:, None]
-        multi = False
-    else:
-        if tgt.dtype.kind not in "iu" and tgt.dtype != np.bool_:
+    if tgt.dtype.kind not in "iu" and tgt.dtype != np.bool_:
+        raise ValueError(
+            f"target must be None, an int, ints, or a float output-relevance array; got {target!r}"
+        )
+    if tgt.dtype == np.bool_:
+        raise ValueError("target must be class indices, not booleans")
+    if tgt.ndim == 0:
+        classes, multi = np.full((n, 1), int(tgt)), False
+    elif single and tgt.ndim == 1:
+        classes, multi = tgt.reshape(1, -1), True
+    elif tgt.ndim == 1:
+        if tgt.shape[0] != n:
+            raise ValueError(f"got {tgt.shape[0]} targets for a batch of {n} samples")
+        classes, multi = tgt.reshape(n, 1), False
+    elif tgt.ndim == 2 and not single:
+        if tgt.shape[0] != n:
             raise ValueError(
-                f"target must be None, an int, ints, or a float output-relevance array; got {target!r}"
+                f"targets of shape {list(tgt.shape)} for a batch of {n} samples, expected [N, K]"
             )
-        if tgt.dtype == np.bool_:
-            raise ValueError("target must be class indices, not booleans")
-        if tgt.ndim == 0:
-            classes, multi = np.full((n, 1), int(tgt)), False
-        elif single and tgt.ndim == 1:
-            classes, multi = tgt.reshape(1, -1), True
-        elif tgt.ndim == 1:
-            if tgt.shape[0] != n:
-                raise ValueError(f"got {tgt.shape[0]} targets for a batch of {n} samples")
-            classes, multi = tgt.reshape(n, 1), False
-        elif tgt.ndim == 2 and not single:
-            if tgt.shape[0] != n:
-                raise ValueError(
-                    f"targets of shape {list(tgt.shape)} for a batch of {n} samples, expected [N, K]"
-                )
-            classes, multi = tgt, True
-        else:
-            raise ValueError(f"targets of shape {list(tgt.shape)} are not understood")
-        if classes.size and (classes.min() < -n_out or classes.max() >= n_out):
-            bad = classes[(classes < -n_out) | (classes >= n_out)][0]
-            raise ValueError(f"target class {bad} is out of range for a model with {n_out} outputs")
-        classes = classes % n_out
+        classes, multi = tgt, True
+    else:
+        raise ValueError(f"targets of shape {list(tgt.shape)} are not understood")
+    if classes.size and (classes.min() < -n_out or classes.max() >= n_out):
+        bad = classes[(classes < -n_out) | (classes >= n_out)][0]
+        raise ValueError(f"target class {bad} is out of range for a model with {n_out} outputs")
+    classes = classes % n_out
     passes = []
     rows = np.arange(n)
     for k in range(classes.shape[1]):

@@ -61,6 +61,8 @@ class Model:
         self.opset = opset
         self._nets: dict[np.dtype[Any], Any] = {np.dtype(np.float32): _core.Network32(spec)}
         net = self._nets[np.dtype(np.float32)]
+        self._output_shape = tuple(int(d) for d in net.output_shape)
+        self._logits_shape = tuple(int(d) for d in net.logits_shape)
         self._onnx_output_rank = output_rank
         self._plans: dict[Any, Any] = {}  # prepared rules, see dtd.api._plan
         self.layers: list[LayerInfo] = [
@@ -102,12 +104,12 @@ class Model:
     @property
     def output_shape(self) -> tuple[int, ...]:
         """Per-sample shape of what :meth:`forward` returns."""
-        return tuple(self._nets[np.dtype(np.float32)].output_shape)
+        return self._output_shape
 
     @property
     def logits_shape(self) -> tuple[int, ...]:
         """Per-sample shape of the logits: the output, or the input of a softmax/logsoftmax head."""
-        return tuple(self._nets[np.dtype(np.float32)].logits_shape)
+        return self._logits_shape
 
     @property
     def num_outputs(self) -> int:
@@ -116,6 +118,9 @@ class Model:
 
     def network(self, dtype: np.dtype[Any] | type) -> Any:
         """The C++ network for ``dtype`` (float32 or float64), built on first use."""
+        net = self._nets.get(dtype)  # type: ignore[arg-type]
+        if net is not None:
+            return net
         dt = np.dtype(dtype)
         if dt not in _FLOAT_TYPES:
             raise ValueError(f"dtd computes in float32 or float64, got {dt}")
@@ -131,14 +136,14 @@ class Model:
             raise ValueError(
                 f"input has dtype {arr.dtype}, expected float32 or float64 (convert with x.astype(np.float32))"
             )
+        if arr.shape[1:] == self._input_shape and arr.ndim == len(self._input_shape) + 1 and arr.shape[0] > 0:
+            return arr
         expected = "[N, " + ", ".join(str(d) for d in self.input_shape) + "]"
-        if arr.ndim != len(self.input_shape) + 1 or tuple(arr.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"input has shape {list(arr.shape)}, expected {expected} (model input '{self.input_name}')"
-            )
-        if arr.shape[0] == 0:
+        if arr.shape[0:1] == (0,) and arr.ndim == len(self._input_shape) + 1:
             raise ValueError(f"input batch is empty, expected {expected}")
-        return arr
+        raise ValueError(
+            f"input has shape {list(arr.shape)}, expected {expected} (model input '{self.input_name}')"
+        )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Runs the model on a batch ``x`` of shape ``[N, *input_shape]`` (float32 or float64, any strides) and
