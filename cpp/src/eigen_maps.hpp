@@ -22,7 +22,7 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k) {
   using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
   Eigen::Map<const RowVec> a(a_ptr, k);
   Eigen::Map<RowVec> y(y_ptr, n);
-  constexpr int64_t kTile = 1024;
+  constexpr int64_t kTile = 256;  // memory-bound: a 1024-unit layer at batch 1 gives every thread a share
   const int64_t tiles = (n + kTile - 1) / kTile;
   parallel_for(
       tiles,
@@ -33,14 +33,20 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k) {
       n * k >= (int64_t{1} << 17));
 }
 
+/// Whether a float product of this shape runs dtd's kernel: below 32 rows or columns one operand is used too few
+/// times to repay its packing, and Eigen is faster.
+template <class T>
+bool use_sgemm(int64_t m, int64_t n) {
+  return std::is_same_v<T, float> && sgemm_available() && m >= 32 && n >= 32;
+}
+
 /// C[m, n] = op(A) op(B) on the calling thread, row-major with row strides: A is [m, k] ([k, m] when trans_a), B is
 /// [k, n] ([n, k] when trans_b). float runs dtd's own packed kernel where the build has one (gemm.hpp), else Eigen.
 template <class T>
 void gemm_block(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>) {
-    // Below 32 rows or columns one operand is used too few times to repay its packing; Eigen is faster there.
-    if (sgemm_available() && m >= 32 && n >= 32) return sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+    if (use_sgemm<T>(m, n)) return sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
   }
   using Stride = Eigen::OuterStride<>;
   using CMap = Eigen::Map<const MatR<T>, 0, Stride>;
@@ -55,18 +61,36 @@ void gemm_block(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
     mc.noalias() = CMap(a, k, m, Stride(lda)).transpose() * CMap(b, n, k, Stride(ldb)).transpose();
 }
 
-/// gemm_block split into fixed tiles of C run in parallel.
+/// gemm_block split into tiles of C run in parallel.
 template <class T>
 void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T* c, int64_t ldc) {
   const bool parallel = m * n * k >= (int64_t{1} << 16);
-  // Each tile re-packs the operand it shares with the others, so tiles stay wide (>= kMinTile); up to
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_sgemm<T>(m, n)) {
+      // dtd's kernel sums every element of C in the same order however C is split (gemm.hpp), so the split may
+      // follow the thread count: one equal share per thread, along n unless n is too narrow to share (each share
+      // then packs all of A; along m, all of B).
+      const int64_t threads = parallel && !omp_in_parallel() ? omp_get_max_threads() : 1;
+      const bool along_n = n >= m || n >= 256 * threads;
+      const int64_t extent = along_n ? n : m, quantum = along_n ? 32 : 6;
+      const int64_t share = ((extent + threads - 1) / threads + quantum - 1) / quantum * quantum;
+      parallel_for((extent + share - 1) / share, [&](int64_t t) {
+        const int64_t s0 = t * share, w = std::min(share, extent - s0);
+        if (along_n)
+          sgemm(trans_a, trans_b, m, w, k, a, lda, trans_b ? b + s0 * ldb : b + s0, ldb, c + s0, ldc);
+        else
+          sgemm(trans_a, trans_b, w, n, k, trans_a ? a + s0 : a + s0 * lda, lda, b, ldb, c + s0 * ldc, ldc);
+      });
+      return;
+    }
+  }
+  // Eigen: each tile re-packs the operand it shares with the others, so tiles stay wide (>= kMinTile); up to
   // kMaxTiles of them give the threads work. Both constants are fixed: the split never depends on the thread
   // count, and neither do the results.
   constexpr int64_t kMinTile = 512, kMaxTiles = 16;
   if (n >= m) {
-    const int64_t t = std::max(kMinTile, (n + kMaxTiles - 1) / kMaxTiles);
-    const int64_t kTile = (t + 31) / 32 * 32;
+    const int64_t kTile = (std::max(kMinTile, (n + kMaxTiles - 1) / kMaxTiles) + 15) / 16 * 16;
     const int64_t tiles = (n + kTile - 1) / kTile;
     parallel_for(
         tiles,
@@ -77,7 +101,7 @@ void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
         parallel);
   } else {
     // Few columns (deep layers at small batch): the shared operand B is small, so narrower row tiles pay.
-    const int64_t kTile = std::max<int64_t>(120, (m + kMaxTiles - 1) / kMaxTiles + 23) / 24 * 24;
+    const int64_t kTile = std::max<int64_t>(128, (m + kMaxTiles - 1) / kMaxTiles + 15) / 16 * 16;
     const int64_t tiles = (m + kTile - 1) / kTile;
     parallel_for(
         tiles,

@@ -14,6 +14,7 @@
 #include "dtd/layers/relu.hpp"
 #include "dtd/layers/reshape.hpp"
 #include "dtd/layers/softmax.hpp"
+#include "parallel.hpp"
 
 namespace dtd {
 
@@ -228,6 +229,18 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
     const size_t out_id = li + 1;
     if (!has[out_id]) continue;
     const Layer<T>& layer = *layers_[li];
+    if (layer.relevance_is_identity(rules[li]) && !has[static_cast<size_t>(layer.inputs()[0])]) {
+      // The relevance passes unchanged: hand the buffer on, with the input's shape.
+      const auto id = static_cast<size_t>(layer.inputs()[0]);
+      if (report) {
+        totals(rel[out_id], (*report)[li].relevance_out);
+        totals(rel[out_id], (*report)[li].relevance_in);
+      }
+      rel[id] = std::move(rel[out_id]);
+      rel[id].shape = batched<T>(n, value_shape(static_cast<int>(id)));
+      has[id] = true;
+      continue;
+    }
     std::vector<const Tensor<T>*> in;
     std::vector<Tensor<T>> r_in;
     for (int id : layer.inputs()) {
@@ -244,7 +257,11 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
         rel[id] = std::move(r_in[k]);
         has[id] = true;
       } else {
-        for (size_t i = 0; i < rel[id].data.size(); ++i) rel[id].data[i] += r_in[k].data[i];
+        T* acc = rel[id].ptr();
+        const T* add = r_in[k].ptr();
+        detail::parallel_blocks(rel[id].size(), [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) acc[i] += add[i];
+        });
       }
     }
   }

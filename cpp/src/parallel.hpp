@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <vector>
@@ -30,6 +31,15 @@ void parallel_for(int64_t n, F&& f, bool parallel = true) {
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+/// f(i0, i1) over [0, n) in fixed blocks of elements, the blocks in parallel when there are several: for
+/// elementwise loops over activations (each element's result is independent of the blocking).
+constexpr int64_t kElementBlock = int64_t{1} << 15;
+template <class F>
+void parallel_blocks(int64_t n, F&& f) {
+  const int64_t blocks = (n + kElementBlock - 1) / kElementBlock;
+  parallel_for(blocks, [&](int64_t b) { f(b * kElementBlock, std::min(n, (b + 1) * kElementBlock)); });
 }
 
 /// A per-thread scratch buffer that grows and is reused across calls (no allocation in steady state).

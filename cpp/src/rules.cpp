@@ -5,6 +5,7 @@
 
 #include "dtd/error.hpp"
 #include "dtd/layer.hpp"
+#include "parallel.hpp"
 #include "stabilizer.hpp"
 
 namespace dtd {
@@ -43,21 +44,37 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
   const T* r = r_out.ptr();
   T* rin = r_in[0].ptr();
   Buffer<T> z(static_cast<size_t>(n * no)), s(z.size());
-  auto divide = [&] {
-    for (size_t i = 0; i < z.size(); ++i) s[i] = detail::stabilized_ratio(r[i], z[i], eps);
+  // s = R / stab(z - zc) with zc[j] the terms that do not depend on the input (empty: none), broadcast over the
+  // samples.
+  auto divide = [&](const std::vector<T>& zc) {
+    detail::parallel_blocks(n * no, [&](int64_t i0, int64_t i1) {
+      if (zc.empty()) {
+        for (int64_t i = i0; i < i1; ++i) s[i] = detail::stabilized_ratio(r[i], z[i], eps);
+        return;
+      }
+      for (int64_t i = i0, j = i0 % no; i < i1; ++i, j = j + 1 == no ? 0 : j + 1)
+        s[i] = detail::stabilized_ratio(r[i], z[i] - zc[static_cast<size_t>(j)], eps);
+    });
   };
-  // z[n, :] += sign * zc for every sample (terms that do not depend on the input).
-  auto broadcast = [&](const std::vector<T>& zc, T sign) {
-    for (int64_t k = 0; k < n; ++k)
-      for (int64_t j = 0; j < no; ++j) z[static_cast<size_t>(k * no + j)] += sign * zc[static_cast<size_t>(j)];
+  // rin[i] = a[i] * rin[i] over the input.
+  auto times_input = [&](const T* av) {
+    detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) rin[i] *= av[i];
+    });
   };
+  static const std::vector<T> kNone;
 
   switch (rule.kind) {
     case RuleKind::gradient: apply_transposed_set(r, n, WeightSet::plain, rin); break;
     case RuleKind::zplus: {
       // z+_j = sum_i a+_i w+_ij + a-_i w-_ij (+ b+_j); R_i = a+_i (W+^T s)_i + a-_i (W-^T s)_i.
       // Inputs are usually ReLU outputs (a = a+): then no copy and no a- terms.
-      const bool negative = std::any_of(a.data.begin(), a.data.end(), [](T v) { return v < T(0); });
+      std::vector<char> has_negative(static_cast<size_t>(n * ni / detail::kElementBlock + 1), 0);
+      detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
+        has_negative[static_cast<size_t>(i0 / detail::kElementBlock)] =
+            std::any_of(a.ptr() + i0, a.ptr() + i1, [](T v) { return v < T(0); });
+      });
+      const bool negative = std::find(has_negative.begin(), has_negative.end(), 1) != has_negative.end();
       Buffer<T> ap, am;
       if (negative) {
         ap.resize(a.data.size());
@@ -76,9 +93,9 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
         const auto bp = mapped(bias_, [](T b) { return std::max(b, T(0)); });
         add_bias(bp.data(), n, z.data());
       }
-      divide();
+      divide(kNone);
       apply_transposed_set(s.data(), n, WeightSet::positive, rin);
-      for (size_t i = 0; i < a.data.size(); ++i) rin[i] *= a_pos[i];
+      times_input(a_pos);
       if (negative) {
         Buffer<T> c(ap.size());
         apply_transposed_set(s.data(), n, WeightSet::negative, c.data());
@@ -89,9 +106,11 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
     case RuleKind::wsquare:
     case RuleKind::flat: {
       // The denominator does not depend on the input (prepared once): w^2 or ones applied to a sample of ones.
+      // z = 0 - (-constant): the division subtracts the constant terms.
       std::fill(z.begin(), z.end(), T(0));
-      broadcast(rule.constant, T(1));
-      divide();
+      std::vector<T> negated(rule.constant.size());
+      std::transform(rule.constant.begin(), rule.constant.end(), negated.begin(), [](T v) { return -v; });
+      divide(negated);
       apply_transposed_set(s.data(), n, rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones, rin);
       break;
     }
@@ -100,18 +119,18 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       const std::vector<T>& l = rule.low_t;
       const std::vector<T>& h = rule.high_t;
       apply_set(a.ptr(), n, WeightSet::plain, z.data());
-      broadcast(rule.constant, T(-1));
-      divide();
+      divide(rule.constant);
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
       Buffer<T> c(a.data.size());
       apply_transposed_set(s.data(), n, WeightSet::positive, rin);
       apply_transposed_set(s.data(), n, WeightSet::negative, c.data());
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t i = 0; i < ni; ++i) {
-          const size_t j = static_cast<size_t>(k * ni + i), b = static_cast<size_t>(i);
-          rin[j] = (a.data[j] - l[b]) * rin[j] + (a.data[j] - h[b]) * c[j];
+      detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
+        for (int64_t j = i0, b = i0 % ni; j < i1; ++j, b = b + 1 == ni ? 0 : b + 1) {
+          const T aj = a.ptr()[j];
+          rin[j] = (aj - l[static_cast<size_t>(b)]) * rin[j] + (aj - h[static_cast<size_t>(b)]) * c[j];
         }
+      });
       break;
     }
     case RuleKind::epsilon:
@@ -133,9 +152,9 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
                            : mapped(bias_, [gamma](T v) { return v + gamma * std::max(v, T(0)); });
         add_bias(b.data(), n, z.data());
       }
-      divide();
+      divide(kNone);
       apply_transposed(s.data(), n, w, rin);
-      for (size_t i = 0; i < a.data.size(); ++i) rin[i] *= a.data[i];
+      times_input(a.ptr());
       break;
     }
   }

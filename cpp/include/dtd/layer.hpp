@@ -40,6 +40,13 @@ class Layer {
   virtual bool relevance_reads_inputs() const { return true; }
   virtual bool relevance_reads_output() const { return false; }
 
+  /// True when relevance() under `rule` copies r_out unchanged to the one input (ReLU under DTD/LRP rules,
+  /// Flatten, Reshape): the network then hands the buffer on instead of calling it.
+  virtual bool relevance_is_identity(const RuleSpec& rule) const {
+    (void)rule;
+    return false;
+  }
+
   /// True for dense and conv: the layers that DTD/LRP rules apply to.
   virtual bool parametric() const { return false; }
   /// Multiply-adds per sample of the forward pass (0 for layers without weights).

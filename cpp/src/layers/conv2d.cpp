@@ -236,11 +236,14 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
 template <class T>
 void Conv2d<T>::add_bias(const T* b, int64_t batch, T* y) const {
   const int64_t p = oh_ * ow_;
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t c = 0; c < cout_; ++c) {
-      T* yc = y + (n * cout_ + c) * p;
-      for (int64_t i = 0; i < p; ++i) yc[i] += b[c];
-    }
+  detail::parallel_for(
+      batch * cout_,
+      [&](int64_t plane) {
+        T* yc = y + plane * p;
+        const T bc = b[plane % cout_];
+        for (int64_t i = 0; i < p; ++i) yc[i] += bc;
+      },
+      batch * cout_ * p >= 2 * detail::kElementBlock);
 }
 
 template class Conv2d<float>;

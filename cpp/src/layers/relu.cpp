@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "../parallel.hpp"
+
 namespace dtd {
 
 template <class T>
@@ -14,8 +16,9 @@ template <class T>
 void Relu<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
   const T* x = in[0]->ptr();
   T* y = out.ptr();
-  const int64_t n = out.size();
-  for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], T(0));
+  detail::parallel_blocks(out.size(), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = std::max(x[i], T(0));
+  });
 }
 
 template <class T>
