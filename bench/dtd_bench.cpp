@@ -331,7 +331,7 @@ TensorF start_relevance(const TensorF& logits) {
 }
 
 TensorF explain(const Net& net, const TensorF& x, const dtd::Plan<float>& plan) {
-  dtd::Trace<float> tr = net.trace(x);
+  dtd::Trace<float> tr = net.trace(x, &plan);
   const TensorF r = start_relevance(tr.values[static_cast<size_t>(net.logits_value())]);
   return net.relevance(tr, r, plan);
 }

@@ -54,3 +54,39 @@ def test_large_dense_on_the_fly_matches_formulas_and_stored_path() -> None:
     r0 = x * (s @ W1.T) - 0.0 * (s @ wp.T) - 1.0 * (s @ wn.T)
     np.testing.assert_allclose(many, r0, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(r0.sum(axis=1), r3[:, 2], rtol=1e-6)
+    # float32: the same formulas to 1e-4 (the fused sweep that computes the forward and z+'s denominator at once)
+    one32 = np.stack(
+        [dtd.explain(model, x[i : i + 1].astype(np.float32), target=2, rules=rules)[0] for i in range(6)]
+    )
+    np.testing.assert_allclose(one32, r0, rtol=1e-4, atol=1e-4 * np.abs(r0).max())
+
+
+def test_trace_with_plan_keeps_products_and_matches_plain_trace() -> None:
+    """A trace made with the plan keeps the products the relevance pass would recompute (z^beta's denominator on
+    the first layer, z+'s on a large dense layer at batch 1); the relevance equals the one from a plain trace."""
+    rng = np.random.default_rng(5)
+    w1 = rng.normal(0, 0.03, (1100, 1000)).astype(np.float32)
+    w2 = rng.normal(0, 0.05, (1000, 10)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h1"]),
+            helper.make_node("Relu", ["h1"], ["r1"]),
+            helper.make_node("MatMul", ["r1", "w2"], ["y"]),
+        ],
+        "big2",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1100])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        [numpy_helper.from_array(w, n) for w, n in ((w1, "w1"), (w2, "w2"))],
+    )
+    model = dtd.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        x = rng.uniform(0, 1, (1, 1100)).astype(dtype)
+        net = model.network(dtype)
+        for rules in ("bounded", "positive", "epsilon"):
+            plan, _, _ = dtd.api._plan(model, net, np.dtype(dtype), rules, 0.0, 1.0, 1e-6)
+            r_out = np.zeros((1, 10), dtype)
+            r_out[0, 3] = 1.0
+            plain, _ = net.relevance(net.trace(x), r_out, plan, False)
+            kept, _ = net.relevance(net.trace(x, plan), r_out, plan, False)
+            np.testing.assert_allclose(kept, plain, rtol=rtol, atol=rtol * np.abs(plain).max(), err_msg=rules)
+            assert np.abs(plain).max() > 0

@@ -55,6 +55,7 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
   Simd::Reg acc[kMR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = Simd::zero();
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const Simd::Reg b0 = Simd::load(bp), b1 = Simd::load(bp + Simd::kLanes);
 #pragma GCC unroll 6

@@ -90,6 +90,44 @@ void LinearLayer<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>&
   if (has_bias()) add_bias(bias_.data(), n, out.ptr());
 }
 
+template <class T>
+bool LinearLayer<T>::keeps_product(const RuleSpec& rule, int64_t batch, WeightSet& set) const {
+  if (rule.kind == RuleKind::zbox || rule.kind == RuleKind::epsilon) {
+    set = WeightSet::plain;
+    return true;
+  }
+  if (rule.kind == RuleKind::zplus && fused_positive(batch)) {
+    set = WeightSet::positive;
+    return true;
+  }
+  return false;
+}
+
+template <class T>
+bool LinearLayer<T>::forward_keeping(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, WeightSet set,
+                                     Tensor<T>& kept) const {
+  const Tensor<T>& a = *in[0];
+  const int64_t n = a.batch();
+  if (set == WeightSet::plain) {
+    apply(a.ptr(), n, weight_.data(), out.ptr());
+    kept = out;  // before the bias
+  } else {
+    // w+ (*) a is z+'s denominator only for a >= 0 (else z+ needs w- (*) a- too).
+    if (std::any_of(a.data.begin(), a.data.end(), [](T v) { return v < T(0); })) {
+      forward(in, out);
+      return false;
+    }
+    kept = Tensor<T>::uninitialized(out.shape);
+    if (!apply_with_positive(a.ptr(), n, out.ptr(), kept.ptr())) {
+      kept = Tensor<T>();
+      forward(in, out);
+      return false;
+    }
+  }
+  if (has_bias()) add_bias(bias_.data(), n, out.ptr());
+  return true;
+}
+
 template class LinearLayer<float>;
 template class LinearLayer<double>;
 

@@ -119,12 +119,14 @@ int Network<T>::first_parametric() const {
 }
 
 template <class T>
-Trace<T> Network<T>::trace(const Tensor<T>& x) const {
-  return trace_impl(x, false);
+Trace<T> Network<T>::trace(const Tensor<T>& x, const Plan<T>* plan) const {
+  DTD_CHECK(!plan || plan->size() == layers_.size(), std::invalid_argument, "plan has ", plan ? plan->size() : 0,
+            " rules for ", layers_.size(), " layers");
+  return trace_impl(x, false, plan);
 }
 
 template <class T>
-Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release) const {
+Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan) const {
   DTD_CHECK(x.shape.size() == input_shape_.size() + 1 &&
                 std::equal(input_shape_.begin(), input_shape_.end(), x.shape.begin() + 1),
             std::invalid_argument, "input has shape ", to_string(x.shape), ", expected [N, ",
@@ -153,7 +155,18 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release) const {
     std::vector<const Tensor<T>*> in;
     for (int id : layer.inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
     auto out = Tensor<T>::uninitialized(batched<T>(n, layer.output_shape()));
-    layer.forward(in, out);
+    WeightSet set{};
+    if (plan && layer.parametric() &&
+        static_cast<const LinearLayer<T>&>(layer).keeps_product((*plan)[li], n, set)) {
+      if (tr.kept.empty()) {
+        tr.kept.resize(layers_.size());
+        tr.kept_set.assign(layers_.size(), -1);
+      }
+      if (static_cast<const LinearLayer<T>&>(layer).forward_keeping(in, out, set, tr.kept[li]))
+        tr.kept_set[li] = static_cast<int>(set);
+    } else {
+      layer.forward(in, out);
+    }
     tr.values.push_back(std::move(out));
     for (int id : layer.inputs())
       if (last_use[static_cast<size_t>(id)] == li + 1) tr.values[static_cast<size_t>(id)] = Tensor<T>();
@@ -164,7 +177,7 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release) const {
 template <class T>
 Tensor<T> Network<T>::forward(const Tensor<T>& x) const {
   // Like trace(), but each activation is released after its last consumer ran.
-  Trace<T> tr = trace_impl(x, true);
+  Trace<T> tr = trace_impl(x, true, nullptr);
   return std::move(tr.values[static_cast<size_t>(output_value_)]);
 }
 
@@ -247,7 +260,13 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
       in.push_back(&tr.values[static_cast<size_t>(id)]);
       r_in.push_back(Tensor<T>::uninitialized(batched<T>(n, value_shape(id))));
     }
-    layer.relevance(in, tr.values[out_id], rel[out_id], rules[li], r_in);
+    WeightSet set{};
+    if (layer.parametric() && li < tr.kept_set.size() && tr.kept_set[li] >= 0 &&
+        static_cast<const LinearLayer<T>&>(layer).keeps_product(rules[li], n, set) &&
+        static_cast<int>(set) == tr.kept_set[li] && tr.kept[li].shape == batched<T>(n, layer.output_shape()))
+      static_cast<const LinearLayer<T>&>(layer).relevance_from(in, rel[out_id], rules[li], r_in, &tr.kept[li]);
+    else
+      layer.relevance(in, tr.values[out_id], rel[out_id], rules[li], r_in);
     if (report) totals(rel[out_id], (*report)[li].relevance_out);
     rel[out_id] = Tensor<T>();
     for (size_t k = 0; k < r_in.size(); ++k) {

@@ -38,6 +38,13 @@ std::vector<T> mapped(const std::vector<T>& v, F f) {
 template <class T>
 void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
                                const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
+  relevance_from(in, r_out, rule, r_in, nullptr);
+}
+
+template <class T>
+void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, const Tensor<T>& r_out,
+                                    const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in,
+                                    const Tensor<T>* kept) const {
   const Tensor<T>& a = *in[0];
   const int64_t n = a.batch(), ni = in_size(), no = out_size();
   const T eps = static_cast<T>(rule.eps);
@@ -81,7 +88,10 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
         for (size_t i = 0; i < ap.size(); ++i) ap[i] = std::max(a.data[i], T(0));
       }
       const T* a_pos = negative ? ap.data() : a.ptr();
-      apply_set(a_pos, n, WeightSet::positive, z.data());
+      if (kept && !negative)
+        std::copy(kept->data.begin(), kept->data.end(), z.begin());
+      else
+        apply_set(a_pos, n, WeightSet::positive, z.data());
       if (negative) {
         am.resize(a.data.size());
         for (size_t i = 0; i < am.size(); ++i) am[i] = std::min(a.data[i], T(0));
@@ -118,7 +128,10 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
       // q_ij = a_i w_ij - l_i w+_ij - h_i w-_ij; the bound terms are prepared once.
       const std::vector<T>& l = rule.low_t;
       const std::vector<T>& h = rule.high_t;
-      apply_set(a.ptr(), n, WeightSet::plain, z.data());
+      if (kept)
+        std::copy(kept->data.begin(), kept->data.end(), z.begin());
+      else
+        apply_set(a.ptr(), n, WeightSet::plain, z.data());
       divide(rule.constant);
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
@@ -145,7 +158,10 @@ void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Te
         for (size_t i = 0; i < wg.size(); ++i) wg[i] = w[i] + gamma * wp[i];
         w = wg.data();
       }
-      apply(a.ptr(), n, w, z.data());
+      if (kept && rule.kind == RuleKind::epsilon)
+        std::copy(kept->data.begin(), kept->data.end(), z.begin());
+      else
+        apply(a.ptr(), n, w, z.data());
       if (has_bias() && (rule.kind == RuleKind::epsilon || rule.bias)) {
         const auto b = rule.kind == RuleKind::epsilon
                            ? bias_
@@ -192,6 +208,9 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
 #define DTD_INSTANTIATE(T)                                                                                          \
   template void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&, \
                                           const PreparedRule<T>&, std::vector<Tensor<T>>&) const;                   \
+  template void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>&, const Tensor<T>&,              \
+                                               const PreparedRule<T>&, std::vector<Tensor<T>>&, const Tensor<T>*)  \
+      const;                                                                                                        \
   template PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec&) const;
 DTD_INSTANTIATE(float)
 DTD_INSTANTIATE(double)

@@ -68,12 +68,12 @@ void bind_network_type(py::module_& m, const char* name, const char* trace_name,
           py::arg("x"))
       .def(
           "trace",
-          [](const Net& net, const CArray<T>& x) {
+          [](const Net& net, const CArray<T>& x, const PlanHolder<T>* plan) {
             Tensor<T> in = py_interop::from_numpy(x);
             py::gil_scoped_release release;
-            return net.trace(in);
+            return net.trace(in, plan ? &plan->plan : nullptr);
           },
-          py::arg("x"))
+          py::arg("x"), py::arg("plan") = nullptr)
       .def(
           "prepare",
           [](const Net& net, const std::vector<RuleSpec>& rules) {

@@ -163,9 +163,10 @@ def _batch(model: Model, x: Any) -> tuple[np.ndarray, bool, Any]:
     return batch, single, model.network(batch.dtype)
 
 
-def _trace(net: Any, batch: np.ndarray) -> tuple[Any, np.ndarray]:
-    """The forward pass keeping the activations the backward pass reads, and the logits [N, n_out]."""
-    trace = net.trace(batch)
+def _trace(net: Any, batch: np.ndarray, plan: Any = None) -> tuple[Any, np.ndarray]:
+    """The forward pass keeping the activations the backward pass reads (and, given the plan of that pass, the
+    products it would compute again), and the logits [N, n_out]."""
+    trace = net.trace(batch, plan)
     return trace, trace.value(net.logits_value).reshape(batch.shape[0], -1)
 
 
@@ -319,7 +320,7 @@ def explain(
     """
     batch, single, net = _batch(model, x)
     plan, rule_names, boxes = _plan(model, net, batch.dtype, rules, low, high, eps)
-    trace, logits = _trace(net, batch)
+    trace, logits = _trace(net, batch, plan)
     _check_in_box(model, batch, trace, boxes)
     passes, targets, multi = _output_relevance(target, logits, single)
     results, reports = [], []

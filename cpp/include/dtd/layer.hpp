@@ -97,12 +97,34 @@ class LinearLayer : public Layer<T> {
   virtual void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
     apply_transposed(g, batch, weights(set), x);
   }
+  /// y = x (*) w and z = x (*) w+ in one sweep over the weights, where the layer has such a path for this batch
+  /// (returns false otherwise, y and z untouched).
+  virtual bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {
+    (void)x, (void)batch, (void)y, (void)z;
+    return false;
+  }
+  virtual bool fused_positive(int64_t batch) const {
+    (void)batch;
+    return false;
+  }
   /// y[n] += b broadcast over the output (per channel for conv).
   virtual void add_bias(const T* b, int64_t batch, T* y) const = 0;
 
   void forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const override;
   void relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
                  const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const override;
+
+  /// The weight set whose product with the input `rule`'s relevance pass starts from (its denominator before
+  /// bias and constant terms), when forward_keeping() can produce it for less than a separate product: w for
+  /// z^beta and epsilon (it is the forward's own product), w+ for z+ where the layer computes both products in one
+  /// sweep over its weights (Dense at small batch). Returns false otherwise.
+  bool keeps_product(const RuleSpec& rule, int64_t batch, WeightSet& set) const;
+  /// The forward pass, also writing `kept` = input (*) weights(set) (no bias) for a set keeps_product() named.
+  /// Returns false, `kept` left empty, where the input rules it out (negative inputs for w+).
+  bool forward_keeping(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, WeightSet set, Tensor<T>& kept) const;
+  /// relevance() starting from a product kept by forward_keeping() for the same input (`kept` null: none).
+  void relevance_from(const std::vector<const Tensor<T>*>& in, const Tensor<T>& r_out, const PreparedRule<T>& rule,
+                      std::vector<Tensor<T>>& r_in, const Tensor<T>* kept) const;
   /// Converts the rule and precomputes what does not depend on the input (see PreparedRule).
   PreparedRule<T> prepare(const RuleSpec& rule) const;
 

@@ -18,6 +18,11 @@ namespace dtd {
 template <class T>
 struct Trace {
   std::vector<Tensor<T>> values;
+  /// Per layer, for a trace made with a plan: the product with the weights that layer's rule starts from, where
+  /// the forward pass produced it for less than the relevance pass would pay (LinearLayer::keeps_product), and
+  /// which weight set it used (-1: none kept).
+  std::vector<Tensor<T>> kept;
+  std::vector<int> kept_set;
 };
 
 /// The rules of one relevance pass, prepared for a network: one per layer.
@@ -55,8 +60,10 @@ class Network {
   int first_parametric() const;
 
   /// Runs the network and keeps every activation. `x`: [N, input_shape...]; throws std::invalid_argument if
-  /// its shape does not match.
-  Trace<T> trace(const Tensor<T>& x) const;
+  /// its shape does not match. With the plan of the relevance pass to come, the forward pass also keeps the
+  /// products that pass would otherwise compute again (z^beta's and epsilon's denominators are the forward's own
+  /// product; Dense at small batch computes z+'s in the same sweep over its weights).
+  Trace<T> trace(const Tensor<T>& x, const Plan<T>* plan = nullptr) const;
   /// The network's output for `x` (what the ONNX model returns).
   Tensor<T> forward(const Tensor<T>& x) const;
 
@@ -79,7 +86,7 @@ class Network {
   void check_rules(const std::vector<RuleSpec>& rules) const;
 
  private:
-  Trace<T> trace_impl(const Tensor<T>& x, bool release) const;
+  Trace<T> trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan) const;
 
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;

@@ -64,6 +64,26 @@ void Dense<T>::apply_set(const T* x, int64_t batch, WeightSet set, T* y) const {
 }
 
 template <class T>
+bool Dense<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {
+  if (!fused_positive(batch)) return false;
+  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+  const T* w = this->weights(WeightSet::plain);
+  const int64_t rows = batch * rows_;
+  constexpr int64_t kBlock = 64;  // output units per task
+  detail::parallel_for((out_ + kBlock - 1) / kBlock, [&](int64_t b) {
+    for (int64_t j = b * kBlock; j < std::min(out_, (b + 1) * kBlock); ++j) {
+      const Eigen::Map<const Row> wj(w + j * in_, in_);
+      for (int64_t r = 0; r < rows; ++r) {
+        const Eigen::Map<const Row> xr(x + r * in_, in_);
+        y[r * out_ + j] = (wj * xr).sum();
+        z[r * out_ + j] = (wj.max(T(0)) * xr).sum();
+      }
+    }
+  });
+  return true;
+}
+
+template <class T>
 void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
   if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_transposed_set(g, batch, set, x);
   using Row = Eigen::Array<T, 1, Eigen::Dynamic>;

@@ -18,6 +18,8 @@ class Dense final : public LinearLayer<T> {
   /// this costs nothing and saves storing a second copy of the largest weights.
   void apply_set(const T* x, int64_t batch, WeightSet set, T* y) const override;
   void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const override;
+  bool fused_positive(int64_t batch) const override { return on_the_fly(WeightSet::positive, batch); }
+  bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
   int64_t macs() const override { return rows_ * in_ * out_; }
 
  private:
