@@ -49,22 +49,30 @@ constexpr int64_t kNR = 2 * Simd::kLanes;
 constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR) stays in L1
 constexpr int64_t kMC = 120;   // rows of a packed A block (kMC x kKC floats = 120 KB, in L2); a multiple of kMR
 constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+constexpr int64_t kDirectColumns = 256;  // up to this many columns, A is read in place, not packed
 
-// c[kMR x kNR] (row stride ldc) = ap^T bp, plus c's old value when `accumulate`. ap: kc x kMR, bp: kc x kNR.
-void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+// c[kMR x kNR] (row stride ldc) = A bp, plus c's old value when `accumulate`; bp: kc x kNR. A's element (r, p) is
+// rows[r][p * cs]: a packed panel (rows[r] = ap + r, cs = kMR) or op(A) read in place.
+template <int64_t CS>
+void micro_kernel(int64_t kc, const float* const* rows, int64_t cs, const float* bp, float* c, int64_t ldc,
+                  bool accumulate) {
+  if constexpr (CS > 0) cs = CS;
   Simd::Reg acc[kMR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = Simd::zero();
+  const float* a[kMR];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) a[r] = rows[r];
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const Simd::Reg b0 = Simd::load(bp), b1 = Simd::load(bp + Simd::kLanes);
+    const int64_t off = p * cs;
 #pragma GCC unroll 6
     for (int r = 0; r < kMR; ++r) {
-      const Simd::Reg a = Simd::broadcast(ap + r);
-      acc[r][0] = Simd::fma(a, b0, acc[r][0]);
-      acc[r][1] = Simd::fma(a, b1, acc[r][1]);
+      const Simd::Reg ar = Simd::broadcast(a[r] + off);
+      acc[r][0] = Simd::fma(ar, b0, acc[r][0]);
+      acc[r][1] = Simd::fma(ar, b1, acc[r][1]);
     }
-    ap += kMR;
     bp += kNR;
   }
 #pragma GCC unroll 6
@@ -79,14 +87,22 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
   }
 }
 
-// An edge tile (mr < kMR or nr < kNR): the full kernel into a local tile, then its valid part into c. The sums are
-// the same FMA sequence as in a full tile, so an element's value does not depend on where the tiles fall.
-void edge_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate, int64_t mr,
-                 int64_t nr) {
-  alignas(64) float tile[kMR * kNR];
-  micro_kernel(kc, ap, bp, tile, kNR, false);
+// One tile of C: the full kernel where the tile is whole, else into a local tile and then its valid part into c.
+// The sums are the same FMA sequence either way, so an element's value does not depend on where the tiles fall.
+void tile(int64_t kc, const float* const* rows, int64_t cs, bool packed, const float* bp, float* c, int64_t ldc,
+          bool accumulate, int64_t mr, int64_t nr) {
+  auto run = [&](float* dst, int64_t ld, bool acc) {
+    if (packed)
+      micro_kernel<kMR>(kc, rows, cs, bp, dst, ld, acc);
+    else
+      micro_kernel<0>(kc, rows, cs, bp, dst, ld, acc);
+  };
+  if (mr == kMR && nr == kNR) return run(c, ldc, accumulate);
+  alignas(64) float part[kMR * kNR];
+  run(part, kNR, false);
   for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * kNR + j] : tile[r * kNR + j];
+    for (int64_t j = 0; j < nr; ++j)
+      c[r * ldc + j] = accumulate ? c[r * ldc + j] + part[r * kNR + j] : part[r * kNR + j];
 }
 
 // Panels of kMR rows of op(A)[i0 : i0 + mc, p0 : p0 + kc]: ap[panel][p][r], zero past mc.
@@ -134,7 +150,9 @@ void pack_b(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc, int
 
 }  // namespace
 
-bool sgemm_available() { return true; }
+bool sgemm_available() {
+  return true;
+}
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc) {
@@ -145,8 +163,12 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
   }
   thread_local std::vector<float> a_pack, b_pack;
   const int64_t nc_max = std::min(kNC, (n + kNR - 1) / kNR * kNR);
-  if (a_pack.size() < static_cast<size_t>(kMC * kKC)) a_pack.resize(static_cast<size_t>(kMC * kKC));
+  // With few columns a packed panel of A would serve few tiles of C and its packing would cost as much as the
+  // products: the kernel then reads op(A) where it lies. Either way every C element gets the same FMA sequence.
+  const bool pack = n > kDirectColumns;
+  if (pack && a_pack.size() < static_cast<size_t>(kMC * kKC)) a_pack.resize(static_cast<size_t>(kMC * kKC));
   if (b_pack.size() < static_cast<size_t>(kKC * nc_max)) b_pack.resize(static_cast<size_t>(kKC * nc_max));
+  const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;  // op(A)'s element (i, p) is a[i * rs + p * cs]
   for (int64_t jc = 0; jc < n; jc += kNC) {
     const int64_t nc = std::min(kNC, n - jc);
     for (int64_t pc = 0; pc < k; pc += kKC) {
@@ -155,17 +177,18 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
       pack_b(trans_b, b, ldb, pc, kc, jc, nc, b_pack.data());
       for (int64_t ic = 0; ic < m; ic += kMC) {
         const int64_t mc = std::min(kMC, m - ic);
-        pack_a(trans_a, a, lda, ic, mc, pc, kc, a_pack.data());
+        if (pack) pack_a(trans_a, a, lda, ic, mc, pc, kc, a_pack.data());
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min(kNR, nc - jr);
           const float* bp = b_pack.data() + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int64_t mr = std::min(kMR, mc - ir);
-            float* cp = c + (ic + ir) * ldc + jc + jr;
-            if (mr == kMR && nr == kNR)
-              micro_kernel(kc, a_pack.data() + ir * kc, bp, cp, ldc, accumulate);
-            else
-              edge_kernel(kc, a_pack.data() + ir * kc, bp, cp, ldc, accumulate, mr, nr);
+            const float* rows[kMR];
+            for (int64_t r = 0; r < kMR; ++r) {
+              const int64_t rr = std::min(r, mr - 1);  // rows past the edge repeat the last one (discarded)
+              rows[r] = pack ? a_pack.data() + ir * kc + r : a + (ic + ir + rr) * rs + pc * cs;
+            }
+            tile(kc, rows, pack ? kMR : cs, pack, bp, c + (ic + ir) * ldc + jc + jr, ldc, accumulate, mr, nr);
           }
         }
       }
@@ -175,7 +198,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
 
 #else  // no AVX2/AVX-512 in this build: callers use Eigen
 
-bool sgemm_available() { return false; }
+bool sgemm_available() {
+  return false;
+}
 
 void sgemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t) {
   throw std::logic_error("dtd::detail::sgemm: this build has no AVX2/AVX-512 micro-kernel (check sgemm_available())");

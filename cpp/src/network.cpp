@@ -156,8 +156,7 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>*
     for (int id : layer.inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
     auto out = Tensor<T>::uninitialized(batched<T>(n, layer.output_shape()));
     WeightSet set{};
-    if (plan && layer.parametric() &&
-        static_cast<const LinearLayer<T>&>(layer).keeps_product((*plan)[li], n, set)) {
+    if (plan && layer.parametric() && static_cast<const LinearLayer<T>&>(layer).keeps_product((*plan)[li], n, set)) {
       if (tr.kept.empty()) {
         tr.kept.resize(layers_.size());
         tr.kept_set.assign(layers_.size(), -1);

@@ -209,7 +209,7 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
   template void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&, \
                                           const PreparedRule<T>&, std::vector<Tensor<T>>&) const;                   \
   template void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>&, const Tensor<T>&,              \
-                                               const PreparedRule<T>&, std::vector<Tensor<T>>&, const Tensor<T>*)  \
+                                               const PreparedRule<T>&, std::vector<Tensor<T>>&, const Tensor<T>*)   \
       const;                                                                                                        \
   template PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec&) const;
 DTD_INSTANTIATE(float)

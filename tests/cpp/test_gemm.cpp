@@ -1,9 +1,10 @@
 // The packed float GEMM (cpp/src/gemm.hpp) against a naive float64 product: every transpose combination, edge
-// tiles, row strides, sizes across the packing blocks; tiles of C equal the whole product bit for bit, and the
-// parallel tiling gives the same bits with 1 and 2 threads.
+// tiles, row strides, sizes across the packing blocks, A packed and read in place; blocks of C equal the whole
+// product bit for bit, and the parallel split gives the same bits with 1 and 2 threads.
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -82,18 +83,21 @@ void test_case(const Case& c, std::mt19937& rng) {
 void test_threads_bit_identical() {
   std::mt19937 rng(3);
   std::normal_distribution<float> d;
-  const int64_t m = 200, n = 1500, k = 700;
-  std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
-  for (float& v : a) v = d(rng);
-  for (float& v : b) v = d(rng);
-  std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  dtd::detail::gemm(false, false, m, n, k, a.data(), b.data(), c1.data());
-  omp_set_num_threads(2);
-  dtd::detail::gemm(false, false, m, n, k, a.data(), b.data(), c2.data());
-  omp_set_num_threads(saved);
-  check(c1 == c2, "gemm: 1 and 2 threads give different bits");
+  // split along n (each share packs A) and along m (few columns: A read in place)
+  for (const auto& [m, n, k] : {std::array<int64_t, 3>{200, 1500, 700}, std::array<int64_t, 3>{600, 100, 300}}) {
+    std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
+    for (float& v : a) v = d(rng);
+    for (float& v : b) v = d(rng);
+    std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    dtd::detail::gemm(false, false, m, n, k, a.data(), b.data(), c1.data());
+    omp_set_num_threads(2);
+    dtd::detail::gemm(false, false, m, n, k, a.data(), b.data(), c2.data());
+    omp_set_num_threads(saved);
+    check(c1 == c2, "gemm " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                        ": 1 and 2 threads give different bits");
+  }
 }
 
 }  // namespace
@@ -116,6 +120,7 @@ int main() {
       cases.push_back({ta, tb, 121, 33, 600, 1});
       cases.push_back({ta, tb, 64, 200, 27, 0});
       cases.push_back({ta, tb, 13, 3100, 40, 2});
+      cases.push_back({ta, tb, 50, 260, 300, 0});  // A packed for the whole, read in place for a block of C
     }
   cases.push_back({false, false, 3, 5, 0, 1});  // k = 0: C = 0
   for (const Case& c : cases) test_case(c, rng);
