@@ -64,9 +64,18 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t wi
               } else {
                 const T* src = xc + iy * w_;
                 const int64_t off = kj * dil_w_ - pad_l_;
-                for (int64_t r = 0; r < run; ++r) {
-                  const int64_t ix = (ox + r) * stride_w_ + off;
-                  dst[q + r] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
+                if (stride_w_ == 1) {
+                  // ix = ox + r + off: zeros left of the image, one contiguous run inside, zeros right of it
+                  const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
+                  const int64_t hi = std::clamp<int64_t>(w_ - (ox + off), lo, run);
+                  std::fill(dst + q, dst + q + lo, T(0));
+                  std::copy(src + ox + off + lo, src + ox + off + hi, dst + q + lo);
+                  std::fill(dst + q + hi, dst + q + run, T(0));
+                } else {
+                  for (int64_t r = 0; r < run; ++r) {
+                    const int64_t ix = (ox + r) * stride_w_ + off;
+                    dst[q + r] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
+                  }
                 }
               }
               q += run;
@@ -97,9 +106,17 @@ void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t wi
               if (iy >= 0 && iy < h_) {
                 T* dst = xc + iy * w_;
                 const int64_t off = kj * dil_w_ - pad_l_;
-                for (int64_t r = 0; r < run; ++r) {
-                  const int64_t ix = (ox + r) * stride_w_ + off;
-                  if (ix >= 0 && ix < w_) dst[ix] += src[q + r];
+                if (stride_w_ == 1) {
+                  const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
+                  const int64_t hi = std::clamp<int64_t>(w_ - (ox + off), lo, run);
+                  T* d = dst + (ox + off + lo);
+                  const T* c = src + q + lo;
+                  for (int64_t r = 0; r < hi - lo; ++r) d[r] += c[r];
+                } else {
+                  for (int64_t r = 0; r < run; ++r) {
+                    const int64_t ix = (ox + r) * stride_w_ + off;
+                    if (ix >= 0 && ix < w_) dst[ix] += src[q + r];
+                  }
                 }
               }
               q += run;
