@@ -200,18 +200,24 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
     const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
       const T* wg = w + g * mg * k;
-      if (nb == 1 && !pointwise_ && p >= 2 * kColTileT) {
-        // Large outputs: W^T times one tile of output positions at a time into a cache-resident buffer, then its
-        // col2im. Tiles run in order (their receptive fields overlap); each is parallel inside, deterministically.
+      if (nb == 1 && !pointwise_ && p >= kBandedOutput) {
+        // Large outputs, in bands of output rows: W^T times one band into a per-thread, cache-sized buffer, then
+        // its col2im. The input rows band b touches lie clear of band b + 2's, so the even bands run in parallel,
+        // then the odd ones; each band on one thread. An input element thus receives its sums in an order fixed by
+        // the shapes (even band, then odd; fixed inside a band), whatever the thread count.
         const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
         T* xn = x + n0 * in;
         std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-        T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTileT));
-        for (int64_t p0 = 0; p0 < p; p0 += kColTileT) {
-          const int64_t width = std::min(kColTileT, p - p0);
-          detail::gemm_strided(true, k, width, mg, wg, k, gn + p0, p, buf, width);
-          col2im(buf, g, xn, p0, width, width);
-        }
+        const int64_t span = (kh_ - 1) * dil_h_ + 1;  // input rows one output row reads
+        const int64_t min_rows = span - 1 >= stride_h_ ? (span - 1 - stride_h_) / stride_h_ + 1 : 1;
+        const int64_t rows = std::max(min_rows, (kColTileT + ow_ - 1) / ow_), bands = (oh_ + rows - 1) / rows;
+        for (int64_t phase = 0; phase < 2; ++phase)
+          detail::parallel_for((bands - phase + 1) / 2, [&](int64_t i) {
+            const int64_t p0 = (2 * i + phase) * rows * ow_, width = std::min(rows * ow_, p - p0);
+            T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * rows * ow_));
+            detail::gemm_block(true, false, k, width, mg, wg, k, gn + p0, p, buf, width);
+            col2im(buf, g, xn, p0, width, width);
+          });
         continue;
       }
       if (nb == 1) {

@@ -25,8 +25,9 @@ class Conv2d final : public LinearLayer<T> {
   void col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const;
   int64_t chunk(int64_t batch) const;
 
-  static constexpr int64_t kColTile = 256;    // output positions per tile of the cache-resident forward
-  static constexpr int64_t kColTileT = 1024;  // the same for the transposed pass (tiles run in sequence)
+  static constexpr int64_t kColTile = 256;        // output positions per tile of the cache-resident forward
+  static constexpr int64_t kColTileT = 256;       // output positions per band of the transposed pass, at least
+  static constexpr int64_t kBandedOutput = 2048;  // output positions from which the transposed pass runs in bands
 
   static constexpr int64_t kFoldColumns = 1024;               // GEMM columns worth folding samples for
   static constexpr int64_t kMaxWorkspace = int64_t{1} << 23;  // elements of the folded im2col buffer
