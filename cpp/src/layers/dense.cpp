@@ -90,21 +90,32 @@ void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T*
   const T* w = this->weights(WeightSet::plain);
   const bool positive = set == WeightSet::positive;
   const int64_t rows = batch * rows_;
-  constexpr int64_t kBlock = 2048;  // input units per task: each task owns its slice of x
-  detail::parallel_for((in_ + kBlock - 1) / kBlock, [&](int64_t b) {
-    const int64_t i0 = b * kBlock, width = std::min(kBlock, in_ - i0);
-    for (int64_t r = 0; r < rows; ++r) {
-      Eigen::Map<Row> xr(x + r * in_ + i0, width);
-      xr.setZero();
-      for (int64_t j = 0; j < out_; ++j) {
+  // Whole rows of w (streamed as the forward pass streams them) in a fixed number of parts, each summed into its
+  // own partial x; the partials are then added in order, so the sums do not depend on the thread count.
+  constexpr int64_t kParts = 8;
+  const int64_t per = (out_ + kParts - 1) / kParts, size = rows * in_;
+  Buffer<T> partial(static_cast<size_t>(kParts * size));
+  detail::parallel_for(kParts, [&](int64_t part) {
+    T* xp = partial.data() + part * size;
+    std::fill(xp, xp + size, T(0));
+    for (int64_t j = part * per; j < std::min(out_, (part + 1) * per); ++j) {
+      const Eigen::Map<const Row> wj(w + j * in_, in_);
+      for (int64_t r = 0; r < rows; ++r) {
         const T gj = g[r * out_ + j];
         if (gj == T(0)) continue;  // units without relevance (dead or not explained) cost nothing
-        const Eigen::Map<const Row> wj(w + j * in_ + i0, width);
+        Eigen::Map<Row> xr(xp + r * in_, in_);
         if (positive)
           xr += wj.max(T(0)) * gj;
         else
           xr += wj.min(T(0)) * gj;
       }
+    }
+  });
+  detail::parallel_blocks(size, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      T sum = partial[static_cast<size_t>(i)];
+      for (int64_t part = 1; part < kParts; ++part) sum += partial[static_cast<size_t>(part * size + i)];
+      x[i] = sum;
     }
   });
 }
