@@ -33,6 +33,13 @@ void parallel_for(int64_t n, F&& f, bool parallel = true) {
   if (error) std::rethrow_exception(error);
 }
 
+/// Whether n equal pieces of work keep every thread busy when run in parallel one per thread (a multiple of the
+/// thread count, or at least twice as many).
+inline bool share_evenly(int64_t n) {
+  const int64_t threads = omp_get_max_threads();
+  return threads > 1 && n >= threads && (n % threads == 0 || n >= 2 * threads);
+}
+
 /// f(i0, i1) over [0, n) in fixed blocks of elements, the blocks in parallel when there are several: for
 /// elementwise loops over activations (each element's result is independent of the blocking).
 constexpr int64_t kElementBlock = int64_t{1} << 15;
