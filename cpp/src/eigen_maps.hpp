@@ -61,6 +61,33 @@ void gemm_block(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
     mc.noalias() = CMap(a, k, m, Stride(lda)).transpose() * CMap(b, n, k, Stride(ldb)).transpose();
 }
 
+/// Runs f(i0, h, j0, w) on blocks of C[m, n] in parallel, one equal share per thread: dtd's kernel sums every element
+/// of C in the same order however C is split (gemm.hpp), so the split may follow the thread count. Along n unless n
+/// is too narrow to share (each share then packs all of A; along m, all of B).
+template <class F>
+void sgemm_shares(int64_t m, int64_t n, bool parallel, F&& f) {
+  const int64_t threads = parallel && !omp_in_parallel() ? omp_get_max_threads() : 1;
+  const bool along_n = n >= m || n >= 256 * threads;
+  const int64_t extent = along_n ? n : m, quantum = along_n ? 32 : 6;
+  const int64_t share = ((extent + threads - 1) / threads + quantum - 1) / quantum * quantum;
+  parallel_for((extent + share - 1) / share, [&](int64_t t) {
+    const int64_t s0 = t * share, w = std::min(share, extent - s0);
+    if (along_n)
+      f(0, m, s0, w);
+    else
+      f(s0, w, 0, n);
+  });
+}
+
+/// C[m, n] = op(A) B for a float B given row by row (sgemm_rows: an implicit im2col), split like gemm_tiled.
+/// Requires use_sgemm<float>(m, n).
+inline void gemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
+                      const void* context, float* c, int64_t ldc) {
+  sgemm_shares(m, n, m * n * k >= (int64_t{1} << 16), [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
+    sgemm_rows(trans_a, h, w, k, trans_a ? a + i0 : a + i0 * lda, lda, b_rows, context, j0, c + i0 * ldc + j0, ldc);
+  });
+}
+
 /// gemm_block split into tiles of C run in parallel.
 template <class T>
 void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
@@ -68,19 +95,9 @@ void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
   const bool parallel = m * n * k >= (int64_t{1} << 16);
   if constexpr (std::is_same_v<T, float>) {
     if (use_sgemm<T>(m, n)) {
-      // dtd's kernel sums every element of C in the same order however C is split (gemm.hpp), so the split may
-      // follow the thread count: one equal share per thread, along n unless n is too narrow to share (each share
-      // then packs all of A; along m, all of B).
-      const int64_t threads = parallel && !omp_in_parallel() ? omp_get_max_threads() : 1;
-      const bool along_n = n >= m || n >= 256 * threads;
-      const int64_t extent = along_n ? n : m, quantum = along_n ? 32 : 6;
-      const int64_t share = ((extent + threads - 1) / threads + quantum - 1) / quantum * quantum;
-      parallel_for((extent + share - 1) / share, [&](int64_t t) {
-        const int64_t s0 = t * share, w = std::min(share, extent - s0);
-        if (along_n)
-          sgemm(trans_a, trans_b, m, w, k, a, lda, trans_b ? b + s0 * ldb : b + s0, ldb, c + s0, ldc);
-        else
-          sgemm(trans_a, trans_b, w, n, k, trans_a ? a + s0 : a + s0 * lda, lda, b, ldb, c + s0 * ldc, ldc);
+      sgemm_shares(m, n, parallel, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
+        sgemm(trans_a, trans_b, h, w, k, trans_a ? a + i0 : a + i0 * lda, lda, trans_b ? b + j0 * ldb : b + j0, ldb,
+              c + i0 * ldc + j0, ldc);
       });
       return;
     }

@@ -143,8 +143,12 @@ bool sgemm_available() {
   return true;
 }
 
-void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float* c, int64_t ldc) {
+namespace {
+
+// The loops of sgemm over any source of B: pack_block(p0, kc, j0, nc, dst) writes B's block in panels.
+template <class PackB>
+void sgemm_loops(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, PackB&& pack_block,
+                 float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
@@ -163,7 +167,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
     for (int64_t pc = 0; pc < k; pc += kKC) {
       const int64_t kc = std::min(kKC, k - pc);
       const bool accumulate = pc > 0;
-      pack_b(trans_b, b, ldb, pc, kc, jc, nc, b_pack.data());
+      pack_block(pc, kc, jc, nc, b_pack.data());
       for (int64_t ic = 0; ic < m; ic += kMC) {
         const int64_t mc = std::min(kMC, m - ic);
         if (pack) pack_a(trans_a, a, lda, ic, mc, pc, kc, a_pack.data());
@@ -185,6 +189,36 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
   }
 }
 
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float* c, int64_t ldc) {
+  sgemm_loops(
+      trans_a, m, n, k, a, lda,
+      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) { pack_b(trans_b, b, ldb, p0, kc, j0, nc, dst); },
+      c, ldc);
+}
+
+void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
+                const void* context, int64_t col0, float* c, int64_t ldc) {
+  thread_local std::vector<float> row;
+  if (row.size() < static_cast<size_t>(kNC)) row.resize(static_cast<size_t>(kNC));
+  sgemm_loops(
+      trans_a, m, n, k, a, lda,
+      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+        for (int64_t p = 0; p < kc; ++p) {
+          b_rows(context, p0 + p, col0 + j0, nc, row.data());
+          for (int64_t jr = 0; jr < nc; jr += kNR) {
+            const int64_t nr = std::min(kNR, nc - jr);
+            float* panel = dst + jr * kc + p * kNR;
+            std::copy(row.data() + jr, row.data() + jr + nr, panel);
+            std::fill(panel + nr, panel + kNR, 0.0f);
+          }
+        }
+      },
+      c, ldc);
+}
+
 #else  // no AVX2 + FMA (or AVX-512) in this build: callers use Eigen
 
 bool sgemm_available() {
@@ -193,6 +227,10 @@ bool sgemm_available() {
 
 void sgemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t) {
   throw std::logic_error("dtd::detail::sgemm: this build has no micro-kernel (check sgemm_available())");
+}
+
+void sgemm_rows(bool, int64_t, int64_t, int64_t, const float*, int64_t, BRows, const void*, int64_t, float*, int64_t) {
+  throw std::logic_error("dtd::detail::sgemm_rows: this build has no micro-kernel (check sgemm_available())");
 }
 
 #endif

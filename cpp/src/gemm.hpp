@@ -16,4 +16,12 @@ bool sgemm_available();
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc);
 
+/// Writes row `p` of B, columns [j0, j0 + width), into `dst` (contiguous).
+using BRows = void (*)(const void* context, int64_t p, int64_t j0, int64_t width, float* dst);
+
+/// sgemm with B's columns [col0, col0 + n) (k rows) produced row by row by `b_rows` straight into the packed panels
+/// (an implicit im2col: a convolution's patch matrix is never stored). The same sums as sgemm over the stored B.
+void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
+                const void* context, int64_t col0, float* c, int64_t ldc);
+
 }  // namespace dtd::detail

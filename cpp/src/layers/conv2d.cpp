@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "../eigen_maps.hpp"
 #include "../geometry.hpp"
@@ -43,46 +44,80 @@ Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
   this->output_shape_ = {cout_, oh_, ow_};
 }
 
+namespace {
+
+// What one row of the patch matrix needs of a convolution's geometry.
+struct PatchGeometry {
+  int64_t h, w, ow, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_t, pad_l;
+};
+
+// dst[q] = xc[oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside the image) for the output positions
+// oy * OW + ox = p0 + q, q < width: row (ki, kj) of channel plane xc's patch matrix.
+template <class T>
+void patch_row(const PatchGeometry& g, const T* xc, int64_t ki, int64_t kj, int64_t p0, int64_t width, T* dst) {
+  int64_t oy = p0 / g.ow, ox = p0 % g.ow;
+  for (int64_t q = 0; q < width;) {
+    const int64_t run = std::min(width - q, g.ow - ox);  // the rest of this output row
+    const int64_t iy = oy * g.stride_h - g.pad_t + ki * g.dil_h;
+    if (iy < 0 || iy >= g.h) {
+      std::fill(dst + q, dst + q + run, T(0));
+    } else {
+      const T* src = xc + iy * g.w;
+      const int64_t off = kj * g.dil_w - g.pad_l;
+      if (g.stride_w == 1) {
+        // ix = ox + r + off: zeros left of the image, one contiguous run inside, zeros right of it
+        const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
+        const int64_t hi = std::clamp<int64_t>(g.w - (ox + off), lo, run);
+        std::fill(dst + q, dst + q + lo, T(0));
+        std::copy(src + ox + off + lo, src + ox + off + hi, dst + q + lo);
+        std::fill(dst + q + hi, dst + q + run, T(0));
+      } else {
+        for (int64_t r = 0; r < run; ++r) {
+          const int64_t ix = (ox + r) * g.stride_w + off;
+          dst[q + r] = (ix >= 0 && ix < g.w) ? src[ix] : T(0);
+        }
+      }
+    }
+    q += run;
+    ox = 0;
+    ++oy;
+  }
+}
+
+// The patch matrix of one group over `samples` consecutive samples, its columns sample-major from column q0:
+// row (c, ki, kj), column j is sample (q0 + j) / P, output position (q0 + j) % P. Fed to sgemm_rows.
+struct PatchRows {
+  PatchGeometry g;
+  const float* x;                            // the first sample
+  int64_t channel0, sample_size, positions;  // group's first channel, C*H*W, OH*OW
+};
+
+void patch_rows(const void* context, int64_t row, int64_t j0, int64_t width, float* dst) {
+  const auto& s = *static_cast<const PatchRows*>(context);
+  const int64_t taps = s.g.kh * s.g.kw, c = row / taps, ki = (row % taps) / s.g.kw, kj = row % s.g.kw;
+  for (int64_t j = 0; j < width;) {
+    const int64_t col = j0 + j, sample = col / s.positions, pos = col % s.positions;
+    const int64_t run = std::min(width - j, s.positions - pos);
+    patch_row(s.g, s.x + sample * s.sample_size + (s.channel0 + c) * s.g.h * s.g.w, ki, kj, pos, run, dst + j);
+    j += run;
+  }
+}
+
+}  // namespace
+
 // col[(c, ki, kj), q] = x[group * cg + c, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside) for the
 // output positions p = oy * OW + ox = p0 + q, q < width; rows of col are `ld` apart. One task per channel.
 template <class T>
 void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t width, int64_t ld) const {
   const int64_t cg = cin_ / group_;
+  const PatchGeometry geo{h_, w_, ow_, kh_, kw_, stride_h_, stride_w_, dil_h_, dil_w_, pad_t_, pad_l_};
   detail::parallel_for(
       cg,
       [&](int64_t c) {
         const T* xc = x + (group * cg + c) * h_ * w_;
         for (int64_t ki = 0; ki < kh_; ++ki)
-          for (int64_t kj = 0; kj < kw_; ++kj) {
-            T* dst = col + ((c * kh_ + ki) * kw_ + kj) * ld;
-            int64_t oy = p0 / ow_, ox = p0 % ow_;
-            for (int64_t q = 0; q < width;) {
-              const int64_t run = std::min(width - q, ow_ - ox);  // the rest of this output row
-              const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
-              if (iy < 0 || iy >= h_) {
-                std::fill(dst + q, dst + q + run, T(0));
-              } else {
-                const T* src = xc + iy * w_;
-                const int64_t off = kj * dil_w_ - pad_l_;
-                if (stride_w_ == 1) {
-                  // ix = ox + r + off: zeros left of the image, one contiguous run inside, zeros right of it
-                  const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
-                  const int64_t hi = std::clamp<int64_t>(w_ - (ox + off), lo, run);
-                  std::fill(dst + q, dst + q + lo, T(0));
-                  std::copy(src + ox + off + lo, src + ox + off + hi, dst + q + lo);
-                  std::fill(dst + q + hi, dst + q + run, T(0));
-                } else {
-                  for (int64_t r = 0; r < run; ++r) {
-                    const int64_t ix = (ox + r) * stride_w_ + off;
-                    dst[q + r] = (ix >= 0 && ix < w_) ? src[ix] : T(0);
-                  }
-                }
-              }
-              q += run;
-              ox = 0;
-              ++oy;
-            }
-          }
+          for (int64_t kj = 0; kj < kw_; ++kj)
+            patch_row(geo, xc, ki, kj, p0, width, col + ((c * kh_ + ki) * kw_ + kj) * ld);
       },
       cg * kh_ * kw_ * width >= 4096);
 }
@@ -142,6 +177,7 @@ template <class T>
 void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
   const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
   const int64_t nb_max = chunk(batch);
+  const PatchGeometry geo{h_, w_, ow_, kh_, kw_, stride_h_, stride_w_, dil_h_, dil_w_, pad_t_, pad_l_};
   // Chunks of samples run in parallel, one per thread at a time, where they share out evenly: one parallel region
   // per layer (regions are what costs when the workers sleep in between). Otherwise each chunk runs in parallel
   // inside. Either way every product and sum is the same, so the results do not depend on the choice.
@@ -153,23 +189,40 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
         const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
         for (int64_t g = 0; g < group_; ++g) {
           const T* wg = w + g * mg * k;
+          T* yn = y + n0 * cout_ * p + g * mg * p;
+          // float with dtd's kernel: the patch matrix is never stored, its rows go straight into the GEMM's packed
+          // panels (sgemm_rows). The products are the same as over a stored patch matrix.
+          [[maybe_unused]] PatchRows patches{geo, nullptr, g * cg, in, p};
+          bool implicit = false;
+          if constexpr (std::is_same_v<T, float>) {
+            implicit = !pointwise_ && detail::sgemm_available() && mg >= 16;
+            patches.x = x + n0 * in;
+          }
           if (nb == 1 && !pointwise_ && p >= 2 * kColTile) {
-            // Large outputs: im2col one tile of output positions at a time into a per-thread buffer that stays in
-            // cache, and multiply it right away (the whole im2col matrix would be K x OH*OW, e.g. 115 MB).
+            // Large outputs: one tile of output positions at a time, multiplied right away from a cache-resident
+            // patch matrix (the whole one would be K x OH*OW, e.g. 115 MB).
             const T* xn = x + n0 * in;
-            T* yn = y + n0 * cout_ * p + g * mg * p;
             const int64_t tiles = (p + kColTile - 1) / kColTile;
             detail::parallel_for(tiles, [&](int64_t t) {
               const int64_t p0 = t * kColTile, width = std::min(kColTile, p - p0);
+              if constexpr (std::is_same_v<T, float>) {
+                if (implicit)
+                  return detail::sgemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, p0, yn + p0, p);
+              }
               T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTile));
               im2col(xn, g, buf, p0, width, width);
               detail::gemm_serial(mg, width, k, wg, k, buf, width, yn + p0, p);
             });
             continue;
           }
+          if constexpr (std::is_same_v<T, float>) {
+            if (implicit && nb == 1) {
+              detail::gemm_rows(false, mg, p, k, wg, k, patch_rows, &patches, yn, p);
+              continue;
+            }
+          }
           if (nb == 1) {
             const T* xn = x + n0 * in;
-            T* yn = y + n0 * cout_ * p + g * mg * p;
             const T* col = xn + g * cg * h_ * w_;
             if (!pointwise_) {
               T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
@@ -180,18 +233,27 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
             continue;
           }
           // col [k, nb * p] (sample-major columns), out [mg, nb * p], then scattered to y[n, g * mg + m, :].
-          T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
           T* out = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
-          for (int64_t s = 0; s < nb; ++s) {
-            const T* xn = x + (n0 + s) * in;
-            if (pointwise_) {
-              for (int64_t c = 0; c < k; ++c)
-                std::copy(xn + (g * cg + c) * p, xn + (g * cg + c + 1) * p, col + c * cols + s * p);
-            } else {
-              im2col(xn, g, col + s * p, 0, p, cols);
+          bool done = false;
+          if constexpr (std::is_same_v<T, float>) {
+            if (implicit) {
+              detail::gemm_rows(false, mg, cols, k, wg, k, patch_rows, &patches, out, cols);
+              done = true;
             }
           }
-          detail::gemm(false, false, mg, cols, k, wg, col, out);
+          if (!done) {
+            T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
+            for (int64_t s = 0; s < nb; ++s) {
+              const T* xn = x + (n0 + s) * in;
+              if (pointwise_) {
+                for (int64_t c = 0; c < k; ++c)
+                  std::copy(xn + (g * cg + c) * p, xn + (g * cg + c + 1) * p, col + c * cols + s * p);
+              } else {
+                im2col(xn, g, col + s * p, 0, p, cols);
+              }
+            }
+            detail::gemm(false, false, mg, cols, k, wg, col, out);
+          }
           for (int64_t s = 0; s < nb; ++s)
             for (int64_t m = 0; m < mg; ++m)
               std::copy(out + m * cols + s * p, out + m * cols + (s + 1) * p, y + ((n0 + s) * cout_ + g * mg + m) * p);
