@@ -30,7 +30,7 @@ void gemv_tiled(const T* a_ptr, const EB& b, T* y_ptr, int64_t n, int64_t k) {
         const int64_t j0 = t * kTile, w = std::min(kTile, n - j0);
         y.segment(j0, w).noalias() = a * b.middleCols(j0, w);
       },
-      n * k >= (int64_t{1} << 17));
+      n * k >= kParallelWork);
 }
 
 /// Whether a float product of this shape runs dtd's kernel: below 32 rows or columns one operand is used too few
@@ -83,7 +83,7 @@ void sgemm_shares(int64_t m, int64_t n, bool parallel, F&& f) {
 /// Requires use_sgemm<float>(m, n).
 inline void gemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
                       const void* context, float* c, int64_t ldc) {
-  sgemm_shares(m, n, m * n * k >= (int64_t{1} << 16), [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
+  sgemm_shares(m, n, m * n * k >= 2 * kParallelWork, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
     sgemm_rows(trans_a, h, w, k, trans_a ? a + i0 : a + i0 * lda, lda, b_rows, context, j0, c + i0 * ldc + j0, ldc);
   });
 }
@@ -92,7 +92,7 @@ inline void gemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float
 template <class T>
 void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T* c, int64_t ldc) {
-  const bool parallel = m * n * k >= (int64_t{1} << 16);
+  const bool parallel = m * n * k >= 2 * kParallelWork;
   if constexpr (std::is_same_v<T, float>) {
     if (use_sgemm<T>(m, n)) {
       sgemm_shares(m, n, parallel, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {

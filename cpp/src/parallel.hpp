@@ -33,6 +33,10 @@ void parallel_for(int64_t n, F&& f, bool parallel = true) {
   if (error) std::rethrow_exception(error);
 }
 
+/// Work (multiply-adds, or elements moved) below which a loop stays on the calling thread: waking sleeping workers
+/// for a parallel region costs tens of microseconds (more in a VM), as much as this much work.
+constexpr int64_t kParallelWork = int64_t{1} << 20;
+
 /// Whether n equal pieces of work keep every thread busy when run in parallel one per thread (a multiple of the
 /// thread count, or at least twice as many).
 inline bool share_evenly(int64_t n) {
@@ -42,7 +46,7 @@ inline bool share_evenly(int64_t n) {
 
 /// f(i0, i1) over [0, n) in fixed blocks of elements, the blocks in parallel when there are several: for
 /// elementwise loops over activations (each element's result is independent of the blocking).
-constexpr int64_t kElementBlock = int64_t{1} << 15;
+constexpr int64_t kElementBlock = int64_t{1} << 16;
 template <class F>
 void parallel_blocks(int64_t n, F&& f) {
   const int64_t blocks = (n + kElementBlock - 1) / kElementBlock;

@@ -119,7 +119,7 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t wi
           for (int64_t kj = 0; kj < kw_; ++kj)
             patch_row(geo, xc, ki, kj, p0, width, col + ((c * kh_ + ki) * kw_ + kj) * ld);
       },
-      cg * kh_ * kw_ * width >= 4096);
+      cg * kh_ * kw_ * width >= detail::kParallelWork / 8);
 }
 
 // The adjoint of im2col: x += col for the output positions [p0, p0 + width). Each task owns one input channel,
@@ -160,7 +160,7 @@ void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t wi
             }
           }
       },
-      cg * kh_ * kw_ * width >= 4096);
+      cg * kh_ * kw_ * width >= detail::kParallelWork / 8);
 }
 
 // Samples folded into one GEMM: enough columns for an efficient product when the output is small (deep layers),

@@ -65,16 +65,19 @@ MaxPool2d<T>::MaxPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vec
 template <class T>
 void MaxPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
-  detail::parallel_for(planes, [&](int64_t pl) {
-    const T* x = in[0]->ptr() + pl * hw;
-    T* y = out.ptr() + pl * ohw;
-    for (int64_t oy = 0; oy < g_.oh; ++oy)
-      for (int64_t ox = 0; ox < g_.ow; ++ox) {
-        T best = -std::numeric_limits<T>::infinity();
-        for_each_tap(g_, oy, ox, [&](int64_t i) { best = std::max(best, x[i]); });
-        y[oy * g_.ow + ox] = best;
-      }
-  });
+  detail::parallel_for(
+      planes,
+      [&](int64_t pl) {
+        const T* x = in[0]->ptr() + pl * hw;
+        T* y = out.ptr() + pl * ohw;
+        for (int64_t oy = 0; oy < g_.oh; ++oy)
+          for (int64_t ox = 0; ox < g_.ow; ++ox) {
+            T best = -std::numeric_limits<T>::infinity();
+            for_each_tap(g_, oy, ox, [&](int64_t i) { best = std::max(best, x[i]); });
+            y[oy * g_.ow + ox] = best;
+          }
+      },
+      planes * hw >= detail::kParallelWork / 8);
 }
 
 template <class T>
@@ -83,31 +86,34 @@ void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
   const bool wta = rule.maxpool == MaxPoolMode::winner_take_all || rule.kind == RuleKind::gradient;
-  detail::parallel_for(planes, [&](int64_t pl) {
-    const T* x = in[0]->ptr() + pl * hw;
-    const T* r = r_out.ptr() + pl * ohw;
-    T* ri = r_in[0].ptr() + pl * hw;
-    std::fill(ri, ri + hw, T(0));
-    for (int64_t oy = 0; oy < g_.oh; ++oy)
-      for (int64_t ox = 0; ox < g_.ow; ++ox) {
-        const T rj = r[oy * g_.ow + ox];
-        if (rj == T(0)) continue;
-        if (wta) {
-          // The first maximum in row-major window order wins ties, as ONNX Runtime and PyTorch pick it.
-          int64_t arg = -1;
-          T best = T(0);
-          for_each_tap(g_, oy, ox, [&](int64_t i) {
-            if (arg < 0 || x[i] > best) arg = i, best = x[i];
-          });
-          if (arg >= 0) ri[arg] += rj;
-        } else {
-          T z = T(0);
-          for_each_tap(g_, oy, ox, [&](int64_t i) { z += x[i]; });
-          const T s = detail::stabilized_ratio(rj, z, eps);
-          for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
-        }
-      }
-  });
+  detail::parallel_for(
+      planes,
+      [&](int64_t pl) {
+        const T* x = in[0]->ptr() + pl * hw;
+        const T* r = r_out.ptr() + pl * ohw;
+        T* ri = r_in[0].ptr() + pl * hw;
+        std::fill(ri, ri + hw, T(0));
+        for (int64_t oy = 0; oy < g_.oh; ++oy)
+          for (int64_t ox = 0; ox < g_.ow; ++ox) {
+            const T rj = r[oy * g_.ow + ox];
+            if (rj == T(0)) continue;
+            if (wta) {
+              // The first maximum in row-major window order wins ties, as ONNX Runtime and PyTorch pick it.
+              int64_t arg = -1;
+              T best = T(0);
+              for_each_tap(g_, oy, ox, [&](int64_t i) {
+                if (arg < 0 || x[i] > best) arg = i, best = x[i];
+              });
+              if (arg >= 0) ri[arg] += rj;
+            } else {
+              T z = T(0);
+              for_each_tap(g_, oy, ox, [&](int64_t i) { z += x[i]; });
+              const T s = detail::stabilized_ratio(rj, z, eps);
+              for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
+            }
+          }
+      },
+      planes * hw >= detail::kParallelWork / 8);
 }
 
 // ---- average pooling ----
@@ -141,16 +147,19 @@ int64_t AvgPool2d<T>::divisor(int64_t oy, int64_t ox) const {
 template <class T>
 void AvgPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
-  detail::parallel_for(planes, [&](int64_t pl) {
-    const T* x = in[0]->ptr() + pl * hw;
-    T* y = out.ptr() + pl * ohw;
-    for (int64_t oy = 0; oy < g_.oh; ++oy)
-      for (int64_t ox = 0; ox < g_.ow; ++ox) {
-        T sum = T(0);
-        for_each_tap(g_, oy, ox, [&](int64_t i) { sum += x[i]; });
-        y[oy * g_.ow + ox] = sum / static_cast<T>(divisor(oy, ox));
-      }
-  });
+  detail::parallel_for(
+      planes,
+      [&](int64_t pl) {
+        const T* x = in[0]->ptr() + pl * hw;
+        T* y = out.ptr() + pl * ohw;
+        for (int64_t oy = 0; oy < g_.oh; ++oy)
+          for (int64_t ox = 0; ox < g_.ow; ++ox) {
+            T sum = T(0);
+            for_each_tap(g_, oy, ox, [&](int64_t i) { sum += x[i]; });
+            y[oy * g_.ow + ox] = sum / static_cast<T>(divisor(oy, ox));
+          }
+      },
+      planes * hw >= detail::kParallelWork / 8);
 }
 
 // R_i = sum_j (a_i / k_j) R_j / stab(z_j), z_j the pooled value.
@@ -160,25 +169,28 @@ void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
   const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
   const bool gradient = rule.kind == RuleKind::gradient;
-  detail::parallel_for(planes, [&](int64_t pl) {
-    const T* x = in[0]->ptr() + pl * hw;
-    const T* z = out.ptr() + pl * ohw;
-    const T* r = r_out.ptr() + pl * ohw;
-    T* ri = r_in[0].ptr() + pl * hw;
-    std::fill(ri, ri + hw, T(0));
-    for (int64_t oy = 0; oy < g_.oh; ++oy)
-      for (int64_t ox = 0; ox < g_.ow; ++ox) {
-        const int64_t j = oy * g_.ow + ox;
-        if (gradient) {
-          const T g = r[j] / static_cast<T>(divisor(oy, ox));
-          for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += g; });
-          continue;
-        }
-        const T s = detail::stabilized_ratio(r[j], z[j], eps) / static_cast<T>(divisor(oy, ox));
-        if (s == T(0)) continue;
-        for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
-      }
-  });
+  detail::parallel_for(
+      planes,
+      [&](int64_t pl) {
+        const T* x = in[0]->ptr() + pl * hw;
+        const T* z = out.ptr() + pl * ohw;
+        const T* r = r_out.ptr() + pl * ohw;
+        T* ri = r_in[0].ptr() + pl * hw;
+        std::fill(ri, ri + hw, T(0));
+        for (int64_t oy = 0; oy < g_.oh; ++oy)
+          for (int64_t ox = 0; ox < g_.ow; ++ox) {
+            const int64_t j = oy * g_.ow + ox;
+            if (gradient) {
+              const T g = r[j] / static_cast<T>(divisor(oy, ox));
+              for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += g; });
+              continue;
+            }
+            const T s = detail::stabilized_ratio(r[j], z[j], eps) / static_cast<T>(divisor(oy, ox));
+            if (s == T(0)) continue;
+            for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
+          }
+      },
+      planes * hw >= detail::kParallelWork / 8);
 }
 
 // ---- global average pooling ----
