@@ -104,7 +104,7 @@ void test_threads_bit_identical() {
 
 int main() {
   if (!dtd::detail::sgemm_available()) {
-    std::printf("dtd::detail::sgemm is not built for this CPU (no AVX2/AVX-512): nothing to test\n");
+    std::printf("dtd::detail::sgemm is not in this build (it needs AVX2 + FMA without AVX-512): nothing to test\n");
     return 0;
   }
   std::mt19937 rng(7);
