@@ -8,16 +8,12 @@
 #include <random>
 #include <string>
 
+#include "check.hpp"
+
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) {
-    ++failures;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using dtd_test::check;
+using dtd_test::failures;
 
 dtd::Array random_array(dtd::Shape shape, std::mt19937& rng, double lo, double hi) {
   std::uniform_real_distribution<double> u(lo, hi);

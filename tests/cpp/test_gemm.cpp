@@ -11,19 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "eigen_maps.hpp"
 #include "gemm.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) {
-    ++failures;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using dtd_test::check;
+using dtd_test::failures;
 
 struct Case {
   bool ta, tb;

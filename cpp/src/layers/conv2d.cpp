@@ -103,6 +103,17 @@ void patch_rows(const void* context, int64_t row, int64_t j0, int64_t width, flo
   }
 }
 
+// f(n0, nb) for the chunks of nb_max samples (the last one shorter). The chunks run in parallel, one per thread at a
+// time, where they share out evenly: one parallel region per layer (regions are what costs when the workers sleep
+// in between). Otherwise each chunk runs in parallel inside. Either way every product and sum is the same, so the
+// results do not depend on the choice.
+template <class F>
+void for_each_chunk(int64_t batch, int64_t nb_max, F&& f) {
+  const int64_t chunks = (batch + nb_max - 1) / nb_max;
+  detail::parallel_for(
+      chunks, [&](int64_t c) { f(c * nb_max, std::min(nb_max, batch - c * nb_max)); }, detail::share_evenly(chunks));
+}
+
 }  // namespace
 
 // col[(c, ki, kj), q] = x[group * cg + c, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside) for the
@@ -178,160 +189,143 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
   const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
   const int64_t nb_max = chunk(batch);
   const PatchGeometry geo{h_, w_, ow_, kh_, kw_, stride_h_, stride_w_, dil_h_, dil_w_, pad_t_, pad_l_};
-  // Chunks of samples run in parallel, one per thread at a time, where they share out evenly: one parallel region
-  // per layer (regions are what costs when the workers sleep in between). Otherwise each chunk runs in parallel
-  // inside. Either way every product and sum is the same, so the results do not depend on the choice.
-  const int64_t chunks = (batch + nb_max - 1) / nb_max;
-  detail::parallel_for(
-      chunks,
-      [&](int64_t chunk_index) {
-        const int64_t n0 = chunk_index * nb_max;
-        const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
-        for (int64_t g = 0; g < group_; ++g) {
-          const T* wg = w + g * mg * k;
-          T* yn = y + n0 * cout_ * p + g * mg * p;
-          // float with dtd's kernel: the patch matrix is never stored, its rows go straight into the GEMM's packed
-          // panels (sgemm_rows). The products are the same as over a stored patch matrix.
-          [[maybe_unused]] PatchRows patches{geo, nullptr, g * cg, in, p};
-          bool implicit = false;
+  for_each_chunk(batch, nb_max, [&](int64_t n0, int64_t nb) {
+    const int64_t cols = nb * p;
+    for (int64_t g = 0; g < group_; ++g) {
+      const T* wg = w + g * mg * k;
+      T* yn = y + n0 * cout_ * p + g * mg * p;
+      // float with dtd's kernel: the patch matrix is never stored, its rows go straight into the GEMM's packed
+      // panels (sgemm_rows). The products are the same as over a stored patch matrix.
+      [[maybe_unused]] PatchRows patches{geo, nullptr, g * cg, in, p};
+      bool implicit = false;
+      if constexpr (std::is_same_v<T, float>) {
+        implicit = !pointwise_ && detail::sgemm_available() && mg >= 16;
+        patches.x = x + n0 * in;
+      }
+      if (nb == 1 && !pointwise_ && p >= 2 * kColTile) {
+        // Large outputs: one tile of output positions at a time, multiplied right away from a cache-resident
+        // patch matrix (the whole one would be K x OH*OW, e.g. 115 MB).
+        const T* xn = x + n0 * in;
+        const int64_t tiles = (p + kColTile - 1) / kColTile;
+        detail::parallel_for(tiles, [&](int64_t t) {
+          const int64_t p0 = t * kColTile, width = std::min(kColTile, p - p0);
           if constexpr (std::is_same_v<T, float>) {
-            implicit = !pointwise_ && detail::sgemm_available() && mg >= 16;
-            patches.x = x + n0 * in;
+            if (implicit) return detail::sgemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, p0, yn + p0, p);
           }
-          if (nb == 1 && !pointwise_ && p >= 2 * kColTile) {
-            // Large outputs: one tile of output positions at a time, multiplied right away from a cache-resident
-            // patch matrix (the whole one would be K x OH*OW, e.g. 115 MB).
-            const T* xn = x + n0 * in;
-            const int64_t tiles = (p + kColTile - 1) / kColTile;
-            detail::parallel_for(tiles, [&](int64_t t) {
-              const int64_t p0 = t * kColTile, width = std::min(kColTile, p - p0);
-              if constexpr (std::is_same_v<T, float>) {
-                if (implicit)
-                  return detail::sgemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, p0, yn + p0, p);
-              }
-              T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTile));
-              im2col(xn, g, buf, p0, width, width);
-              detail::gemm_serial(mg, width, k, wg, k, buf, width, yn + p0, p);
-            });
-            continue;
-          }
-          if constexpr (std::is_same_v<T, float>) {
-            if (implicit && nb == 1) {
-              detail::gemm_rows(false, mg, p, k, wg, k, patch_rows, &patches, yn, p);
-              continue;
-            }
-          }
-          if (nb == 1) {
-            const T* xn = x + n0 * in;
-            const T* col = xn + g * cg * h_ * w_;
-            if (!pointwise_) {
-              T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
-              im2col(xn, g, buf, 0, p, p);
-              col = buf;
-            }
-            detail::gemm(false, false, mg, p, k, wg, col, yn);
-            continue;
-          }
-          // col [k, nb * p] (sample-major columns), out [mg, nb * p], then scattered to y[n, g * mg + m, :].
-          T* out = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
-          bool done = false;
-          if constexpr (std::is_same_v<T, float>) {
-            if (implicit) {
-              detail::gemm_rows(false, mg, cols, k, wg, k, patch_rows, &patches, out, cols);
-              done = true;
-            }
-          }
-          if (!done) {
-            T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
-            for (int64_t s = 0; s < nb; ++s) {
-              const T* xn = x + (n0 + s) * in;
-              if (pointwise_) {
-                for (int64_t c = 0; c < k; ++c)
-                  std::copy(xn + (g * cg + c) * p, xn + (g * cg + c + 1) * p, col + c * cols + s * p);
-              } else {
-                im2col(xn, g, col + s * p, 0, p, cols);
-              }
-            }
-            detail::gemm(false, false, mg, cols, k, wg, col, out);
-          }
-          for (int64_t s = 0; s < nb; ++s)
-            for (int64_t m = 0; m < mg; ++m)
-              std::copy(out + m * cols + s * p, out + m * cols + (s + 1) * p, y + ((n0 + s) * cout_ + g * mg + m) * p);
+          T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTile));
+          im2col(xn, g, buf, p0, width, width);
+          detail::gemm_serial(mg, width, k, wg, k, buf, width, yn + p0, p);
+        });
+        continue;
+      }
+      if constexpr (std::is_same_v<T, float>) {
+        if (implicit && nb == 1) {
+          detail::gemm_rows(false, mg, p, k, wg, k, patch_rows, &patches, yn, p);
+          continue;
         }
-      },
-      detail::share_evenly(chunks));
+      }
+      if (nb == 1) {
+        const T* xn = x + n0 * in;
+        const T* col = xn + g * cg * h_ * w_;
+        if (!pointwise_) {
+          T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
+          im2col(xn, g, buf, 0, p, p);
+          col = buf;
+        }
+        detail::gemm(false, false, mg, p, k, wg, col, yn);
+        continue;
+      }
+      // col [k, nb * p] (sample-major columns), out [mg, nb * p], then scattered to y[n, g * mg + m, :].
+      T* out = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
+      bool done = false;
+      if constexpr (std::is_same_v<T, float>) {
+        if (implicit) {
+          detail::gemm_rows(false, mg, cols, k, wg, k, patch_rows, &patches, out, cols);
+          done = true;
+        }
+      }
+      if (!done) {
+        T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
+        for (int64_t s = 0; s < nb; ++s) {
+          const T* xn = x + (n0 + s) * in;
+          if (pointwise_) {
+            for (int64_t c = 0; c < k; ++c)
+              std::copy(xn + (g * cg + c) * p, xn + (g * cg + c + 1) * p, col + c * cols + s * p);
+          } else {
+            im2col(xn, g, col + s * p, 0, p, cols);
+          }
+        }
+        detail::gemm(false, false, mg, cols, k, wg, col, out);
+      }
+      for (int64_t s = 0; s < nb; ++s)
+        for (int64_t m = 0; m < mg; ++m)
+          std::copy(out + m * cols + s * p, out + m * cols + (s + 1) * p, y + ((n0 + s) * cout_ + g * mg + m) * p);
+    }
+  });
 }
 
 template <class T>
 void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x) const {
   const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
   const int64_t nb_max = chunk(batch);
-  // Chunks of samples run in parallel, one per thread at a time, where they share out evenly: one parallel region
-  // per layer (regions are what costs when the workers sleep in between). Otherwise each chunk runs in parallel
-  // inside. Either way every product and sum is the same, so the results do not depend on the choice.
-  const int64_t chunks = (batch + nb_max - 1) / nb_max;
-  detail::parallel_for(
-      chunks,
-      [&](int64_t chunk_index) {
-        const int64_t n0 = chunk_index * nb_max;
-        const int64_t nb = std::min(nb_max, batch - n0), cols = nb * p;
-        for (int64_t g = 0; g < group_; ++g) {
-          const T* wg = w + g * mg * k;
-          if (nb == 1 && !pointwise_ && p >= kBandedOutput) {
-            // Large outputs, in bands of output rows: W^T times one band into a per-thread, cache-sized buffer, then
-            // its col2im. The input rows band b touches lie clear of band b + 2's, so the even bands run in parallel,
-            // then the odd ones; each band on one thread. An input element thus receives its sums in an order fixed by
-            // the shapes (even band, then odd; fixed inside a band), whatever the thread count.
-            const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
-            T* xn = x + n0 * in;
-            std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-            const int64_t span = (kh_ - 1) * dil_h_ + 1;  // input rows one output row reads
-            const int64_t min_rows = span - 1 >= stride_h_ ? (span - 1 - stride_h_) / stride_h_ + 1 : 1;
-            const int64_t rows = std::max(min_rows, (kColTileT + ow_ - 1) / ow_), bands = (oh_ + rows - 1) / rows;
-            for (int64_t phase = 0; phase < 2; ++phase)
-              detail::parallel_for((bands - phase + 1) / 2, [&](int64_t i) {
-                const int64_t p0 = (2 * i + phase) * rows * ow_, width = std::min(rows * ow_, p - p0);
-                T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * rows * ow_));
-                detail::gemm_block(true, false, k, width, mg, wg, k, gn + p0, p, buf, width);
-                col2im(buf, g, xn, p0, width, width);
-              });
-            continue;
-          }
-          if (nb == 1) {
-            const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
-            T* xn = x + n0 * in;
-            if (pointwise_) {
-              detail::gemm(true, false, k, p, mg, wg, gn, xn + g * cg * h_ * w_);
-              continue;
-            }
-            T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
-            detail::gemm(true, false, k, p, mg, wg, gn, buf);
-            std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-            col2im(buf, g, xn, 0, p, p);
-            continue;
-          }
-          // gathered gradient [mg, nb * p] -> col [k, nb * p] = W_g^T grad -> each sample's col2im.
-          T* grad = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
-          T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
-          for (int64_t s = 0; s < nb; ++s)
-            for (int64_t m = 0; m < mg; ++m) {
-              const T* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
-              std::copy(src, src + p, grad + m * cols + s * p);
-            }
-          detail::gemm(true, false, k, cols, mg, wg, grad, col);
-          for (int64_t s = 0; s < nb; ++s) {
-            T* xn = x + (n0 + s) * in;
-            if (pointwise_) {
-              for (int64_t c = 0; c < k; ++c)
-                std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
-              continue;
-            }
-            std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-            col2im(col + s * p, g, xn, 0, p, cols);
-          }
+  for_each_chunk(batch, nb_max, [&](int64_t n0, int64_t nb) {
+    const int64_t cols = nb * p;
+    for (int64_t g = 0; g < group_; ++g) {
+      const T* wg = w + g * mg * k;
+      if (nb == 1 && !pointwise_ && p >= kBandedOutput) {
+        // Large outputs, in bands of output rows: W^T times one band into a per-thread, cache-sized buffer, then
+        // its col2im. The input rows band b touches lie clear of band b + 2's, so the even bands run in parallel,
+        // then the odd ones; each band on one thread. An input element thus receives its sums in an order fixed by
+        // the shapes (even band, then odd; fixed inside a band), whatever the thread count.
+        const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
+        T* xn = x + n0 * in;
+        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        const int64_t span = (kh_ - 1) * dil_h_ + 1;  // input rows one output row reads
+        const int64_t min_rows = span - 1 >= stride_h_ ? (span - 1 - stride_h_) / stride_h_ + 1 : 1;
+        const int64_t rows = std::max(min_rows, (kColTileT + ow_ - 1) / ow_), bands = (oh_ + rows - 1) / rows;
+        for (int64_t phase = 0; phase < 2; ++phase)
+          detail::parallel_for((bands - phase + 1) / 2, [&](int64_t i) {
+            const int64_t p0 = (2 * i + phase) * rows * ow_, width = std::min(rows * ow_, p - p0);
+            T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * rows * ow_));
+            detail::gemm_block(true, false, k, width, mg, wg, k, gn + p0, p, buf, width);
+            col2im(buf, g, xn, p0, width, width);
+          });
+        continue;
+      }
+      if (nb == 1) {
+        const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
+        T* xn = x + n0 * in;
+        if (pointwise_) {
+          detail::gemm(true, false, k, p, mg, wg, gn, xn + g * cg * h_ * w_);
+          continue;
         }
-      },
-      detail::share_evenly(chunks));
+        T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
+        detail::gemm(true, false, k, p, mg, wg, gn, buf);
+        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        col2im(buf, g, xn, 0, p, p);
+        continue;
+      }
+      // gathered gradient [mg, nb * p] -> col [k, nb * p] = W_g^T grad -> each sample's col2im.
+      T* grad = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
+      T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
+      for (int64_t s = 0; s < nb; ++s)
+        for (int64_t m = 0; m < mg; ++m) {
+          const T* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
+          std::copy(src, src + p, grad + m * cols + s * p);
+        }
+      detail::gemm(true, false, k, cols, mg, wg, grad, col);
+      for (int64_t s = 0; s < nb; ++s) {
+        T* xn = x + (n0 + s) * in;
+        if (pointwise_) {
+          for (int64_t c = 0; c < k; ++c)
+            std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
+          continue;
+        }
+        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        col2im(col + s * p, g, xn, 0, p, cols);
+      }
+    }
+  });
 }
 
 template <class T>

@@ -5,6 +5,11 @@
 
 namespace dtd {
 
+namespace {
+template <class T>
+using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+}  // namespace
+
 template <class T>
 Dense<T>::Dense(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : LinearLayer<T>(spec, std::move(inputs), std::move(input_shapes)) {
@@ -39,6 +44,20 @@ void Dense<T>::add_bias(const T* b, int64_t batch, T* y) const {
 }
 
 template <class T>
+template <class F>
+void Dense<T>::for_each_unit(const T* x, int64_t batch, F&& f) const {
+  const T* w = this->weights(WeightSet::plain);
+  const int64_t rows = batch * rows_;
+  constexpr int64_t kBlock = 64;  // output units per task
+  detail::parallel_for((out_ + kBlock - 1) / kBlock, [&](int64_t b) {
+    for (int64_t j = b * kBlock; j < std::min(out_, (b + 1) * kBlock); ++j) {
+      const Eigen::Map<const Row<T>> wj(w + j * in_, in_);
+      for (int64_t r = 0; r < rows; ++r) f(r * out_ + j, wj, Eigen::Map<const Row<T>>(x + r * in_, in_));
+    }
+  });
+}
+
+template <class T>
 bool Dense<T>::on_the_fly(WeightSet set, int64_t batch) const {
   return (set == WeightSet::positive || set == WeightSet::negative) && batch * rows_ <= kOnTheFlyRows &&
          this->weight_count() >= kOnTheFlyWeights;
@@ -47,38 +66,18 @@ bool Dense<T>::on_the_fly(WeightSet set, int64_t batch) const {
 template <class T>
 void Dense<T>::apply_set(const T* x, int64_t batch, WeightSet set, T* y) const {
   if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_set(x, batch, set, y);
-  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
-  const T* w = this->weights(WeightSet::plain);
   const bool positive = set == WeightSet::positive;
-  const int64_t rows = batch * rows_;
-  constexpr int64_t kBlock = 64;  // output units per task
-  detail::parallel_for((out_ + kBlock - 1) / kBlock, [&](int64_t b) {
-    for (int64_t j = b * kBlock; j < std::min(out_, (b + 1) * kBlock); ++j) {
-      const Eigen::Map<const Row> wj(w + j * in_, in_);
-      for (int64_t r = 0; r < rows; ++r) {
-        const Eigen::Map<const Row> xr(x + r * in_, in_);
-        y[r * out_ + j] = positive ? (wj.max(T(0)) * xr).sum() : (wj.min(T(0)) * xr).sum();
-      }
-    }
+  for_each_unit(x, batch, [&](int64_t i, const auto& wj, const auto& xr) {
+    y[i] = positive ? (wj.max(T(0)) * xr).sum() : (wj.min(T(0)) * xr).sum();
   });
 }
 
 template <class T>
 bool Dense<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {
   if (!fused_positive(batch)) return false;
-  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
-  const T* w = this->weights(WeightSet::plain);
-  const int64_t rows = batch * rows_;
-  constexpr int64_t kBlock = 64;  // output units per task
-  detail::parallel_for((out_ + kBlock - 1) / kBlock, [&](int64_t b) {
-    for (int64_t j = b * kBlock; j < std::min(out_, (b + 1) * kBlock); ++j) {
-      const Eigen::Map<const Row> wj(w + j * in_, in_);
-      for (int64_t r = 0; r < rows; ++r) {
-        const Eigen::Map<const Row> xr(x + r * in_, in_);
-        y[r * out_ + j] = (wj * xr).sum();
-        z[r * out_ + j] = (wj.max(T(0)) * xr).sum();
-      }
-    }
+  for_each_unit(x, batch, [&](int64_t i, const auto& wj, const auto& xr) {
+    y[i] = (wj * xr).sum();
+    z[i] = (wj.max(T(0)) * xr).sum();
   });
   return true;
 }
@@ -86,7 +85,6 @@ bool Dense<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const 
 template <class T>
 void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
   if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_transposed_set(g, batch, set, x);
-  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
   const T* w = this->weights(WeightSet::plain);
   const bool positive = set == WeightSet::positive;
   const int64_t rows = batch * rows_;
@@ -99,11 +97,11 @@ void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T*
     T* xp = partial.data() + part * size;
     std::fill(xp, xp + size, T(0));
     for (int64_t j = part * per; j < std::min(out_, (part + 1) * per); ++j) {
-      const Eigen::Map<const Row> wj(w + j * in_, in_);
+      const Eigen::Map<const Row<T>> wj(w + j * in_, in_);
       for (int64_t r = 0; r < rows; ++r) {
         const T gj = g[r * out_ + j];
         if (gj == T(0)) continue;  // units without relevance (dead or not explained) cost nothing
-        Eigen::Map<Row> xr(xp + r * in_, in_);
+        Eigen::Map<Row<T>> xr(xp + r * in_, in_);
         if (positive)
           xr += wj.max(T(0)) * gj;
         else

@@ -24,6 +24,10 @@ class Dense final : public LinearLayer<T> {
 
  private:
   bool on_the_fly(WeightSet set, int64_t batch) const;
+  // f(i, w_j, x_r) for every output unit j and row r of the batch (i = r * out + j), in parallel over blocks of
+  // units: each task streams whole rows of w.
+  template <class F>
+  void for_each_unit(const T* x, int64_t batch, F&& f) const;
 
   static constexpr int64_t kOnTheFlyWeights = int64_t{1} << 20;  // weights at least
   static constexpr int64_t kOnTheFlyRows = 4;                    // rows (batch x leading axes) at most
