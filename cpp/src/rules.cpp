@@ -50,17 +50,17 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
   const T eps = static_cast<T>(rule.eps);
   const T* r = r_out.ptr();
   T* rin = r_in[0].ptr();
-  Buffer<T> z(static_cast<size_t>(n * no)), s(z.size());
-  // s = R / stab(z - zc) with zc[j] the terms that do not depend on the input (empty: none), broadcast over the
-  // samples.
-  auto divide = [&](const std::vector<T>& zc) {
+  Buffer<T> z, s(static_cast<size_t>(n * no));  // z: the denominator's input-dependent part, where a rule has one
+  // s = R / stab(zv + sign * zc): zv the input-dependent part (null: none), zc[j] the terms that do not depend on
+  // the input (empty: none), broadcast over the samples.
+  auto divide = [&](const T* zv, const std::vector<T>& zc, T sign) {
     detail::parallel_blocks(n * no, [&](int64_t i0, int64_t i1) {
       if (zc.empty()) {
-        for (int64_t i = i0; i < i1; ++i) s[i] = detail::stabilized_ratio(r[i], z[i], eps);
+        for (int64_t i = i0; i < i1; ++i) s[i] = detail::stabilized_ratio(r[i], zv[i], eps);
         return;
       }
       for (int64_t i = i0, j = i0 % no; i < i1; ++i, j = j + 1 == no ? 0 : j + 1)
-        s[i] = detail::stabilized_ratio(r[i], z[i] - zc[static_cast<size_t>(j)], eps);
+        s[i] = detail::stabilized_ratio(r[i], (zv ? zv[i] : T(0)) + sign * zc[static_cast<size_t>(j)], eps);
     });
   };
   // rin[i] = a[i] * rin[i] over the input.
@@ -88,6 +88,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         for (size_t i = 0; i < ap.size(); ++i) ap[i] = std::max(a.data[i], T(0));
       }
       const T* a_pos = negative ? ap.data() : a.ptr();
+      z.resize(s.size());
       if (kept && !negative)
         std::copy(kept->data.begin(), kept->data.end(), z.begin());
       else
@@ -103,7 +104,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         const auto bp = mapped(bias_, [](T b) { return std::max(b, T(0)); });
         add_bias(bp.data(), n, z.data());
       }
-      divide(kNone);
+      divide(z.data(), kNone, T(1));
       apply_transposed_set(s.data(), n, WeightSet::positive, rin);
       times_input(a_pos);
       if (negative) {
@@ -116,11 +117,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
     case RuleKind::wsquare:
     case RuleKind::flat: {
       // The denominator does not depend on the input (prepared once): w^2 or ones applied to a sample of ones.
-      // z = 0 - (-constant): the division subtracts the constant terms.
-      std::fill(z.begin(), z.end(), T(0));
-      std::vector<T> negated(rule.constant.size());
-      std::transform(rule.constant.begin(), rule.constant.end(), negated.begin(), [](T v) { return -v; });
-      divide(negated);
+      divide(nullptr, rule.constant, T(1));
       apply_transposed_set(s.data(), n, rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones, rin);
       break;
     }
@@ -128,11 +125,13 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
       // q_ij = a_i w_ij - l_i w+_ij - h_i w-_ij; the bound terms are prepared once.
       const std::vector<T>& l = rule.low_t;
       const std::vector<T>& h = rule.high_t;
-      if (kept)
-        std::copy(kept->data.begin(), kept->data.end(), z.begin());
-      else
+      const T* zv = kept ? kept->ptr() : nullptr;  // the forward's own product w (*) a
+      if (!kept) {
+        z.resize(s.size());
         apply_set(a.ptr(), n, WeightSet::plain, z.data());
-      divide(rule.constant);
+        zv = z.data();
+      }
+      divide(zv, rule.constant, T(-1));
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
       Buffer<T> c(a.data.size());
@@ -158,6 +157,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         for (size_t i = 0; i < wg.size(); ++i) wg[i] = w[i] + gamma * wp[i];
         w = wg.data();
       }
+      z.resize(s.size());
       if (kept && rule.kind == RuleKind::epsilon)
         std::copy(kept->data.begin(), kept->data.end(), z.begin());
       else
@@ -168,7 +168,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
                            : mapped(bias_, [gamma](T v) { return v + gamma * std::max(v, T(0)); });
         add_bias(b.data(), n, z.data());
       }
-      divide(kNone);
+      divide(z.data(), kNone, T(1));
       apply_transposed(s.data(), n, w, rin);
       times_input(a.ptr());
       break;
