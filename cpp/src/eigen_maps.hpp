@@ -1,6 +1,7 @@
 // GEMM over row-major buffers (private): dtd's packed float kernel (gemm.hpp) or Eigen maps. Both run
-// single-threaded inside (dtd_core is built with EIGEN_DONT_PARALLELIZE); we tile the product in fixed-size tiles and
-// run the tiles in parallel, so the summation order never depends on the thread count.
+// single-threaded inside (dtd_core is built with EIGEN_DONT_PARALLELIZE) and we split the product across threads:
+// Eigen's in fixed tiles, dtd's kernel in one share per thread (its sums do not depend on the split). Either way the
+// summation order never depends on the thread count.
 #pragma once
 
 #include <Eigen/Core>
@@ -79,12 +80,13 @@ void sgemm_shares(int64_t m, int64_t n, bool parallel, F&& f) {
   });
 }
 
-/// C[m, n] = op(A) B for a float B given row by row (sgemm_rows: an implicit im2col), split like gemm_tiled.
-/// Requires use_sgemm<float>(m, n).
+/// C[m, n] = op(A) B for a float B whose columns [col0, col0 + n) are given row by row (sgemm_rows: an implicit
+/// im2col), split like gemm_tiled (on the calling thread alone inside a parallel region). Requires sgemm_available().
 inline void gemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
-                      const void* context, float* c, int64_t ldc) {
+                      const void* context, int64_t col0, float* c, int64_t ldc) {
   sgemm_shares(m, n, m * n * k >= 2 * kParallelWork, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
-    sgemm_rows(trans_a, h, w, k, trans_a ? a + i0 : a + i0 * lda, lda, b_rows, context, j0, c + i0 * ldc + j0, ldc);
+    sgemm_rows(trans_a, h, w, k, trans_a ? a + i0 : a + i0 * lda, lda, b_rows, context, col0 + j0, c + i0 * ldc + j0,
+               ldc);
   });
 }
 
@@ -128,19 +130,6 @@ void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
         },
         parallel);
   }
-}
-
-/// C[m, n] = A[m, k] B[k, n] on the calling thread, with row strides lda, ldb, ldc (blocks of larger matrices).
-template <class T>
-void gemm_serial(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
-  gemm_block(false, false, m, n, k, a, lda, b, ldb, c, ldc);
-}
-
-/// C[m, n] = op(A) B with row strides (blocks of larger matrices): A is [m, k] ([k, m] when trans_a).
-template <class T>
-void gemm_strided(bool trans_a, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
-                  int64_t ldc) {
-  gemm_tiled(trans_a, false, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 /// C[m, n] = op(A) op(B), all row-major. A is [m, k] ([k, m] when trans_a); B is [k, n] ([n, k] when trans_b).

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "dtd/error.hpp"
+#include "parallel.hpp"
 
 namespace dtd {
 
@@ -113,7 +114,7 @@ bool LinearLayer<T>::forward_keeping(const std::vector<const Tensor<T>*>& in, Te
     kept = out;  // before the bias
   } else {
     // w+ (*) a is z+'s denominator only for a >= 0 (else z+ needs w- (*) a- too).
-    if (std::any_of(a.data.begin(), a.data.end(), [](T v) { return v < T(0); })) {
+    if (detail::any_negative(a.ptr(), a.size())) {
       forward(in, out);
       return false;
     }

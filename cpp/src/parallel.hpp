@@ -53,6 +53,16 @@ void parallel_blocks(int64_t n, F&& f) {
   parallel_for(blocks, [&](int64_t b) { f(b * kElementBlock, std::min(n, (b + 1) * kElementBlock)); });
 }
 
+/// Whether any of x[0, n) is negative (blocks scanned in parallel).
+template <class T>
+bool any_negative(const T* x, int64_t n) {
+  std::vector<char> found(static_cast<size_t>(n / kElementBlock + 1), 0);
+  parallel_blocks(n, [&](int64_t i0, int64_t i1) {
+    found[static_cast<size_t>(i0 / kElementBlock)] = std::any_of(x + i0, x + i1, [](T v) { return v < T(0); });
+  });
+  return std::find(found.begin(), found.end(), 1) != found.end();
+}
+
 /// A per-thread scratch buffer that grows and is reused across calls (no allocation in steady state).
 template <class T, int Slot>
 T* scratch(size_t count) {

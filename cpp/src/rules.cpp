@@ -76,12 +76,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
     case RuleKind::zplus: {
       // z+_j = sum_i a+_i w+_ij + a-_i w-_ij (+ b+_j); R_i = a+_i (W+^T s)_i + a-_i (W-^T s)_i.
       // Inputs are usually ReLU outputs (a = a+): then no copy and no a- terms.
-      std::vector<char> has_negative(static_cast<size_t>(n * ni / detail::kElementBlock + 1), 0);
-      detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
-        has_negative[static_cast<size_t>(i0 / detail::kElementBlock)] =
-            std::any_of(a.ptr() + i0, a.ptr() + i1, [](T v) { return v < T(0); });
-      });
-      const bool negative = std::find(has_negative.begin(), has_negative.end(), 1) != has_negative.end();
+      const bool negative = detail::any_negative(a.ptr(), a.size());
       Buffer<T> ap, am;
       if (negative) {
         ap.resize(a.data.size());

@@ -217,27 +217,10 @@ def _check_in_box(model: Model, batch: np.ndarray, trace: Any, boxes: list[_Box]
             )
 
 
-def _output_relevance(
-    target: Any, logits: np.ndarray, single: bool, unit: bool = False
-) -> tuple[list[np.ndarray], np.ndarray | None, bool]:
-    """The output relevance per pass ([N, n_out] each), the targets, and whether there are K targets per sample.
-    The target's entry holds its logit (DTD), or 1 with ``unit`` (a gradient)."""
-    n, n_out = logits.shape
-    if target is None:  # the argmax class of each sample (the common case, kept short: it runs on every call)
-        rows, classes = np.arange(n), logits.argmax(axis=1)
-        r = np.zeros_like(logits)
-        r[rows, classes] = 1.0 if unit else logits[rows, classes]
-        return [r], classes, False
-    tgt = np.asarray(target)
-    if tgt is not None and tgt.dtype.kind == "f" and tgt.ndim >= 1:
-        r = tgt.reshape(1, -1) if single else tgt.reshape(tgt.shape[0], -1) if tgt.ndim >= 2 else tgt
-        if r.shape != (n, n_out):
-            raise ValueError(
-                f"output relevance has shape {list(tgt.shape)}, expected {[n, n_out] if not single else [n_out]}"
-            )
-        if not np.all(np.isfinite(r)):
-            raise ValueError("output relevance must be finite")
-        return [np.ascontiguousarray(r, dtype=logits.dtype)], None, False
+def _target_classes(
+    target: Any, tgt: np.ndarray, n: int, n_out: int, single: bool
+) -> tuple[np.ndarray, bool]:
+    """Integer targets as classes [N, K] (in range, non-negative), and whether there are K targets per sample."""
     if tgt.dtype.kind not in "iu" and tgt.dtype != np.bool_:
         raise ValueError(
             f"target must be None, an int, ints, or a float output-relevance array; got {target!r}"
@@ -263,7 +246,29 @@ def _output_relevance(
     if classes.size and (classes.min() < -n_out or classes.max() >= n_out):
         bad = classes[(classes < -n_out) | (classes >= n_out)][0]
         raise ValueError(f"target class {bad} is out of range for a model with {n_out} outputs")
-    classes = classes % n_out
+    return classes % n_out, multi
+
+
+def _output_relevance(
+    target: Any, logits: np.ndarray, single: bool, unit: bool = False
+) -> tuple[list[np.ndarray], np.ndarray | None, bool]:
+    """The output relevance per pass ([N, n_out] each), the targets, and whether there are K targets per sample.
+    The target's entry holds its logit (DTD), or 1 with ``unit`` (a gradient)."""
+    n, n_out = logits.shape
+    if target is None:  # the argmax class of each sample (the common case: no conversion or validation)
+        classes, multi = logits.argmax(axis=1)[:, None], False
+    else:
+        tgt = np.asarray(target)
+        if tgt.dtype.kind == "f" and tgt.ndim >= 1:
+            r = tgt.reshape(1, -1) if single else tgt.reshape(tgt.shape[0], -1) if tgt.ndim >= 2 else tgt
+            if r.shape != (n, n_out):
+                raise ValueError(
+                    f"output relevance has shape {list(tgt.shape)}, expected {[n, n_out] if not single else [n_out]}"
+                )
+            if not np.all(np.isfinite(r)):
+                raise ValueError("output relevance must be finite")
+            return [np.ascontiguousarray(r, dtype=logits.dtype)], None, False
+        classes, multi = _target_classes(target, tgt, n, n_out, single)
     passes = []
     rows = np.arange(n)
     for k in range(classes.shape[1]):

@@ -84,8 +84,8 @@ void patch_row(const PatchGeometry& g, const T* xc, int64_t ki, int64_t kj, int6
   }
 }
 
-// The patch matrix of one group over `samples` consecutive samples, its columns sample-major from column q0:
-// row (c, ki, kj), column j is sample (q0 + j) / P, output position (q0 + j) % P. Fed to sgemm_rows.
+// The patch matrix of one group over consecutive samples, its columns sample-major from the first sample's: row
+// (c, ki, kj), column j is sample j / P, output position j % P. Fed to sgemm_rows.
 struct PatchRows {
   PatchGeometry g;
   const float* x;                            // the first sample
@@ -196,12 +196,14 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
       T* yn = y + n0 * cout_ * p + g * mg * p;
       // float with dtd's kernel: the patch matrix is never stored, its rows go straight into the GEMM's packed
       // panels (sgemm_rows). The products are the same as over a stored patch matrix.
-      [[maybe_unused]] PatchRows patches{geo, nullptr, g * cg, in, p};
-      bool implicit = false;
-      if constexpr (std::is_same_v<T, float>) {
-        implicit = !pointwise_ && detail::sgemm_available() && mg >= 16;
-        patches.x = x + n0 * in;
-      }
+      const bool implicit = std::is_same_v<T, float> && !pointwise_ && detail::sgemm_available() && mg >= 16;
+      // c[mg, width] (row stride ldc) = W_g times the patch matrix's columns [col0, col0 + width)
+      auto patch_product = [&](int64_t col0, int64_t width, T* c, int64_t ldc) {
+        if constexpr (std::is_same_v<T, float>) {
+          const PatchRows patches{geo, x + n0 * in, g * cg, in, p};
+          detail::gemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, col0, c, ldc);
+        }
+      };
       if (nb == 1 && !pointwise_ && p >= 2 * kColTile) {
         // Large outputs: one tile of output positions at a time, multiplied right away from a cache-resident
         // patch matrix (the whole one would be K x OH*OW, e.g. 115 MB).
@@ -209,20 +211,16 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
         const int64_t tiles = (p + kColTile - 1) / kColTile;
         detail::parallel_for(tiles, [&](int64_t t) {
           const int64_t p0 = t * kColTile, width = std::min(kColTile, p - p0);
-          if constexpr (std::is_same_v<T, float>) {
-            if (implicit) return detail::sgemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, p0, yn + p0, p);
-          }
+          if (implicit) return patch_product(p0, width, yn + p0, p);
           T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * kColTile));
           im2col(xn, g, buf, p0, width, width);
-          detail::gemm_serial(mg, width, k, wg, k, buf, width, yn + p0, p);
+          detail::gemm_block(false, false, mg, width, k, wg, k, buf, width, yn + p0, p);
         });
         continue;
       }
-      if constexpr (std::is_same_v<T, float>) {
-        if (implicit && nb == 1) {
-          detail::gemm_rows(false, mg, p, k, wg, k, patch_rows, &patches, yn, p);
-          continue;
-        }
+      if (implicit && nb == 1) {
+        patch_product(0, p, yn, p);
+        continue;
       }
       if (nb == 1) {
         const T* xn = x + n0 * in;
@@ -237,14 +235,9 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
       }
       // col [k, nb * p] (sample-major columns), out [mg, nb * p], then scattered to y[n, g * mg + m, :].
       T* out = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
-      bool done = false;
-      if constexpr (std::is_same_v<T, float>) {
-        if (implicit) {
-          detail::gemm_rows(false, mg, cols, k, wg, k, patch_rows, &patches, out, cols);
-          done = true;
-        }
-      }
-      if (!done) {
+      if (implicit) {
+        patch_product(0, cols, out, cols);
+      } else {
         T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
         for (int64_t s = 0; s < nb; ++s) {
           const T* xn = x + (n0 + s) * in;
