@@ -226,6 +226,7 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
             to_string(r_logits.shape), ", expected ", to_string(batched<T>(n, logits_shape())));
   std::vector<Tensor<T>> rel(tr.values.size());
   std::vector<bool> has(tr.values.size(), false);
+  const Tensor<T> released;  // what a layer sees in place of a forward value it does not declare it reads
   rel[static_cast<size_t>(logits_value_)] = r_logits;
   has[static_cast<size_t>(logits_value_)] = true;
   if (report) report->assign(layers_.size(), LayerReport{std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)});
@@ -253,19 +254,29 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
       has[id] = true;
       continue;
     }
+    // The trace/relevance contract: a layer sees the forward values it declares it reads, and empty tensors for
+    // all others, whatever the trace happened to keep. A layer that reads an undeclared value then fails in every
+    // graph, not only in those where the trace released it.
+    const bool reads_in = layer.relevance_reads_inputs(), reads_out = layer.relevance_reads_output();
     std::vector<const Tensor<T>*> in;
     std::vector<Tensor<T>> r_in;
     for (int id : layer.inputs()) {
-      in.push_back(&tr.values[static_cast<size_t>(id)]);
+      const Tensor<T>& value = tr.values[static_cast<size_t>(id)];
+      DTD_CHECK(!reads_in || !value.data.empty(), std::invalid_argument, "layer '", layer.name(),
+                "': the trace lacks its input value ", id, ", which its relevance pass reads");
+      in.push_back(reads_in ? &value : &released);
       r_in.push_back(Tensor<T>::uninitialized(batched<T>(n, value_shape(id))));
     }
+    DTD_CHECK(!reads_out || !tr.values[out_id].data.empty(), std::invalid_argument, "layer '", layer.name(),
+              "': the trace lacks its output value, which its relevance pass reads");
+    const Tensor<T>& out_value = reads_out ? tr.values[out_id] : released;
     WeightSet set{};
     if (layer.parametric() && li < tr.kept_set.size() && tr.kept_set[li] >= 0 &&
         static_cast<const LinearLayer<T>&>(layer).keeps_product(rules[li], n, set) &&
         static_cast<int>(set) == tr.kept_set[li] && tr.kept[li].shape == batched<T>(n, layer.output_shape()))
       static_cast<const LinearLayer<T>&>(layer).relevance_from(in, rel[out_id], rules[li], r_in, &tr.kept[li]);
     else
-      layer.relevance(in, tr.values[out_id], rel[out_id], rules[li], r_in);
+      layer.relevance(in, out_value, rel[out_id], rules[li], r_in);
     if (report) totals(rel[out_id], (*report)[li].relevance_out);
     rel[out_id] = Tensor<T>();
     for (size_t k = 0; k < r_in.size(); ++k) {

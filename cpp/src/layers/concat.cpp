@@ -44,9 +44,10 @@ void Concat<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out)
 }
 
 template <class T>
-void Concat<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>& out, const Tensor<T>& r_out,
+void Concat<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>& r_out,
                           const PreparedRule<T>&, std::vector<Tensor<T>>& r_in) const {
-  const int64_t rows = out.batch() * outer_, total = out.size() / std::max<int64_t>(rows, 1);
+  // The shapes come from r_out: the forward output is not kept for this layer (relevance_reads_output false).
+  const int64_t rows = r_out.batch() * outer_, total = r_out.size() / std::max<int64_t>(rows, 1);
   for (int64_t r = 0; r < rows; ++r) {
     const T* src = r_out.ptr() + r * total;
     for (size_t k = 0; k < r_in.size(); ++k) {
