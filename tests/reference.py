@@ -31,6 +31,8 @@ class Rule:
     gamma: float = 0.25
     low: Any = None
     high: Any = None
+    #: w^2 and flat by default (eps not given): stab(z) = z + eps |z| s(z), RULES.md "Stabilizer".
+    relative: bool = False
 
 
 def ZPlus(eps: float = 1e-6, bias: bool = False) -> Rule:
@@ -38,9 +40,9 @@ def ZPlus(eps: float = 1e-6, bias: bool = False) -> Rule:
     return Rule("zplus", eps=eps, bias=bias)
 
 
-def WSquare(eps: float = 1e-6, bias: bool = False) -> Rule:
-    """w^2 rule."""
-    return Rule("wsquare", eps=eps, bias=bias)
+def WSquare(eps: float | None = None, bias: bool = False) -> Rule:
+    """w^2 rule; eps None: the default relative stabilizer 1e-6 |z|."""
+    return Rule("wsquare", eps=1e-6 if eps is None else eps, bias=bias, relative=eps is None)
 
 
 def ZBox(low: Any, high: Any, eps: float = 1e-6) -> Rule:
@@ -58,14 +60,14 @@ def Gamma(gamma: float = 0.25, eps: float = 1e-6, bias: bool = False) -> Rule:
     return Rule("gamma", eps=eps, bias=bias, gamma=gamma)
 
 
-def Flat(eps: float = 1e-6) -> Rule:
-    """Flat rule."""
-    return Rule("flat", eps=eps)
+def Flat(eps: float | None = None) -> Rule:
+    """Flat rule; eps None: the default relative stabilizer 1e-6 |z|."""
+    return Rule("flat", eps=1e-6 if eps is None else eps, relative=eps is None)
 
 
-def stab(z: np.ndarray, eps: float) -> np.ndarray:
-    """``z + eps * s(z)`` with ``s(z) = +1`` for ``z >= 0`` and ``-1`` otherwise."""
-    return z + eps * np.where(z >= 0, 1.0, -1.0)
+def stab(z: np.ndarray, eps: float, relative: bool = False) -> np.ndarray:
+    """``z + eps * s(z)`` with ``s(z) = +1`` for ``z >= 0`` and ``-1`` otherwise; ``z + eps |z| s(z)`` if relative."""
+    return z + eps * (np.abs(z) if relative else 1.0) * np.where(z >= 0, 1.0, -1.0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -358,17 +360,23 @@ def assign(
     return rules
 
 
-def preset(net: Net, name: str, low: Any = None, high: Any = None, eps: float = 1e-6) -> dict[str, Rule]:
-    """RULES.md presets: bounded (z^beta first, z+ others), real (w^2 first), positive (z+)."""
+def preset(
+    net: Net, name: str, low: Any = None, high: Any = None, eps: float | None = None
+) -> dict[str, Rule]:
+    """RULES.md presets: bounded (z^beta first, z+ others), real (w^2 first), positive (z+).
+
+    ``eps`` None keeps each rule's default stabilizer (1e-6; relative for w^2), a number is absolute everywhere.
+    """
     if name == "deep_taylor":
         name = "bounded" if low is not None else "real"
+    e = 1e-6 if eps is None else eps
     first = {
-        "bounded": lambda: ZBox(low, high, eps),
+        "bounded": lambda: ZBox(low, high, e),
         "real": lambda: WSquare(eps),
-        "positive": lambda: ZPlus(eps),
-        "epsilon": lambda: Epsilon(eps),
+        "positive": lambda: ZPlus(e),
+        "epsilon": lambda: Epsilon(e),
     }[name]()
-    default = Epsilon(eps) if name == "epsilon" else ZPlus(eps)
+    default = Epsilon(e) if name == "epsilon" else ZPlus(e)
     return assign(net, default, first)
 
 
@@ -404,7 +412,7 @@ def _parametric_rule(
     if rule.kind == "wsquare":
         w2 = w**2
         z = w2.sum(axis=0) + (b**2 if rule.bias else 0.0)
-        s = r / stab(z, eps)
+        s = r / stab(z, eps, rule.relative)
         return s @ w2.T
     if rule.kind == "zbox":
         lo = _bounds(rule.low, lay.in_shapes[0], model_shape, a.shape[0])
@@ -426,7 +434,7 @@ def _parametric_rule(
         return a * (s @ wg.T)
     if rule.kind == "flat":
         z = mask.sum(axis=0)
-        s = r / stab(np.broadcast_to(z, r.shape), eps)
+        s = r / stab(np.broadcast_to(z, r.shape), eps, rule.relative)
         return s @ mask.T
     raise ValueError(f"unknown rule {rule.kind!r}")
 
@@ -541,7 +549,7 @@ def to_dtd(rule: Rule) -> Any:
     if rule.kind == "zplus":
         return dr.ZPlus(eps=rule.eps, bias=rule.bias)
     if rule.kind == "wsquare":
-        return dr.WSquare(eps=rule.eps, bias=rule.bias)
+        return dr.WSquare(eps=None if rule.relative else rule.eps, bias=rule.bias)
     if rule.kind == "zbox":
         return dr.ZBox(low=rule.low, high=rule.high, eps=rule.eps)
     if rule.kind == "epsilon":
@@ -549,5 +557,5 @@ def to_dtd(rule: Rule) -> Any:
     if rule.kind == "gamma":
         return dr.Gamma(gamma=rule.gamma, eps=rule.eps, bias=rule.bias)
     if rule.kind == "flat":
-        return dr.Flat(eps=rule.eps)
+        return dr.Flat(eps=None if rule.relative else rule.eps)
     raise ValueError(rule.kind)

@@ -203,10 +203,12 @@ def test_wrong_input_shape() -> None:
 
 
 def test_rule_constructors_follow_the_documented_signatures() -> None:
-    """``ZBox(low, high, eps=1e-6)`` and ``Gamma(gamma=0.25, eps=1e-6, bias=False)`` positionally."""
+    """``ZBox(low, high, eps=None)`` and ``Gamma(gamma=0.25, eps=None, bias=False)`` positionally (eps None: the
+    rule's default stabilizer, DEFAULT_EPS)."""
     z = R.ZBox(-1.0, 2.0)
-    assert (z.low, z.high, z.eps) == (-1.0, 2.0, 1e-6)
+    assert (z.low, z.high, z.eps) == (-1.0, 2.0, None)
     g = R.Gamma(0.5)
-    assert (g.gamma, g.eps, g.bias) == (0.5, 1e-6, False)
+    assert (g.gamma, g.eps, g.bias) == (0.5, None, False)
+    assert R.DEFAULT_EPS == 1e-6
     assert R.Epsilon(0.25).eps == 0.25
     assert R.ZPlus(1e-3).eps == 1e-3

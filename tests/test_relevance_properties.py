@@ -124,7 +124,7 @@ def test_layer_report_matches_reference(seed: int) -> None:
     x = inputs(net, 3, seed)
     det = dtd.explain(model, x, rules=composite("wsquare", eps=1e-6), return_details=True)
     report: list[ref.LayerReport] = []
-    rules = ref.assign(net, ref.ZPlus(), ref.WSquare())
+    rules = ref.assign(net, ref.ZPlus(), ref.WSquare(1e-6))
     ref.explain(net, x, rules, report=report)
     want = {r.name: r for r in report}
     got = {lay.name: lay for lay in det.layers}

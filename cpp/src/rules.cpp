@@ -1,6 +1,7 @@
 // All relevance rules for parametric layers, written once over LinearLayer's two primitives (DESIGN.md):
 // a modified forward (the denominator z), s = R / stab(z), a transposed pass, times the modified input.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "dtd/error.hpp"
@@ -53,14 +54,14 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
   Buffer<T> z, s(static_cast<size_t>(n * no));  // z: the denominator's input-dependent part, where a rule has one
   // s = R / stab(zv + sign * zc): zv the input-dependent part (null: none), zc[j] the terms that do not depend on
   // the input (empty: none), broadcast over the samples.
-  auto divide = [&](const T* zv, const std::vector<T>& zc, T sign) {
+  auto divide = [&](const T* zv, const std::vector<T>& zc, T sign, T e) {
     detail::parallel_blocks(n * no, [&](int64_t i0, int64_t i1) {
       if (zc.empty()) {
-        for (int64_t i = i0; i < i1; ++i) s[i] = detail::stabilized_ratio(r[i], zv[i], eps);
+        for (int64_t i = i0; i < i1; ++i) s[i] = detail::stabilized_ratio(r[i], zv[i], e);
         return;
       }
       for (int64_t i = i0, j = i0 % no; i < i1; ++i, j = j + 1 == no ? 0 : j + 1)
-        s[i] = detail::stabilized_ratio(r[i], (zv ? zv[i] : T(0)) + sign * zc[static_cast<size_t>(j)], eps);
+        s[i] = detail::stabilized_ratio(r[i], (zv ? zv[i] : T(0)) + sign * zc[static_cast<size_t>(j)], e);
     });
   };
   // rin[i] = a[i] * rin[i] over the input.
@@ -99,7 +100,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         const auto bp = mapped(bias_, [](T b) { return std::max(b, T(0)); });
         add_bias(bp.data(), n, z.data());
       }
-      divide(z.data(), kNone, T(1));
+      divide(z.data(), kNone, T(1), eps);
       apply_transposed_set(s.data(), n, WeightSet::positive, rin);
       times_input(a_pos);
       if (negative) {
@@ -111,8 +112,8 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
     }
     case RuleKind::wsquare:
     case RuleKind::flat: {
-      // The denominator does not depend on the input (prepared once): w^2 or ones applied to a sample of ones.
-      divide(nullptr, rule.constant, T(1));
+      // The denominator does not depend on the input: prepared once, stabilizer included (see prepare()).
+      divide(nullptr, rule.constant, T(1), T(0));
       apply_transposed_set(s.data(), n, rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones, rin);
       break;
     }
@@ -126,7 +127,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         apply_set(a.ptr(), n, WeightSet::plain, z.data());
         zv = z.data();
       }
-      divide(zv, rule.constant, T(-1));
+      divide(zv, rule.constant, T(-1), eps);
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
       Buffer<T> c(a.data.size());
@@ -163,7 +164,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
                            : mapped(bias_, [gamma](T v) { return v + gamma * std::max(v, T(0)); });
         add_bias(b.data(), n, z.data());
       }
-      divide(z.data(), kNone, T(1));
+      divide(z.data(), kNone, T(1), eps);
       apply_transposed(s.data(), n, w, rin);
       times_input(a.ptr());
       break;
@@ -184,6 +185,13 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
     if (rule.kind == RuleKind::wsquare && rule.bias && has_bias()) {
       const auto b2 = mapped(bias_, [](T b) { return b * b; });
       add_bias(b2.data(), 1, p.constant.data());
+    }
+    // stab(z) = z + e s(z), e = eps (absolute) or eps |z| (relative, the default); a zero z stays zero: its
+    // output's relevance has no tap to go to and is absorbed (stabilized_ratio returns 0).
+    const T eps = static_cast<T>(rule.eps);
+    for (T& z : p.constant) {
+      const T e = rule.eps_absolute ? eps : eps * std::abs(z);
+      z = z >= T(0) ? z + e : z - e;
     }
   } else if (rule.kind == RuleKind::zbox) {
     DTD_CHECK(static_cast<int64_t>(rule.low.size()) == ni && static_cast<int64_t>(rule.high.size()) == ni,

@@ -75,6 +75,7 @@ void bind_spec(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("kind", &RuleSpec::kind)
       .def_readwrite("eps", &RuleSpec::eps)
+      .def_readwrite("eps_absolute", &RuleSpec::eps_absolute)
       .def_readwrite("gamma", &RuleSpec::gamma)
       .def_readwrite("bias", &RuleSpec::bias)
       .def_readwrite("maxpool", &RuleSpec::maxpool)

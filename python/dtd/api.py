@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core
 from .model import Model
-from .rules import Composite, Rule, ZBox, preset
+from .rules import DEFAULT_EPS, Composite, Rule, ZBox, preset
 
 __all__ = ["Explanation", "LayerRelevance", "explain"]
 
@@ -73,7 +73,7 @@ class Explanation:
 _Box = tuple[int, np.ndarray, np.ndarray, float, "tuple[float, float] | None"]
 
 
-def _composite(rules: str | Composite | Rule, low: Any, high: Any, eps: float) -> Composite:
+def _composite(rules: str | Composite | Rule, low: Any, high: Any, eps: float | None) -> Composite:
     if isinstance(rules, str):
         return preset(rules, low=low, high=high, eps=eps)
     if isinstance(rules, Rule):
@@ -122,7 +122,7 @@ def _rule_specs(
     for layer, rule in zip(model.layers, composite.layer_rules(model), strict=True):
         if rule is None:
             spec = _core.RuleSpec()
-            spec.eps = float(composite.eps)
+            spec.eps = float(DEFAULT_EPS if composite.eps is None else composite.eps)
             name = {"maxpool": composite.maxpool, "add": composite.add}.get(layer.kind, "-")
             if layer.kind in ("avgpool", "globalavgpool"):
                 name = "proportional"
@@ -178,12 +178,12 @@ def _key(value: Any) -> Any:
 
 
 def _plan(
-    model: Model, net: Any, dtype: np.dtype[Any], rules: Any, low: Any, high: Any, eps: float
+    model: Model, net: Any, dtype: np.dtype[Any], rules: Any, low: Any, high: Any, eps: float | None
 ) -> tuple[Any, list[str], list[_Box]]:
     """The rules prepared for ``net`` (bounds terms and constant denominators computed once), cached on the model
     for hashable rules."""
     try:
-        key: Any = (np.dtype(dtype).str, rules, _key(low), _key(high), float(eps))
+        key: Any = (np.dtype(dtype).str, rules, _key(low), _key(high), None if eps is None else float(eps))
         hash(key)
     except (TypeError, ValueError):
         key = None
@@ -286,7 +286,7 @@ def explain(
     rules: str | Composite | Rule = "deep_taylor",
     low: Any = None,
     high: Any = None,
-    eps: float = 1e-6,
+    eps: float | None = None,
     return_details: bool = False,
 ) -> Any:
     """Explains the model's decision on ``x`` as a relevance map (Deep Taylor Decomposition, Montavon et al.,
@@ -313,8 +313,10 @@ def explain(
     low, high : float or array, optional
         Input bounds for the z^β rule (e.g. 0 and 1 for pixels in [0, 1]): scalars, per-channel vectors, or
         arrays of the input's shape. ``x`` must lie within them.
-    eps : float
-        Stabilizer of the preset's rules (default 1e-6).
+    eps : float, optional
+        Stabilizer of the preset's rules. None (default): each rule's default, 1e-6 (absolute for z+, z^β, ε,
+        pooling and Add; relative to the denominator for w² and flat, see :class:`dtd.rules.Rule`); a number is
+        used as the absolute stabilizer everywhere (zennit's convention).
     return_details : bool
         Return an :class:`Explanation` (relevance, logits, targets, per-layer conservation report).
 

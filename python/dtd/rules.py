@@ -15,7 +15,11 @@ import numpy as np
 
 from . import _core
 
+#: The stabilizer used where ``eps`` is not given (see :class:`Rule`).
+DEFAULT_EPS = 1e-6
+
 __all__ = [
+    "DEFAULT_EPS",
     "PRESETS",
     "Composite",
     "Epsilon",
@@ -32,18 +36,25 @@ __all__ = [
 @dataclass(frozen=True)
 class Rule:
     """Base class of the rules for parametric layers. Every rule has ``eps``, the stabilizer:
-    ``z + eps * sign(z)``; subclasses declare it so that their positional arguments follow their docs."""
+    ``z + eps * sign(z)``; subclasses declare it so that their positional arguments follow their docs.
+
+    ``eps=None`` (the default) is :data:`DEFAULT_EPS`, applied as each rule's default stabilizer: absolute for
+    rules whose denominator depends on the input, relative (``z + eps |z| sign(z)``) for :class:`WSquare` and
+    :class:`Flat`, whose denominators do not, so that they never absorb more than ``eps / (1 + eps)`` of the
+    relevance whatever the scale of the weights. An explicit ``eps`` is always the absolute stabilizer."""
 
     kind: ClassVar[str] = ""
     if TYPE_CHECKING:
-        eps: float
+        eps: float | None
 
     def _spec(self) -> _core.RuleSpec:
-        if not np.isfinite(self.eps) or self.eps < 0:
-            raise ValueError(f"{type(self).__name__}: eps must be finite and >= 0, got {self.eps}")
+        eps = DEFAULT_EPS if self.eps is None else self.eps
+        if not np.isfinite(eps) or eps < 0:
+            raise ValueError(f"{type(self).__name__}: eps must be finite and >= 0, got {eps}")
         spec = _core.RuleSpec()
         spec.kind = getattr(_core.RuleKind, self.kind)
-        spec.eps = float(self.eps)
+        spec.eps = float(eps)
+        spec.eps_absolute = self.eps is not None
         return spec
 
 
@@ -53,7 +64,7 @@ class ZPlus(Rule):
     ``R_i = sum_j a_i w+_ij / sum_i' a_i' w+_i'j R_j`` (with an ``a- w-`` term for negative inputs).
     ``bias=True`` adds ``b+`` to the denominator (zennit's ZPlus default)."""
 
-    eps: float = 1e-6
+    eps: float | None = None
     bias: bool = False
     kind: ClassVar[str] = "zplus"
 
@@ -68,7 +79,7 @@ class WSquare(Rule):
     """w² rule, for a first layer with unbounded real input: ``R_i = sum_j w_ij² / sum_i' w_i'j² R_j``
     (the sum runs over in-bounds taps only). ``bias=True`` adds ``b²`` (zennit's WSquare default)."""
 
-    eps: float = 1e-6
+    eps: float | None = None
     bias: bool = False
     kind: ClassVar[str] = "wsquare"
 
@@ -87,7 +98,7 @@ class ZBox(Rule):
 
     low: Any = None
     high: Any = None
-    eps: float = 1e-6
+    eps: float | None = None
     kind: ClassVar[str] = "zbox"
 
 
@@ -96,7 +107,7 @@ class Epsilon(Rule):
     """LRP-ε: ``R_i = a_i sum_j w_ij R_j / (z_j + eps sign(z_j))``, ``z_j`` including the bias.
     ``eps = 0`` is LRP-0 (gradient x input for ReLU networks)."""
 
-    eps: float = 1e-6
+    eps: float | None = None
     kind: ClassVar[str] = "epsilon"
 
 
@@ -105,7 +116,7 @@ class Gamma(Rule):
     """LRP-γ: the epsilon-free rule with weights ``w + gamma w+`` (bias ``b + gamma b+`` when ``bias=True``)."""
 
     gamma: float = 0.25
-    eps: float = 1e-6
+    eps: float | None = None
     bias: bool = False
     kind: ClassVar[str] = "gamma"
 
@@ -122,7 +133,7 @@ class Gamma(Rule):
 class Flat(Rule):
     """Flat rule: relevance spread uniformly over each output's in-bounds taps."""
 
-    eps: float = 1e-6
+    eps: float | None = None
     kind: ClassVar[str] = "flat"
 
 
@@ -148,8 +159,8 @@ class Composite:
         How max pooling redistributes relevance.
     add : {"zplus", "proportional"}
         How a residual Add splits relevance between its inputs.
-    eps : float
-        Stabilizer of the proportional redistributions (pooling, Add).
+    eps : float, optional
+        Stabilizer of the proportional redistributions (pooling, Add); None: :data:`DEFAULT_EPS`.
     """
 
     default: Rule = field(default_factory=ZPlus)
@@ -157,7 +168,7 @@ class Composite:
     overrides: Mapping[str | int, Rule] | None = None
     maxpool: str = "winner_take_all"
     add: str = "zplus"
-    eps: float = 1e-6
+    eps: float | None = None
 
     def layer_rules(self, model: Any) -> list[Rule | None]:
         """The rule of each layer of ``model`` (None for layers without weights)."""
@@ -210,7 +221,7 @@ class Composite:
 PRESETS = ("deep_taylor", "bounded", "real", "positive", "epsilon")
 
 
-def preset(name: str, *, low: Any = None, high: Any = None, eps: float = 1e-6) -> Composite:
+def preset(name: str, *, low: Any = None, high: Any = None, eps: float | None = None) -> Composite:
     """The rule presets by name (RULES.md, "The DTD presets").
 
     - ``"bounded"``: z^β (:class:`ZBox` with ``low``/``high``) on the first parametric layer, z+ on the others.
@@ -218,6 +229,8 @@ def preset(name: str, *, low: Any = None, high: Any = None, eps: float = 1e-6) -
     - ``"positive"``: z+ everywhere.
     - ``"deep_taylor"``: ``"bounded"`` when ``low``/``high`` are given, else ``"real"``.
     - ``"epsilon"``: LRP-ε everywhere (for comparison).
+
+    ``eps`` is given to every rule of the preset; None keeps each rule's default stabilizer (see :class:`Rule`).
     """
     if name == "deep_taylor":
         name = "bounded" if (low is not None or high is not None) else "real"

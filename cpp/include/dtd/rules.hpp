@@ -23,7 +23,12 @@ enum class AddMode { zplus, proportional };
 
 struct RuleSpec {
   RuleKind kind = RuleKind::zplus;
-  double eps = 1e-6;              // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1)
+  double eps = 1e-6;              // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1), see eps_absolute
+  // w^2 and flat, whose denominators do not depend on the input, scale eps by |z| unless eps_absolute is set:
+  // stab(z) = z + eps |z| s(z), so they absorb at most eps / (1 + eps) of the relevance whatever the weights' scale
+  // (an absolute 1e-6 absorbs half of it where sum_i w_ij^2 is 1e-6, as in BatchNorm-folded first layers). With
+  // eps_absolute they use the absolute form above, as every other rule does (zennit's convention).
+  bool eps_absolute = false;
   double gamma = 0.25;            // gamma rule only
   bool bias = false;              // z+: add b+; w^2: add b^2; gamma: add b + gamma b+. Epsilon always uses the bias.
   std::vector<double> low, high;  // zbox: bounds with the layer's per-sample input shape (already broadcast)
