@@ -33,6 +33,8 @@ class Rule:
     high: Any = None
     #: w^2 and flat by default (eps not given): stab(z) = z + eps |z| s(z), RULES.md "Stabilizer".
     relative: bool = False
+    alpha: float = 1.0
+    beta: float = 0.0
 
 
 def ZPlus(eps: float = 1e-6, bias: bool = False) -> Rule:
@@ -58,6 +60,11 @@ def Epsilon(eps: float = 1e-6) -> Rule:
 def Gamma(gamma: float = 0.25, eps: float = 1e-6, bias: bool = False) -> Rule:
     """LRP-gamma."""
     return Rule("gamma", eps=eps, bias=bias, gamma=gamma)
+
+
+def AlphaBeta(alpha: float = 2.0, beta: float = 1.0, eps: float = 1e-6, bias: bool = False) -> Rule:
+    """LRP-alpha-beta (alpha - beta = 1)."""
+    return Rule("alphabeta", eps=eps, bias=bias, alpha=alpha, beta=beta)
 
 
 def Flat(eps: float | None = None) -> Rule:
@@ -409,6 +416,14 @@ def _parametric_rule(
             z = z + np.maximum(b, 0)
         s = r / stab(z, eps)
         return ap * (s @ wp.T) + an * (s @ wn.T)
+    if rule.kind == "alphabeta":
+        # q[n, i, j] = a_i w_ij split into its positive and negative parts, each normalised by its own sum.
+        q = a[:, :, None] * w[None]
+        qp, qn = np.maximum(q, 0), np.minimum(q, 0)
+        zp = qp.sum(axis=1) + (np.maximum(b, 0) if rule.bias else 0.0)
+        zn = qn.sum(axis=1) + (np.minimum(b, 0) if rule.bias else 0.0)
+        sp, sn = r / stab(zp, eps), r / stab(zn, eps)
+        return rule.alpha * np.einsum("nij,nj->ni", qp, sp) - rule.beta * np.einsum("nij,nj->ni", qn, sn)
     if rule.kind == "wsquare":
         w2 = w**2
         z = w2.sum(axis=0) + (b**2 if rule.bias else 0.0)
@@ -558,4 +573,6 @@ def to_dtd(rule: Rule) -> Any:
         return dr.Gamma(gamma=rule.gamma, eps=rule.eps, bias=rule.bias)
     if rule.kind == "flat":
         return dr.Flat(eps=None if rule.relative else rule.eps)
+    if rule.kind == "alphabeta":
+        return dr.AlphaBeta(alpha=rule.alpha, beta=rule.beta, eps=rule.eps, bias=rule.bias)
     raise ValueError(rule.kind)

@@ -293,3 +293,39 @@ def test_multi_target_details_and_single_sample() -> None:
     got = dtd.explain(model, x, target=2, rules="real")
     assert got.shape == x.shape
     np.testing.assert_array_equal(got, dtd.explain(model, x[None], target=2, rules="real")[0])
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed{s}")
+@pytest.mark.parametrize("key", ["mlp", "cnn_plain", "resnet"])
+def test_alpha1_beta0_is_zplus(key: str, seed: int) -> None:
+    """AlphaBeta(1, 0) is z+ (for ReLU inputs and, through its a- w- term, for negative inputs too)."""
+    net, model = loaded(key, seed)
+    x = inputs(net, 3, seed)
+    ab = dtd.explain(model, x, rules=R.Composite(default=R.AlphaBeta(1.0, 0.0)))
+    zp = dtd.explain(model, x, rules=R.Composite(default=R.ZPlus()))
+    np.testing.assert_allclose(ab, zp, rtol=1e-12, atol=1e-14 * np.abs(zp).max())
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed{s}")
+def test_alphabeta_conserves_per_layer(seed: int) -> None:
+    """alpha - beta = 1: each layer passes on what it receives (bias-free net, tiny eps), wherever z- != 0.
+
+    Checked on the convolutions, whose outputs have many inputs of both signs; an output whose contributions are all
+    positive (z- = 0: possible at the last dense layer with few active inputs) passes on alpha times its relevance.
+    """
+    net, model = loaded("cnn_plain", seed, "none")
+    x = inputs(net, 3, seed)
+    det = dtd.explain(
+        model, x, rules=R.Composite(default=R.AlphaBeta(2.0, 1.0, eps=1e-12), eps=1e-12), return_details=True
+    )
+    convs = [layer for layer in det.layers if layer.kind == "conv"]
+    assert convs
+    for layer in convs:
+        np.testing.assert_allclose(layer.relevance_in, layer.relevance_out, rtol=1e-6, err_msg=layer.name)
+
+
+@pytest.mark.parametrize("alpha,beta", [(2.0, 0.5), (1.0, -0.0001), (np.nan, 1.0)])
+def test_alphabeta_checks_its_parameters(alpha: float, beta: float) -> None:
+    net, model = loaded("mlp", 0)
+    with pytest.raises(ValueError, match="AlphaBeta"):
+        dtd.explain(model, inputs(net, 1, 0), rules=R.Composite(default=R.AlphaBeta(alpha, beta)))

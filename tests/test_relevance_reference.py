@@ -148,6 +148,8 @@ def config(name: str, low: Any = None, high: Any = None) -> tuple[Any, ...]:
             "zplus",
         ),
         "proportional": (zp, ref.WSquare(), None, "proportional", "proportional"),
+        "alphabeta": (ref.AlphaBeta(2.0, 1.0), None, None, "winner_take_all", "zplus"),
+        "alphabeta_bias": (ref.AlphaBeta(1.5, 0.5, bias=True), None, None, "winner_take_all", "zplus"),
     }
     return table[name]
 
@@ -166,6 +168,8 @@ CONFIGS = (
     "flat_first",
     "by_kind",
     "proportional",
+    "alphabeta",
+    "alphabeta_bias",
 )
 
 

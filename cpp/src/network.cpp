@@ -2,6 +2,7 @@
 // and runs the relevance pass in reverse topological order.
 #include "dtd/network.hpp"
 
+#include <cmath>
 #include <map>
 #include <numeric>
 
@@ -188,6 +189,9 @@ void Network<T>::check_rules(const std::vector<RuleSpec>& rules) const {
     const RuleSpec& r = rules[i];
     const Layer<T>& l = *layers_[i];
     DTD_CHECK(r.eps >= 0, std::invalid_argument, "layer '", l.name(), "': eps must be >= 0, got ", r.eps);
+    if (r.kind == RuleKind::alphabeta)
+      DTD_CHECK(r.beta >= 0 && std::abs(r.alpha - r.beta - 1) <= 1e-9, std::invalid_argument, "layer '", l.name(),
+                "': alpha-beta needs beta >= 0 and alpha - beta = 1, got alpha ", r.alpha, ", beta ", r.beta);
     if (l.parametric() && r.kind == RuleKind::zbox) {
       const auto size = static_cast<size_t>(numel(l.input_shapes()[0]));
       DTD_CHECK(r.low.size() == size && r.high.size() == size, std::invalid_argument, "layer '", l.name(),

@@ -18,6 +18,7 @@ const char* to_string(RuleKind kind) {
     case RuleKind::zbox: return "zbox";
     case RuleKind::epsilon: return "epsilon";
     case RuleKind::gamma: return "gamma";
+    case RuleKind::alphabeta: return "alphabeta";
     case RuleKind::flat: return "flat";
     case RuleKind::gradient: return "gradient";
   }
@@ -108,6 +109,53 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         apply_transposed_set(s.data(), n, WeightSet::negative, c.data());
         for (size_t i = 0; i < c.size(); ++i) rin[i] += am[i] * c[i];
       }
+      break;
+    }
+    case RuleKind::alphabeta: {
+      // Positive contributions q+_ij = a+_i w+_ij + a-_i w-_ij, negative ones q-_ij = a+_i w-_ij + a-_i w+_ij;
+      // R_i = sum_j (alpha q+_ij / stab(z+_j) - beta q-_ij / stab(z-_j)) R_j, z+-_j = sum_i q+-_ij (+ b+-_j).
+      const bool negative = detail::any_negative(a.ptr(), a.size());
+      Buffer<T> ap, am;
+      if (negative) {
+        ap.resize(a.data.size());
+        am.resize(a.data.size());
+        for (size_t i = 0; i < ap.size(); ++i) {
+          ap[i] = std::max(a.data[i], T(0));
+          am[i] = std::min(a.data[i], T(0));
+        }
+      }
+      const T* a_pos = negative ? ap.data() : a.ptr();
+      const T alpha = static_cast<T>(rule.alpha), beta = static_cast<T>(rule.beta);
+      Buffer<T> c(a.data.size()), t;
+      if (negative) t.resize(a.data.size());
+      // One side: z from (a+, set) and (a-, other), s = R / stab(z), then rin (+)= weight * (a+ W_set^T s + a-
+      // W_other^T s).
+      auto side = [&](WeightSet set, WeightSet other, const std::vector<T>& bias_part, T weight, bool first) {
+        z.resize(s.size());
+        apply_set(a_pos, n, set, z.data());
+        if (negative) {
+          Buffer<T> zn(z.size());
+          apply_set(am.data(), n, other, zn.data());
+          for (size_t i = 0; i < z.size(); ++i) z[i] += zn[i];
+        }
+        if (!bias_part.empty()) add_bias(bias_part.data(), n, z.data());
+        divide(z.data(), kNone, T(1), eps);
+        apply_transposed_set(s.data(), n, set, c.data());
+        if (negative) apply_transposed_set(s.data(), n, other, t.data());
+        detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) {
+            T v = a_pos[i] * c[i];
+            if (negative) v += am[i] * t[i];
+            rin[i] = first ? weight * v : rin[i] + weight * v;
+          }
+        });
+      };
+      const bool use_bias = rule.bias && has_bias();
+      side(WeightSet::positive, WeightSet::negative,
+           use_bias ? mapped(bias_, [](T b) { return std::max(b, T(0)); }) : std::vector<T>(), alpha, true);
+      if (beta != T(0))
+        side(WeightSet::negative, WeightSet::positive,
+             use_bias ? mapped(bias_, [](T b) { return std::min(b, T(0)); }) : std::vector<T>(), -beta, false);
       break;
     }
     case RuleKind::wsquare:

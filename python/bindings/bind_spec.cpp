@@ -30,6 +30,7 @@ void bind_spec(py::module_& m) {
       .value("zbox", RuleKind::zbox)
       .value("epsilon", RuleKind::epsilon)
       .value("gamma", RuleKind::gamma)
+      .value("alphabeta", RuleKind::alphabeta)
       .value("flat", RuleKind::flat)
       .value("gradient", RuleKind::gradient);
 
@@ -77,6 +78,8 @@ void bind_spec(py::module_& m) {
       .def_readwrite("eps", &RuleSpec::eps)
       .def_readwrite("eps_absolute", &RuleSpec::eps_absolute)
       .def_readwrite("gamma", &RuleSpec::gamma)
+      .def_readwrite("alpha", &RuleSpec::alpha)
+      .def_readwrite("beta", &RuleSpec::beta)
       .def_readwrite("bias", &RuleSpec::bias)
       .def_readwrite("maxpool", &RuleSpec::maxpool)
       .def_readwrite("add", &RuleSpec::add)

@@ -21,6 +21,7 @@ DEFAULT_EPS = 1e-6
 __all__ = [
     "DEFAULT_EPS",
     "PRESETS",
+    "AlphaBeta",
     "Composite",
     "Epsilon",
     "Flat",
@@ -125,6 +126,32 @@ class Gamma(Rule):
         if not np.isfinite(self.gamma) or self.gamma < 0:
             raise ValueError(f"Gamma: gamma must be finite and >= 0, got {self.gamma}")
         spec.gamma = float(self.gamma)
+        spec.bias = bool(self.bias)
+        return spec
+
+
+@dataclass(frozen=True)
+class AlphaBeta(Rule):
+    """LRP-αβ (Bach et al. 2015): ``R_i = sum_j (alpha q+_ij / z+_j - beta q-_ij / z-_j) R_j`` with the positive
+    and negative contributions ``q+-_ij`` of ``a_i w_ij`` and their sums ``z+-_j``; ``alpha - beta = 1`` keeps it
+    conservative. ``AlphaBeta(1, 0)`` is z+ on ReLU inputs; ``AlphaBeta(2, 1)`` is the common choice.
+    ``bias=True`` adds ``b+`` to ``z+`` and ``b-`` to ``z-``."""
+
+    alpha: float = 2.0
+    beta: float = 1.0
+    eps: float | None = None
+    bias: bool = False
+    kind: ClassVar[str] = "alphabeta"
+
+    def _spec(self) -> _core.RuleSpec:
+        spec = super()._spec()
+        if not (np.isfinite(self.alpha) and np.isfinite(self.beta)) or self.beta < 0:
+            raise ValueError(f"AlphaBeta: alpha and beta must be finite, beta >= 0; got {self.alpha}, {self.beta}")
+        if abs(self.alpha - self.beta - 1.0) > 1e-9:
+            raise ValueError(
+                f"AlphaBeta: alpha - beta must be 1 (conservation), got alpha {self.alpha}, beta {self.beta}"
+            )
+        spec.alpha, spec.beta = float(self.alpha), float(self.beta)
         spec.bias = bool(self.bias)
         return spec
 

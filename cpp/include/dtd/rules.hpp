@@ -8,13 +8,14 @@
 namespace dtd {
 
 enum class RuleKind {
-  zplus,     // z+ : ReLU layers
-  wsquare,   // w^2: first layer, unbounded input
-  zbox,      // z^beta: first layer, bounded input low <= a <= high
-  epsilon,   // LRP-epsilon (eps = 0: LRP-0)
-  gamma,     // LRP-gamma
-  flat,      // flat: uniform over in-bounds taps
-  gradient,  // not a relevance rule: every layer passes the gradient back (sensitivity analysis)
+  zplus,      // z+ : ReLU layers
+  wsquare,    // w^2: first layer, unbounded input
+  zbox,       // z^beta: first layer, bounded input low <= a <= high
+  epsilon,    // LRP-epsilon (eps = 0: LRP-0)
+  gamma,      // LRP-gamma
+  alphabeta,  // LRP-alpha-beta: alpha times the positive contributions' share minus beta times the negative ones'
+  flat,       // flat: uniform over in-bounds taps
+  gradient,   // not a relevance rule: every layer passes the gradient back (sensitivity analysis)
 };
 const char* to_string(RuleKind kind);
 
@@ -23,14 +24,15 @@ enum class AddMode { zplus, proportional };
 
 struct RuleSpec {
   RuleKind kind = RuleKind::zplus;
-  double eps = 1e-6;              // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1), see eps_absolute
+  double eps = 1e-6;  // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1), see eps_absolute
   // w^2 and flat, whose denominators do not depend on the input, scale eps by |z| unless eps_absolute is set:
   // stab(z) = z + eps |z| s(z), so they absorb at most eps / (1 + eps) of the relevance whatever the weights' scale
   // (an absolute 1e-6 absorbs half of it where sum_i w_ij^2 is 1e-6, as in BatchNorm-folded first layers). With
   // eps_absolute they use the absolute form above, as every other rule does (zennit's convention).
   bool eps_absolute = false;
-  double gamma = 0.25;            // gamma rule only
-  bool bias = false;              // z+: add b+; w^2: add b^2; gamma: add b + gamma b+. Epsilon always uses the bias.
+  double gamma = 0.25;             // gamma rule only
+  double alpha = 1.0, beta = 0.0;  // alpha-beta rule only: alpha - beta = 1 (alpha 1, beta 0: z+ on ReLU inputs)
+  bool bias = false;  // z+: add b+; w^2: add b^2; gamma: add b + gamma b+; alpha-beta: b+ and b-. Epsilon: always.
   std::vector<double> low, high;  // zbox: bounds with the layer's per-sample input shape (already broadcast)
   MaxPoolMode maxpool = MaxPoolMode::winner_take_all;
   AddMode add = AddMode::zplus;
