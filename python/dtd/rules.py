@@ -146,7 +146,9 @@ class AlphaBeta(Rule):
     def _spec(self) -> _core.RuleSpec:
         spec = super()._spec()
         if not (np.isfinite(self.alpha) and np.isfinite(self.beta)) or self.beta < 0:
-            raise ValueError(f"AlphaBeta: alpha and beta must be finite, beta >= 0; got {self.alpha}, {self.beta}")
+            raise ValueError(
+                f"AlphaBeta: alpha and beta must be finite, beta >= 0; got {self.alpha}, {self.beta}"
+            )
         if abs(self.alpha - self.beta - 1.0) > 1e-9:
             raise ValueError(
                 f"AlphaBeta: alpha - beta must be 1 (conservation), got alpha {self.alpha}, beta {self.beta}"
