@@ -15,6 +15,7 @@
 #include "dtd/layers/relu.hpp"
 #include "dtd/layers/reshape.hpp"
 #include "dtd/layers/softmax.hpp"
+#include "dtd/threads.hpp"
 #include "parallel.hpp"
 
 namespace dtd {
@@ -128,6 +129,7 @@ Trace<T> Network<T>::trace(const Tensor<T>& x, const Plan<T>* plan) const {
 
 template <class T>
 Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan) const {
+  detail::adopt_thread_count();
   DTD_CHECK(x.shape.size() == input_shape_.size() + 1 &&
                 std::equal(input_shape_.begin(), input_shape_.end(), x.shape.begin() + 1),
             std::invalid_argument, "input has shape ", to_string(x.shape), ", expected [N, ",
@@ -203,6 +205,7 @@ void Network<T>::check_rules(const std::vector<RuleSpec>& rules) const {
 
 template <class T>
 Plan<T> Network<T>::prepare(const std::vector<RuleSpec>& rules) const {
+  detail::adopt_thread_count();
   check_rules(rules);
   Plan<T> plan(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -217,6 +220,7 @@ Plan<T> Network<T>::prepare(const std::vector<RuleSpec>& rules) const {
 template <class T>
 Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, const Plan<T>& rules,
                                 std::vector<LayerReport>* report) const {
+  detail::adopt_thread_count();
   DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "plan has ", rules.size(), " rules for ",
             layers_.size(), " layers");
   DTD_CHECK(tr.values.size() == layers_.size() + 1 && !tr.values[0].shape.empty(), std::invalid_argument,

@@ -5,6 +5,7 @@
 
 #include "dtd/error.hpp"
 #include "dtd/tensor.hpp"
+#include "dtd/threads.hpp"
 
 namespace py = pybind11;
 
@@ -16,12 +17,20 @@ PYBIND11_MODULE(_core, m) {
   // dtd::ModelError derives from std::invalid_argument, which pybind11 already maps to ValueError.
   bind_spec(m);
   bind_network(m);
-  m.def(
-      "set_num_threads", [](int n) { omp_set_num_threads(n < 1 ? 1 : n); }, py::arg("n"),
-      "Sets the number of OpenMP threads dtd uses (results do not depend on it).");
+  m.def("set_num_threads", &dtd::set_num_threads, py::arg("n"),
+        "Sets the number of OpenMP threads dtd uses from now on, in every Python thread (process-wide; results do "
+        "not depend on it).");
   m.def("release_cached_memory", &dtd::release_cached_memory,
         "Returns the tensor buffers cached for reuse to the system; returns the bytes released.");
-  m.def("get_num_threads", [] { return omp_get_max_threads(); }, "The number of OpenMP threads dtd uses.");
+  m.def("get_num_threads", &dtd::get_num_threads,
+        "The number of OpenMP threads dtd uses (set_num_threads's count, else OpenMP's default).");
+  m.def(
+      "_calling_thread_omp_threads", [] { return omp_get_max_threads(); },
+      "OpenMP's thread count in the calling thread (for tests of the process-wide setting).");
+  m.def("cached_memory", &dtd::cached_memory, "Bytes of freed tensor buffers currently cached for reuse.");
+  m.def("set_cached_memory_limit", &dtd::set_cached_memory_limit, py::arg("bytes"),
+        "Sets how many bytes of freed tensor buffers dtd keeps for reuse (default 256 MiB; 0 disables the cache) "
+        "and releases what is cached above it.");
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstring>
 #include <vector>
 
 #include "dtd/model_spec.hpp"
@@ -33,18 +34,22 @@ py::array_t<T> to_numpy(std::vector<T>&& v) {
   return to_numpy(std::move(t));
 }
 
+// The copies go through memcpy: a C-contiguous array of the right dtype reaches us without a forcecast copy even
+// when its buffer is not aligned for T (a view at an odd byte offset), and reading it as T* would be undefined.
 template <class T>
 Tensor<T> from_numpy(const CArray<T>& a) {
   Tensor<T> t;
   t.shape.assign(a.shape(), a.shape() + a.ndim());
-  t.data.assign(a.data(), a.data() + a.size());
+  t.data.resize(static_cast<size_t>(a.size()));
+  if (a.size() > 0) std::memcpy(t.data.data(), static_cast<const void*>(a.data()), sizeof(T) * a.size());
   return t;
 }
 
 inline Array array_from_numpy(const CArray<double>& a) {
   Array out;
   out.shape.assign(a.shape(), a.shape() + a.ndim());
-  out.data.assign(a.data(), a.data() + a.size());
+  out.data.resize(static_cast<size_t>(a.size()));
+  if (a.size() > 0) std::memcpy(out.data.data(), static_cast<const void*>(a.data()), sizeof(double) * a.size());
   return out;
 }
 

@@ -12,7 +12,13 @@ See :func:`dtd.explain`, :mod:`dtd.rules` and the README.
 from __future__ import annotations
 
 from . import evaluate, rules, viz
-from ._core import get_num_threads, release_cached_memory, set_num_threads
+from ._core import (
+    cached_memory,
+    get_num_threads,
+    release_cached_memory,
+    set_cached_memory_limit,
+    set_num_threads,
+)
 from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
 from .examples import Example, load_example
@@ -31,6 +37,7 @@ __all__ = [
     "ModelLoadError",
     "UnsupportedModelError",
     "__version__",
+    "cached_memory",
     "evaluate",
     "explain",
     "get_num_threads",
@@ -39,6 +46,7 @@ __all__ = [
     "release_cached_memory",
     "rules",
     "sensitivity",
+    "set_cached_memory_limit",
     "set_num_threads",
     "viz",
 ]

@@ -38,7 +38,7 @@ def load(src: str | os.PathLike[str] | bytes | Any) -> Model:
             imported.spec,
             source=imported.source,
             opset=imported.opset,
-            output_rank=imported.output_rank,
+            merged_batch_output=imported.merged_batch_output,
             reload=lambda: import_model(src).spec,
         )
     except ValueError as err:

@@ -50,7 +50,7 @@ class Model:
         *,
         source: str = "<spec>",
         opset: int | None = None,
-        output_rank: int | None = None,
+        merged_batch_output: bool = False,
         reload: Callable[[], _core.ModelSpec] | None = None,
     ) -> None:
         self._spec: _core.ModelSpec | None = spec
@@ -63,7 +63,7 @@ class Model:
         net = self._nets[np.dtype(np.float32)]
         self._output_shape = tuple(int(d) for d in net.output_shape)
         self._logits_shape = tuple(int(d) for d in net.logits_shape)
-        self._onnx_output_rank = output_rank
+        self._merged_batch_output = merged_batch_output
         self._plans: dict[Any, Any] = {}  # prepared rules, see dtd.api._plan
         self.layers: list[LayerInfo] = [
             LayerInfo(
@@ -154,9 +154,9 @@ class Model:
 
     def _to_onnx_shape(self, out: np.ndarray) -> np.ndarray:
         # Flatten with axis >= 2 folds a per-sample axis into ONNX's leading axis; dtd keeps the batch separate.
-        rank = self._onnx_output_rank
-        if rank is not None and 1 <= rank < out.ndim:
-            return out.reshape((-1, *out.shape[out.ndim - rank + 1 :]))
+        # Decided by the graph at import, not by the output's declared rank (which a file may contradict).
+        if self._merged_batch_output and out.ndim >= 3:
+            return out.reshape((-1, *out.shape[2:]))
         return out
 
     def summary(self) -> str:

@@ -7,3 +7,4 @@
 #include "dtd/network.hpp"
 #include "dtd/rules.hpp"
 #include "dtd/tensor.hpp"
+#include "dtd/threads.hpp"

@@ -17,6 +17,10 @@ void pool_deallocate(void* p, size_t bytes) noexcept;
 
 /// Returns the cached free blocks to the system; returns the bytes released.
 size_t release_cached_memory();
+/// Bytes of freed tensor buffers currently cached for reuse.
+size_t cached_memory();
+/// Sets the most bytes of freed buffers the cache keeps (default 256 MiB; 0 disables it), releasing what is above.
+void set_cached_memory_limit(size_t bytes);
 
 /// The allocator of tensor buffers: pooled, and default-initialising (no zero fill for elements that are
 /// about to be overwritten; Tensor's public constructors fill explicitly).

@@ -47,10 +47,9 @@ class ImportedModel:
         a pool with ``ceil_mode=1``, where ONNX shape inference can disagree with onnxruntime). It can
         differ from the network's own output shape for Flatten with axis >= 2, where ONNX folds the extra
         leading axes into the batch axis.
-    output_rank : int or None
-        Rank of the ONNX output, batch included (None when unknown). Reliable where ``output_shape`` is
-        not: the ONNX result is the network's output ``y`` reshaped to
-        ``y.reshape(-1, *y.shape[y.ndim - output_rank + 1:])`` when ``y.ndim > output_rank``.
+    merged_batch_output : bool
+        True when the ONNX output's leading axis merges the batch with per-sample axes (Flatten with axis >= 2
+        upstream): the ONNX result is the network's output ``y`` reshaped to ``y.reshape(-1, *y.shape[2:])``.
     input_dtype : str
         Element type of the ONNX input (``"float32"``, ``"float64"``, ...).
     """
@@ -59,7 +58,7 @@ class ImportedModel:
     opset: int
     source: str
     output_shape: tuple[int, ...] | None
-    output_rank: int | None = None
+    merged_batch_output: bool = False
     input_dtype: str = "float32"
 
 
@@ -94,5 +93,10 @@ def import_model(src: SourceLike) -> ImportedModel:
             raise
         raise type(exc)(f"{source}: {exc}") from exc
     return ImportedModel(
-        spec, converted.opset, source, converted.output_shape, converted.output_rank, converted.input_dtype
+        spec,
+        converted.opset,
+        source,
+        converted.output_shape,
+        converted.merged_batch_output,
+        converted.input_dtype,
     )

@@ -39,8 +39,10 @@ class ConvertedGraph:
         Per-sample shape of the ONNX graph output from shape inference, None when not fully known or not
         trustworthy (ONNX shape inference disagrees with onnxruntime on pools with ``ceil_mode=1`` whose last
         window would start in the padding).
-    output_rank : int or None
-        Rank of the ONNX graph output, batch axis included (None when unknown).
+    merged_batch_output : bool
+        True when the output's ONNX leading axis merges the batch with per-sample axes (after Flatten with
+        axis >= 2): the ONNX result is the network's ``y.reshape(-1, *y.shape[2:])``. Decided by the graph, never
+        by the output's declared shape, which may contradict it.
     """
 
     input_name: str
@@ -50,7 +52,7 @@ class ConvertedGraph:
     layers: list[LayerDraft]
     opset: int
     output_shape: tuple[int, ...] | None
-    output_rank: int | None
+    merged_batch_output: bool
 
 
 def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
@@ -155,9 +157,8 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
     ceil_pools = any(layer.ints.get("ceil_mode", [0])[0] for layer in layers)
     if out_shape and not ceil_pools and all(d is not None for d in out_shape[1:]):
         output_shape = tuple(int(d) for d in out_shape[1:] if d is not None)
-    output_rank = None if out_shape is None else len(out_shape)
     return ConvertedGraph(
-        input_name, input_shape, input_dtype, output, layers, opset, output_shape, output_rank
+        input_name, input_shape, input_dtype, output, layers, opset, output_shape, output in ctx.merged_batch
     )
 
 
