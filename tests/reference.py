@@ -658,6 +658,10 @@ def chain_forward(steps: list[Step], x: np.ndarray) -> list[np.ndarray]:
         elif st.op == "layernorm":
             p, at = st.params, st.attrs
             acts.append(layernorm_forward(a, p["scale"], p.get("bias"), at["axis"], at["epsilon"]))
+        elif st.op == "relu":
+            acts.append(np.maximum(a, 0.0))
+        elif st.op == "flatten":
+            acts.append(a.reshape(a.shape[0], -1))
         elif st.op == "dense" and a.ndim > 2:  # on the last axis: the leading axes are rows
             assert st.layer is not None
             out = st.layer.forward([a.reshape(-1, a.shape[-1])])
