@@ -252,6 +252,18 @@ def test_affine_shared_by_a_conv_and_a_relu() -> None:
     assert sorted(_kinds(model)) == ["add", "affine", "conv", "maxpool", "relu"]
 
 
+def test_shared_linear_outputs_keep_their_layer() -> None:
+    # A BN or a constant Add on a conv/dense output that is also used elsewhere cannot fold into that layer.
+    b = GraphBuilder((2, 5, 5), seed=16)
+    h = b.conv("x", 3)
+    model = _check_forward(b.build(b.node("Add", [b.batchnorm(h, 3), h])), _x((2, 2, 5, 5)))
+    assert _kinds(model) == ["conv", "affine", "add"]
+    b = GraphBuilder((3,), seed=17)
+    h = b.gemm("x", 3)
+    model = _check_forward(b.build(b.node("Add", [b.node("Add", [h, b.weight((3,))]), h])), _x((2, 3)))
+    assert _kinds(model) == ["dense", "affine", "add"]
+
+
 def test_constant_that_broadcasts_the_shape_is_refused() -> None:
     b = GraphBuilder((3,))
     h = b.node("Add", [b.relu("x"), b.const(np.ones((2, 3), dtype=np.float32))], name="grow")
