@@ -564,7 +564,12 @@ def affine_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.nd
 
 
 def affine_relevance(
-    x: np.ndarray, scale: np.ndarray, shift: np.ndarray, r: np.ndarray, rule: str = "identity", eps: float = 1e-6
+    x: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    r: np.ndarray,
+    rule: str = "identity",
+    eps: float = 1e-6,
 ) -> np.ndarray:
     """RULES.md: ``identity`` passes ``r`` through; ``epsilon``: ``R_x = (s x) / stab(s x + t) R_y``;
     ``gradient``: ``s R_y``."""
@@ -621,7 +626,9 @@ def layernorm_relevance(
     return out.reshape(x.shape)
 
 
-def layernorm_gradient(x: np.ndarray, scale: np.ndarray, axis: int, epsilon: float, r: np.ndarray) -> np.ndarray:
+def layernorm_gradient(
+    x: np.ndarray, scale: np.ndarray, axis: int, epsilon: float, r: np.ndarray
+) -> np.ndarray:
     """The input-gradient of ``sum r * layernorm(x)`` (sigma depending on x), by the explicit Jacobian."""
     g = np.asarray(scale, dtype=np.float64).reshape(-1)
     rows, rr = _groups(np.asarray(x, dtype=np.float64), axis), _groups(r, axis)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import GraphBuilder, raises_on_load, run_numpy, run_ort
 from onnx import helper
 
 import dtd
 import reference as ref
+from builders import GraphBuilder, raises_on_load, run_numpy, run_ort
 from dtd.errors import UnsupportedModelError
 from dtd.rules import Composite, Epsilon, ZBox, ZPlus
 
@@ -26,7 +26,9 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def _check_forward(onnx_model, x: np.ndarray, ort: bool = True, expected: np.ndarray | None = None) -> dtd.Model:
+def _check_forward(
+    onnx_model, x: np.ndarray, ort: bool = True, expected: np.ndarray | None = None
+) -> dtd.Model:
     """dtd float32 vs onnxruntime, dtd float64 vs the float64 NumPy interpretation (or ``expected``)."""
     model = dtd.load(onnx_model)
     want = run_numpy(onnx_model, x) if expected is None else expected
@@ -331,9 +333,17 @@ def _steps_from(model: dtd.Model, onnx_model) -> list[ref.Step]:
                 }
             elif layer.kind == "maxpool":
                 params = {}
-                attrs = {"kernel": ints["kernel"], "strides": ints["strides"], "pads": ints.get("pads", [0] * 4)}
+                attrs = {
+                    "kernel": ints["kernel"],
+                    "strides": ints["strides"],
+                    "pads": ints.get("pads", [0] * 4),
+                }
             in_shape = (shape[-1],) if layer.kind == "dense" else shape
-            steps.append(ref.Step(layer.kind, ref.Layer(Node(layer.name, layer.kind, ["x"], params, attrs), [in_shape])))
+            steps.append(
+                ref.Step(
+                    layer.kind, ref.Layer(Node(layer.name, layer.kind, ["x"], params, attrs), [in_shape])
+                )
+            )
         else:
             assert layer.kind in ("relu", "flatten"), layer.kind
             steps.append(ref.Step(layer.kind))
@@ -388,7 +398,9 @@ def test_affine_epsilon_form_per_layer() -> None:
     model = dtd.load(onnx_model)
     assert _kinds(model) == ["relu", "affine", "relu", "dense"]
     x = _x((3, 4), seed=24)
-    d = dtd.explain(model, x, rules=Composite(default=ZPlus(), overrides={"affine": Epsilon(1e-9)}), return_details=True)
+    d = dtd.explain(
+        model, x, rules=Composite(default=ZPlus(), overrides={"affine": Epsilon(1e-9)}), return_details=True
+    )
     a = np.maximum(x, 0)
     s, t = np.array([2.0, -1.0, 0.5, 3.0]), np.array([0.5, -1.0, 2.0, 0.0])
     # The relevance arriving at the affine output, pushed through the epsilon form by hand:
@@ -539,3 +551,49 @@ def test_bounds_mapped_with_negative_scale() -> None:
     want = ref.chain_relevance(steps, x, ref.start_relevance(acts[-1]), {1: ref.ZBox(lo, hi), 4: ref.ZPlus()})
     assert _rel(d.relevance, want) <= 1e-4
     assert np.all(d.relevance.reshape(2, -1).sum(axis=1) > 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the affine layer kind itself (ModelSpec level): broadcasting forms and their checks
+# ---------------------------------------------------------------------------------------------------------
+def _affine_spec(shape: tuple[int, ...], scale: np.ndarray, shift: np.ndarray) -> dtd.Model:
+    from dtd import _core
+
+    layer = _core.LayerSpec()
+    layer.name, layer.kind, layer.inputs, layer.output = "aff", _core.LayerKind.affine, ["x"], "y"
+    layer.weights = {
+        "scale": np.asarray(scale, dtype=np.float64),
+        "shift": np.asarray(shift, dtype=np.float64),
+    }
+    spec = _core.ModelSpec()
+    spec.input_name, spec.input_shape, spec.output, spec.layers = "x", list(shape), "y", [layer]
+    return dtd.Model(spec)
+
+
+@pytest.mark.parametrize(
+    ("scale_shape", "shift_shape"),
+    [((3, 1, 1), (4,)), ((1, 2, 1), (1,)), ((2, 1), (3, 2, 4)), ((1,), (1, 1, 1, 1)), ((4,), (3, 1, 4))],
+)
+def test_affine_layer_broadcasting(scale_shape: tuple[int, ...], shift_shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(50)
+    scale, shift = rng.normal(size=scale_shape), rng.normal(size=shift_shape)
+    model = _affine_spec((3, 2, 4), scale, shift)
+    x = rng.normal(size=(2, 3, 2, 4))
+    np.testing.assert_allclose(model.forward(x), scale * x + shift, rtol=1e-14)
+    r = rng.normal(size=(2, 24))
+    got = dtd.explain(model, x, target=r, rules=Composite(overrides={"affine": Epsilon(1e-3)}))
+    s = np.broadcast_to(scale, x.shape)
+    t = np.broadcast_to(shift, x.shape)
+    want = ref.affine_relevance(x, s, t, r.reshape(x.shape), "epsilon", 1e-3)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(dtd.explain(model, x, target=r), r.reshape(x.shape), rtol=0)  # pass-through
+    grad = dtd.sensitivity(model, x, target=5, kind="gradient")
+    want_grad = np.zeros(x.shape)
+    want_grad.reshape(2, -1)[:, 5] = s.reshape(2, -1)[:, 5]  # d(s x + t)_5 / dx = s_5 at element 5
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-14)
+
+
+@pytest.mark.parametrize("bad", [(2,), (3, 2), (2, 3, 2, 4), (1, 3, 1, 1, 1, 1, 5)])
+def test_affine_layer_rejects_shape_changing_constants(bad: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="affine layer 'aff'"):
+        _affine_spec((3, 2, 4), np.ones(bad), np.zeros(1))

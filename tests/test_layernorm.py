@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import GraphBuilder, raises_on_load, run_ort
-from test_affine import _steps_from
 
 import dtd
 import reference as ref
+from builders import GraphBuilder, raises_on_load, run_ort
 from dtd.errors import ModelLoadError, UnsupportedModelError
 from dtd.rules import Composite, ZPlus
+from test_affine import _steps_from
 
 L, C = 4, 6
 
@@ -20,9 +20,11 @@ L, C = 4, 6
 def _ln_net(axis: int, bias: bool = True, eps: float = 1e-5, head: bool = True) -> tuple[GraphBuilder, str]:
     """x [N, L, C] -> LayerNormalization(axis) -> MatMul (last axis) -> Add -> Relu -> Flatten -> Gemm."""
     b = GraphBuilder((L, C), opset=17, seed=40)
-    shape = (L, C)[axis:] if axis > 0 else (L, C)[axis:]
+    shape = (L, C)[axis - 1 :] if axis > 0 else (L, C)[axis:]
     rng = np.random.default_rng(41)
-    scale = b.const(rng.uniform(0.5, 1.5, shape).astype(np.float32) * rng.choice([-1, 1], shape).astype(np.float32))
+    scale = b.const(
+        rng.uniform(0.5, 1.5, shape).astype(np.float32) * rng.choice([-1, 1], shape).astype(np.float32)
+    )
     inputs = ["x", scale] + ([b.const(rng.normal(0, 0.3, shape).astype(np.float32))] if bias else [])
     h = b.node("LayerNormalization", inputs, axis=axis, epsilon=eps)
     if not head:
@@ -40,7 +42,13 @@ def _ln_numpy(x: np.ndarray, b: GraphBuilder, axis: int, eps: float) -> np.ndarr
     scale = inits[node.input[1]]
     bias = inits[node.input[2]] if len(node.input) > 2 else None
     ax = axis % x.ndim
-    return ref.layernorm_forward(x, np.broadcast_to(scale, x.shape[ax:]), None if bias is None else np.broadcast_to(bias, x.shape[ax:]), ax, eps)
+    return ref.layernorm_forward(
+        x,
+        np.broadcast_to(scale, x.shape[ax:]),
+        None if bias is None else np.broadcast_to(bias, x.shape[ax:]),
+        ax,
+        eps,
+    )
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -65,7 +73,9 @@ def test_layernorm_then_matmul_forward(axis: int) -> None:
     model = dtd.load(onnx_model)
     assert [layer.kind for layer in model.layers] == ["layernorm", "dense", "relu", "flatten", "dense"]
     x = np.random.default_rng(43).normal(0.0, 1.0, (3, L, C))
-    np.testing.assert_allclose(model.forward(x.astype(np.float32)), run_ort(onnx_model, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        model.forward(x.astype(np.float32)), run_ort(onnx_model, x), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -99,9 +109,13 @@ def test_layernorm_conservation(axis: int) -> None:
     from onnx import numpy_helper
 
     node = next(n for n in b.nodes if n.op_type == "LayerNormalization")
-    scale = numpy_helper.to_array(next(i for i in b.initializers if i.name == node.input[1])).astype(np.float64)
+    scale = numpy_helper.to_array(next(i for i in b.initializers if i.name == node.input[1])).astype(
+        np.float64
+    )
     ax = axis % 3
-    want = ref.layernorm_relevance(x, np.broadcast_to(scale, x.shape[ax:]), ax, 1e-5, r_out.reshape(x.shape), 1e-12)
+    want = ref.layernorm_relevance(
+        x, np.broadcast_to(scale, x.shape[ax:]), ax, 1e-5, r_out.reshape(x.shape), 1e-12
+    )
     np.testing.assert_allclose(d.relevance, want, rtol=1e-9, atol=1e-12)
 
 
@@ -126,7 +140,9 @@ def test_layernorm_gradient(axis: int) -> None:
     from onnx import numpy_helper
 
     node = next(n for n in b.nodes if n.op_type == "LayerNormalization")
-    scale = numpy_helper.to_array(next(i for i in b.initializers if i.name == node.input[1])).astype(np.float64)
+    scale = numpy_helper.to_array(next(i for i in b.initializers if i.name == node.input[1])).astype(
+        np.float64
+    )
     ax = axis % 3
     r = np.zeros((2, L * C))
     r[:, target] = 1.0

@@ -132,7 +132,9 @@ def _input_map(model: Model, layer: Any) -> list[Any] | None:
     return chain if any(p.kind in ("affine", "relu") for p in chain) else None
 
 
-def _map_bounds(model: Model, chain: list[Any], lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _map_bounds(
+    model: Model, chain: list[Any], lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Input bounds (flat, model input shape) mapped through ``chain``: ``min/max(s l + t, s h + t)`` through an
     affine layer, clamped at 0 through a ReLU; reshapes keep the flat order."""
     for layer in chain:

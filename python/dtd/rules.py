@@ -181,7 +181,9 @@ class Composite:
             if not isinstance(rule, Rule):
                 raise ValueError(f"override for {key!r} is {rule!r}, not a dtd.rules.Rule")
             if isinstance(key, str) and key in _EPSILON_ONLY and not isinstance(rule, Epsilon):
-                raise ValueError(f"{type(rule).__name__} cannot apply to {key} layers: they take only Epsilon")
+                raise ValueError(
+                    f"{type(rule).__name__} cannot apply to {key} layers: they take only Epsilon"
+                )
             if isinstance(key, str) and key in _PARAMETRIC + _EPSILON_ONLY:
                 by_kind[key] = rule
                 continue

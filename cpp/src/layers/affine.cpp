@@ -17,8 +17,8 @@ Shape aligned(const LayerSpec& spec, const std::string& key, const Shape& x) {
   auto it = spec.weights.find(key);
   DTD_CHECK(it != spec.weights.end(), ModelError, "affine layer '", spec.name, "': missing weight '", key, "'");
   const Array& a = it->second;
-  DTD_CHECK(static_cast<int64_t>(a.data.size()) == numel(a.shape), ModelError, "affine layer '", spec.name, "': ",
-            key, " holds ", a.data.size(), " values for shape ", to_string(a.shape));
+  DTD_CHECK(static_cast<int64_t>(a.data.size()) == numel(a.shape), ModelError, "affine layer '", spec.name, "': ", key,
+            " holds ", a.data.size(), " values for shape ", to_string(a.shape));
   Shape s = a.shape;
   while (s.size() > x.size() && s.front() == 1) s.erase(s.begin());
   bool ok = s.size() <= x.size();
@@ -59,8 +59,8 @@ Affine<T>::Affine(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
       }
       // Axes outside the block have extent 1 in `shape` (or in x), so the offset within src is complete.
       out[static_cast<size_t>(m)] = static_cast<T>(src[static_cast<size_t>(offset)]);
-      DTD_CHECK(std::isfinite(out[static_cast<size_t>(m)]), ModelError, "affine layer '", spec.name,
-                "': non-finite ", key);
+      DTD_CHECK(std::isfinite(out[static_cast<size_t>(m)]), ModelError, "affine layer '", spec.name, "': non-finite ",
+                key);
     }
     return out;
   };

@@ -58,7 +58,8 @@ class LayerDraft:
 class PendingAffine:
     """A value ``source * scale + shift`` produced by constant Mul/Div/Add/Sub or a BatchNormalization that could
     not fold into the layer before it: the conv/dense layers consuming it fold it into their weights where that is
-    exact; any other consumer (or the graph output) gets an ``affine`` layer instead (:meth:`ConversionContext.data_input`).
+    exact; any other consumer (or the graph output) gets an ``affine`` layer instead
+    (:meth:`ConversionContext.data_input`).
 
     ``scale`` and ``shift`` broadcast against ``source``'s ONNX shape: they have its rank (batch axis included,
     extent 1 there) with extents 1 or the tensor's, or are scalars (shape ``()``) when the rank is unknown.
@@ -442,7 +443,9 @@ class ConversionContext:
         full = const.reshape((1,) * max(rank - const.ndim, 0) + const.shape) if const.ndim <= rank else None
         ok = full is not None and full.ndim == rank
         if ok and full is not None:
-            ok = full.shape[0] == 1 and all(e == 1 or e == d for e, d in zip(full.shape[1:], shape[1:], strict=True))
+            ok = full.shape[0] == 1 and all(
+                e == 1 or e == d for e, d in zip(full.shape[1:], shape[1:], strict=True)
+            )
         if not ok or full is None:
             raise UnsupportedModelError(
                 f"{node.describe()}: the constant {what} of shape {list(const.shape)} would change the shape of "
@@ -455,6 +458,7 @@ class ConversionContext:
         """Turn the pending affine map producing ``name`` into an ``affine`` layer; return its output."""
         pending = self._scaled.pop(name)
         scale, shift = pending.scale, pending.shift
+
         # Drop the batch axis (extent 1): the layer's constants broadcast against one sample.
         def per_sample(a: np.ndarray) -> np.ndarray:
             return a.reshape(a.shape[1:]) if a.ndim > 1 else a.reshape(-1)

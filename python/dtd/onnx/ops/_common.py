@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ModelLoadError, UnsupportedModelError
+from ...errors import ModelLoadError
 from ..context import ConversionContext, LayerDraft, Node, PendingAffine, axis_vector
 
 #: ONNX auto_pad strings -> the integer codes of the C++ side (dtd::AutoPad).
@@ -78,7 +78,11 @@ def _input_vectors(
 
 
 def fold_input_affine_conv(
-    ctx: ConversionContext, pending: PendingAffine, weight: np.ndarray, bias: np.ndarray | None, group: int,
+    ctx: ConversionContext,
+    pending: PendingAffine,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    group: int,
     padded: bool,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Fold ``conv(x * s + t)`` into the conv's weight and bias: ``w' = w s`` per input channel,

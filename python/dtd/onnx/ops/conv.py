@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register

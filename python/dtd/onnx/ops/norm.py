@@ -43,7 +43,9 @@ def convert_batchnorm(ctx: ConversionContext, node: Node) -> None:
     elif layer is not None and spatial:
         channels = int(layer.weights["weight"].shape[0])
     else:
-        raise refuse(f"the shape of its input '{node.input(0)}' is not known (got {shape}); the channel axis is needed")
+        raise refuse(
+            f"the shape of its input '{node.input(0)}' is not known (got {shape}); the channel axis is needed"
+        )
     per_sample = ctx.sample_shape(node.input(0))
     if spatial or (per_sample is not None and len(per_sample) == 1):
         expected: tuple[int, ...] = (channels,)
@@ -71,7 +73,9 @@ def convert_batchnorm(ctx: ConversionContext, node: Node) -> None:
     if layer is not None and len(expected) == 1:
         # Into the preceding conv/dense: its output units are the channels (a dense layer on a rank-2 tensor).
         weight = layer.weights["weight"]
-        layer.weights["weight"] = np.ascontiguousarray(weight * factor.reshape((-1,) + (1,) * (weight.ndim - 1)))
+        layer.weights["weight"] = np.ascontiguousarray(
+            weight * factor.reshape((-1,) + (1,) * (weight.ndim - 1))
+        )
         bias = layer.weights.get("bias", np.zeros(channels))
         layer.weights["bias"] = np.ascontiguousarray(bias * factor + offset)
         ctx.alias(node.outputs[0], layer.output)
@@ -123,4 +127,6 @@ def convert_layernorm(ctx: ConversionContext, node: Node) -> None:
             )
         weights[key] = np.ascontiguousarray(np.broadcast_to(value, groups), dtype=np.float64)
     epsilon = node.float_attr("epsilon", 1e-5)
-    ctx.add_layer(node, "layernorm", [source], ints={"axis": [axis]}, floats={"epsilon": epsilon}, weights=weights)
+    ctx.add_layer(
+        node, "layernorm", [source], ints={"axis": [axis]}, floats={"epsilon": epsilon}, weights=weights
+    )
