@@ -394,7 +394,7 @@ def test_affine_epsilon_form_per_layer() -> None:
     shift = b.const(np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32))
     scale = b.const(np.array([2.0, -1.0, 0.5, 3.0], dtype=np.float32))
     h = b.node("Add", [b.node("Mul", [b.relu("x"), scale]), shift])
-    onnx_model = b.build(b.gemm(h, 3, bias=False) if False else b.gemm(b.relu(h), 3, bias=False))
+    onnx_model = b.build(b.gemm(b.relu(h), 3, bias=False))
     model = dtd.load(onnx_model)
     assert _kinds(model) == ["relu", "affine", "relu", "dense"]
     x = _x((3, 4), seed=24)
