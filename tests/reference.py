@@ -576,3 +576,169 @@ def to_dtd(rule: Rule) -> Any:
     if rule.kind == "alphabeta":
         return dr.AlphaBeta(alpha=rule.alpha, beta=rule.beta, eps=rule.eps, bias=rule.bias)
     raise ValueError(rule.kind)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Affine (elementwise scale and shift) and LayerNormalization, and a sequential chain that mixes them with
+# the layers above (for nets whose affine/layernorm layers sit anywhere).
+
+
+def affine_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``y = scale * x + shift``, constants broadcasting (NumPy) against one sample of ``x`` [N, ...]."""
+    return np.asarray(scale, dtype=np.float64) * x + np.asarray(shift, dtype=np.float64)
+
+
+def affine_relevance(
+    x: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    r: np.ndarray,
+    rule: str = "identity",
+    eps: float = 1e-6,
+) -> np.ndarray:
+    """RULES.md: ``identity`` passes ``r`` through; ``epsilon``: ``R_x = (s x) / stab(s x + t) R_y``;
+    ``gradient``: ``s R_y``."""
+    s = np.broadcast_to(np.asarray(scale, dtype=np.float64), x.shape)
+    t = np.broadcast_to(np.asarray(shift, dtype=np.float64), x.shape)
+    if rule == "identity":
+        return r.copy()
+    if rule == "gradient":
+        return s * r
+    assert rule == "epsilon", rule
+    out = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        z = s[idx] * x[idx]
+        out[idx] = z * r[idx] / stab(np.asarray(z + t[idx]), eps) if r[idx] != 0 else 0.0
+    return out
+
+
+def _groups(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` [N, ...] as [G, n]: one row per normalised group (ONNX ``axis`` counts the batch axis)."""
+    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+
+def layernorm_forward(
+    x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, axis: int, epsilon: float
+) -> np.ndarray:
+    """ONNX LayerNormalization over the axes ``axis..``, one group at a time."""
+    g = np.asarray(scale, dtype=np.float64).reshape(-1)
+    b = np.zeros_like(g) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    rows = _groups(np.asarray(x, dtype=np.float64), axis)
+    out = np.empty_like(rows)
+    for k, row in enumerate(rows):
+        mu = sum(row) / len(row)
+        sigma = np.sqrt(sum((v - mu) ** 2 for v in row) / len(row) + epsilon)
+        out[k] = g * (row - mu) / sigma + b
+    return out.reshape(x.shape)
+
+
+def layernorm_relevance(
+    x: np.ndarray, scale: np.ndarray, axis: int, epsilon: float, r: np.ndarray, eps: float = 1e-6
+) -> np.ndarray:
+    """The conservative LN rule (Ali et al., ICML 2022; RULES.md): sigma constant,
+    ``z_i = g_i (x_i - mu) / sigma``, ``s_i = R_i / stab(z_i)``, ``R_j = x_j (g_j s_j - mean_i g_i s_i) / sigma``."""
+    g = np.asarray(scale, dtype=np.float64).reshape(-1)
+    rows, rr = _groups(np.asarray(x, dtype=np.float64), axis), _groups(r, axis)
+    out = np.empty_like(rows)
+    for k, (row, rk) in enumerate(zip(rows, rr, strict=True)):
+        n = len(row)
+        mu = sum(row) / n
+        sigma = np.sqrt(sum((v - mu) ** 2 for v in row) / n + epsilon)
+        z = g * (row - mu) / sigma
+        s = np.array([rk[i] / stab(np.asarray(z[i]), eps) if rk[i] != 0 else 0.0 for i in range(n)])
+        m = sum(g * s) / n
+        out[k] = [row[j] * (g[j] * s[j] - m) / sigma for j in range(n)]
+    return out.reshape(x.shape)
+
+
+def layernorm_gradient(
+    x: np.ndarray, scale: np.ndarray, axis: int, epsilon: float, r: np.ndarray
+) -> np.ndarray:
+    """The input-gradient of ``sum r * layernorm(x)`` (sigma depending on x), by the explicit Jacobian."""
+    g = np.asarray(scale, dtype=np.float64).reshape(-1)
+    rows, rr = _groups(np.asarray(x, dtype=np.float64), axis), _groups(r, axis)
+    out = np.empty_like(rows)
+    for k, (row, rk) in enumerate(zip(rows, rr, strict=True)):
+        n = len(row)
+        mu = row.mean()
+        sigma = np.sqrt(((row - mu) ** 2).mean() + epsilon)
+        xhat = (row - mu) / sigma
+        jac = (np.eye(n) - 1.0 / n - np.outer(xhat, xhat) / n) / sigma  # d xhat_i / d x_j
+        out[k] = (g * rk) @ jac
+    return out.reshape(x.shape)
+
+
+@dataclasses.dataclass
+class Step:
+    """One layer of a sequential chain: ``op`` in dense, conv, maxpool, avgpool, relu, flatten (a reference
+    :class:`Layer` for the linear and pooling ones), affine (``params`` scale, shift) or layernorm (``params``
+    scale, bias; ``attrs`` axis, epsilon)."""
+
+    op: str
+    layer: Layer | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def chain_forward(steps: list[Step], x: np.ndarray) -> list[np.ndarray]:
+    """The activations [x, after step 0, ...] of a sequential chain (float64)."""
+    acts = [np.asarray(x, dtype=np.float64)]
+    for st in steps:
+        a = acts[-1]
+        if st.op == "affine":
+            acts.append(affine_forward(a, st.params["scale"], st.params["shift"]))
+        elif st.op == "layernorm":
+            p, at = st.params, st.attrs
+            acts.append(layernorm_forward(a, p["scale"], p.get("bias"), at["axis"], at["epsilon"]))
+        elif st.op == "relu":
+            acts.append(np.maximum(a, 0.0))
+        elif st.op == "flatten":
+            acts.append(a.reshape(a.shape[0], -1))
+        elif st.op == "dense" and a.ndim > 2:  # on the last axis: the leading axes are rows
+            assert st.layer is not None
+            out = st.layer.forward([a.reshape(-1, a.shape[-1])])
+            acts.append(out.reshape(*a.shape[:-1], out.shape[-1]))
+        else:
+            assert st.layer is not None
+            acts.append(st.layer.forward([a]))
+    return acts
+
+
+def chain_relevance(
+    steps: list[Step], x: np.ndarray, r_out: np.ndarray, rules: dict[int, Any], eps: float = 1e-6
+) -> np.ndarray:
+    """Input relevance of a sequential chain: ``rules[i]`` is the :class:`Rule` of dense/conv step ``i`` or
+    ``"epsilon"`` for an affine step (default ``"identity"``); pooling is winner-take-all (max) or proportional
+    (average); ``eps`` stabilises the layers without rules."""
+    acts = chain_forward(steps, x)
+    n = acts[0].shape[0]
+    r = np.asarray(r_out, dtype=np.float64).reshape(acts[-1].shape)
+    for i in reversed(range(len(steps))):
+        st, a = steps[i], acts[i]
+        if st.op == "affine":
+            r = affine_relevance(a, st.params["scale"], st.params["shift"], r, rules.get(i, "identity"), eps)
+        elif st.op == "layernorm":
+            r = layernorm_relevance(a, st.params["scale"], st.attrs["axis"], st.attrs["epsilon"], r, eps)
+        elif st.op in ("relu", "flatten"):
+            r = r.reshape(a.shape)
+        elif st.op in ("dense", "conv"):
+            assert st.layer is not None
+            rows = n if st.op == "conv" else int(np.prod(a.shape[:-1]))
+            rr = _parametric_rule(st.layer, rules[i], a.reshape(rows, -1), r.reshape(rows, -1), a.shape[1:])
+            r = rr.reshape(a.shape)
+        elif st.op == "maxpool":
+            assert st.layer is not None and st.layer.windows is not None
+            flat, rf = a.reshape(n, -1), r.reshape(n, -1)
+            ri = np.zeros_like(flat)
+            for j, idx in enumerate(st.layer.windows):
+                win = np.asarray(idx)[flat[:, idx].argmax(axis=1)]
+                ri[np.arange(n), win] += rf[:, j]
+            r = ri.reshape(a.shape)
+        elif st.op == "avgpool":
+            assert st.layer is not None and st.layer.W is not None
+            flat = a.reshape(n, -1)
+            z = flat @ st.layer.W
+            r = (flat * ((r.reshape(n, -1) / stab(z, eps)) @ st.layer.W.T)).reshape(a.shape)
+        else:
+            raise ValueError(f"chain: unknown op {st.op!r}")
+    return r

@@ -8,9 +8,11 @@
 
 #include "dtd/error.hpp"
 #include "dtd/layers/add.hpp"
+#include "dtd/layers/affine.hpp"
 #include "dtd/layers/concat.hpp"
 #include "dtd/layers/conv2d.hpp"
 #include "dtd/layers/dense.hpp"
+#include "dtd/layers/layernorm.hpp"
 #include "dtd/layers/pool2d.hpp"
 #include "dtd/layers/relu.hpp"
 #include "dtd/layers/reshape.hpp"
@@ -40,6 +42,8 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
     case LayerKind::concat: return std::make_unique<Concat<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::softmax:
     case LayerKind::logsoftmax: return std::make_unique<Softmax<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::affine: return std::make_unique<Affine<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::layernorm: return std::make_unique<LayerNorm<T>>(spec, std::move(ids), std::move(shapes));
   }
   throw ModelError("layer '" + spec.name + "': unknown layer kind");
 }

@@ -68,9 +68,13 @@ class Explanation:
         return "\n".join(lines)
 
 
-# A z^beta layer's bounds: (layer index, low, high, the tolerance of the bounds check, (low, high) when both are
-# constant else None).
+# A z^beta layer's bounds: (value id whose values must lie in the box: the layer's input, or the model input
+# when the bounds were mapped onto the layer (see _input_map), low, high of that value, the tolerance of the
+# bounds check, (low, high) when both are constant else None).
 _Box = tuple[int, np.ndarray, np.ndarray, float, "tuple[float, float] | None"]
+
+#: Layers through which input bounds are mapped onto the first conv/dense layer (elementwise and monotone).
+_BOUNDS_MAPPED = ("affine", "relu", "flatten", "reshape")
 
 
 def _composite(rules: str | Composite | Rule, low: Any, high: Any, eps: float | None) -> Composite:
@@ -112,6 +116,40 @@ def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: t
     return np.ascontiguousarray(full, dtype=np.float64).ravel()
 
 
+def _input_map(model: Model, layer: Any) -> list[Any] | None:
+    """The layers between the model input and ``layer`` when they are a chain of affine, ReLU and reshape layers
+    with at least one affine or ReLU among them (bounds given for the model input then map onto ``layer``'s
+    input), in forward order; None otherwise."""
+    chain = []
+    value = layer.inputs[0]
+    while value != 0:
+        producer = model.layers[value - 1]
+        if producer.kind not in _BOUNDS_MAPPED or len(producer.inputs) != 1:
+            return None
+        chain.append(producer)
+        value = producer.inputs[0]
+    chain.reverse()
+    return chain if any(p.kind in ("affine", "relu") for p in chain) else None
+
+
+def _map_bounds(
+    model: Model, chain: list[Any], lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input bounds (flat, model input shape) mapped through ``chain``: ``min/max(s l + t, s h + t)`` through an
+    affine layer, clamped at 0 through a ReLU; reshapes keep the flat order."""
+    for layer in chain:
+        if layer.kind == "affine":
+            scale, shift = model._affine[layer.index]
+            shape = layer.input_shapes[0]
+            s = np.broadcast_to(scale, shape).ravel()
+            t = np.broadcast_to(shift, shape).ravel()
+            a, b = s * lo + t, s * hi + t
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+        elif layer.kind == "relu":
+            lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+
+
 def _rule_specs(
     model: Model, composite: Composite, low: Any, high: Any
 ) -> tuple[list[_core.RuleSpec], list[str], list[_Box]]:
@@ -126,6 +164,10 @@ def _rule_specs(
             name = {"maxpool": composite.maxpool, "add": composite.add}.get(layer.kind, "-")
             if layer.kind in ("avgpool", "globalavgpool"):
                 name = "proportional"
+            elif layer.kind == "affine":
+                name = "identity"
+            elif layer.kind == "layernorm":
+                name = "conservative"
         else:
             spec = rule._spec()
             name = rule.kind
@@ -134,19 +176,23 @@ def _rule_specs(
                 hi_v = high if rule.high is None else rule.high
                 if lo_v is None or hi_v is None:
                     raise ValueError(f"ZBox on layer '{layer.name}' needs bounds: pass low= and high=")
-                lo = _bounds(lo_v, "low", model.input_shape, layer.input_shapes[0])
-                hi = _bounds(hi_v, "high", model.input_shape, layer.input_shapes[0])
+                # Bounds are given in the model input's space; through affine layers (input normalisation in
+                # the graph, BatchNormalization) they are mapped onto the layer's input, and checked on the input.
+                chain = _input_map(model, layer)
+                target = model.input_shape if chain is not None else layer.input_shapes[0]
+                lo = _bounds(lo_v, "low", model.input_shape, target)
+                hi = _bounds(hi_v, "high", model.input_shape, target)
                 if np.any(lo > hi):
                     bad = int(np.argmax(lo > hi))
                     raise ValueError(
                         f"low > high for the z^beta bounds (first at flat index {bad}: {lo[bad]} > {hi[bad]})"
                     )
-                spec.low, spec.high = lo, hi
+                spec.low, spec.high = _map_bounds(model, chain, lo, hi) if chain is not None else (lo, hi)
                 uniform = (
                     (float(lo[0]), float(hi[0])) if np.all(lo == lo[0]) and np.all(hi == hi[0]) else None
                 )
                 tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
-                boxes.append((layer.index, lo, hi, tol, uniform))
+                boxes.append((0 if chain is not None else layer.inputs[0], lo, hi, tol, uniform))
         spec.maxpool, spec.add = maxpool, add
         specs.append(spec)
         names.append(name)
@@ -200,9 +246,8 @@ def _plan(
 
 
 def _check_in_box(model: Model, batch: np.ndarray, trace: Any, boxes: list[_Box]) -> None:
-    for index, lo, hi, tol, uniform in boxes:
-        layer = model.layers[index]
-        source = batch if layer.inputs[0] == 0 else trace.value(layer.inputs[0])
+    for value, lo, hi, tol, uniform in boxes:
+        source = batch if value == 0 else trace.value(value)
         a = source.reshape(-1, lo.size)
         if uniform is not None and a.min() >= uniform[0] - tol and a.max() <= uniform[1] + tol:
             continue  # constant bounds (the common case): two reductions decide
@@ -210,7 +255,7 @@ def _check_in_box(model: Model, batch: np.ndarray, trace: Any, boxes: list[_Box]
         if below.any() or above.any():
             n_bad = int(below.sum() + above.sum())
             worst = float(max(np.max(lo - a), np.max(a - hi)))
-            where = "the input" if layer.inputs[0] == 0 else f"the input of layer '{layer.name}'"
+            where = "the input" if value == 0 else f"the output of layer '{model.layers[value - 1].name}'"
             raise ValueError(
                 f"{n_bad} values of {where} lie outside [low, high] (by up to {worst:.4g}); the z^beta rule needs "
                 "low <= x <= high: check the bounds match the preprocessing"

@@ -169,6 +169,9 @@ class Flat(Rule):
 _MAXPOOL_MODES = ("winner_take_all", "proportional")
 _ADD_MODES = ("zplus", "proportional")
 _PARAMETRIC = ("dense", "conv")
+#: Kinds that take a rule although they are not parametric: an affine layer passes relevance through unless
+#: given Epsilon (the shift included in the denominator).
+_EPSILON_ONLY = ("affine",)
 
 
 @dataclass(frozen=True)
@@ -182,8 +185,9 @@ class Composite:
     first : Rule, optional
         Rule of the first parametric layer in topological order (z^β or w² in the DTD presets).
     overrides : mapping, optional
-        ``{layer name | layer index | "dense" | "conv": Rule}``; a name or index wins over a kind, a kind over
-        ``first``, ``first`` over ``default``. Only dense and conv layers take rules.
+        ``{layer name | layer index | "dense" | "conv" | "affine": Rule}``; a name or index wins over a kind, a
+        kind over ``first``, ``first`` over ``default``. Dense and conv layers take any rule; affine layers
+        (constant scale and shift) pass relevance through unless given :class:`Epsilon`.
     maxpool : {"winner_take_all", "proportional"}
         How max pooling redistributes relevance.
     add : {"zplus", "proportional"}
@@ -216,7 +220,11 @@ class Composite:
         for key, rule in (self.overrides or {}).items():
             if not isinstance(rule, Rule):
                 raise ValueError(f"override for {key!r} is {rule!r}, not a dtd.rules.Rule")
-            if isinstance(key, str) and key in _PARAMETRIC:
+            if isinstance(key, str) and key in _EPSILON_ONLY and not isinstance(rule, Epsilon):
+                raise ValueError(
+                    f"{type(rule).__name__} cannot apply to {key} layers: they take only Epsilon"
+                )
+            if isinstance(key, str) and key in _PARAMETRIC + _EPSILON_ONLY:
                 by_kind[key] = rule
                 continue
             if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
@@ -233,10 +241,14 @@ class Composite:
                     f"{_PARAMETRIC}; layers: {sorted(names)}"
                 )
             layer = layers[index]
+            if layer.kind in _EPSILON_ONLY and isinstance(rule, Epsilon):
+                by_layer[index] = rule
+                continue
             if not layer.parametric:
                 raise ValueError(
                     f"{type(rule).__name__} cannot apply to {layer.kind} layer '{layer.name}' (index {index}): "
-                    "only dense and conv layers take rules; pooling and Add take Composite(maxpool=..., add=...)"
+                    "only dense and conv layers take rules (affine layers Epsilon); pooling and Add take "
+                    "Composite(maxpool=..., add=...)"
                 )
             by_layer[index] = rule
         for layer in layers:
@@ -257,7 +269,7 @@ def preset(name: str, *, low: Any = None, high: Any = None, eps: float | None = 
     - ``"real"``: w² on the first parametric layer, z+ on the others.
     - ``"positive"``: z+ everywhere.
     - ``"deep_taylor"``: ``"bounded"`` when ``low``/``high`` are given, else ``"real"``.
-    - ``"epsilon"``: LRP-ε everywhere (for comparison).
+    - ``"epsilon"``: LRP-ε everywhere (for comparison), affine layers included (their shift in the denominator).
 
     ``eps`` is given to every rule of the preset; None keeps each rule's default stabilizer (see :class:`Rule`).
     """
@@ -272,5 +284,5 @@ def preset(name: str, *, low: Any = None, high: Any = None, eps: float | None = 
     if name == "positive":
         return Composite(default=ZPlus(eps=eps), eps=eps)
     if name == "epsilon":
-        return Composite(default=Epsilon(eps=eps), eps=eps)
+        return Composite(default=Epsilon(eps=eps), overrides={"affine": Epsilon(eps=eps)}, eps=eps)
     raise ValueError(f"unknown rules preset {name!r}; presets: {', '.join(PRESETS)}")

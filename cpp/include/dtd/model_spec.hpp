@@ -24,6 +24,8 @@ enum class LayerKind {
   concat,         // ints axis (ONNX axis, counting the batch axis; negative allowed)
   softmax,        // ints axis; only as the last layer (the head): relevance starts at its input
   logsoftmax,     // ints axis; likewise
+  affine,         // weights "scale", "shift" broadcasting (right-aligned) against the per-sample input: y = s x + t
+  layernorm,      // ints axis (ONNX axis, >= 1: normalises axis..rank-1); floats epsilon; "scale", optional "bias"
 };
 
 /// Name of a kind as used in messages and in Python ("dense", "conv", ...).

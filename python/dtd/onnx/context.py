@@ -55,13 +55,26 @@ class LayerDraft:
 
 
 @dataclass
-class PendingScale:
-    """A value ``source * scale`` produced by a constant Mul/Div that is waiting to be folded into the
-    conv/dense layers that consume it."""
+class PendingAffine:
+    """A value ``source * scale + shift`` produced by constant Mul/Div/Add/Sub or a BatchNormalization that could
+    not fold into the layer before it: the conv/dense layers consuming it fold it into their weights where that is
+    exact; any other consumer (or the graph output) gets an ``affine`` layer instead
+    (:meth:`ConversionContext.data_input`).
+
+    ``scale`` and ``shift`` broadcast against ``source``'s ONNX shape: they have its rank (batch axis included,
+    extent 1 there) with extents 1 or the tensor's, or are scalars (shape ``()``) when the rank is unknown.
+    """
 
     source: str
     scale: np.ndarray
-    node: str
+    shift: np.ndarray
+    node: str  # the last node of the map, described for messages
+    name: str  # that node's name, for the affine layer
+
+    @property
+    def has_shift(self) -> bool:
+        """False when the shift is exactly zero (a pure scaling folds even into padded convolutions)."""
+        return bool(np.any(self.shift != 0))
 
 
 class Node:
@@ -226,7 +239,7 @@ class ConversionContext:
         self.layers: list[LayerDraft] = []
         self._producer: dict[str, LayerDraft] = {}
         self._alias: dict[str, str] = {}
-        self._scaled: dict[str, PendingScale] = {}
+        self._scaled: dict[str, PendingAffine] = {}
         self.model = model
         #: A copy of ``model`` with the computed Reshape targets folded so far, for shape inference.
         self.shape_model: onnx.ModelProto | None = None
@@ -381,38 +394,92 @@ class ConversionContext:
         return resolved
 
     def data_input(self, node: Node, index: int = 0) -> str:
-        """Return the resolved name of a data input (not a constant, not an unfolded constant scaling)."""
+        """Return the resolved name of a data input (not a constant). A pending constant affine map on it becomes
+        an ``affine`` layer here (its consumer cannot fold it)."""
         resolved = self._check_data(node, node.input(index), index)
         if resolved in self._scaled:
-            pending = self._scaled[resolved]
-            raise UnsupportedModelError(
-                f"{pending.node}: a multiplication by a constant can only be folded into an adjacent "
-                f"Conv/Gemm/MatMul layer, but its output is used by {node.describe()}"
-            )
+            self.materialize(resolved)
         return resolved
 
-    def scaled_data_input(self, node: Node, index: int = 0) -> tuple[str, np.ndarray | None, str]:
-        """Return ``(name, scale, origin)`` for a data input that may carry a pending constant scale.
+    def pending_affine(self, node: Node, index: int = 0) -> PendingAffine | None:
+        """The pending constant affine map on data input ``index``, for a consumer that may fold it into its
+        weights; None for a plain value. A consumer that does not fold it must use :meth:`data_input`."""
+        resolved = self._check_data(node, node.input(index), index)
+        return self._scaled.get(resolved)
 
-        ``scale`` is None when the input is a plain value; otherwise the consumer must fold it into its
-        weights (``origin`` names the Mul/Div node for messages).
+    def add_pending_affine(
+        self, node: Node, index: int, scale: np.ndarray | float, shift: np.ndarray | float
+    ) -> None:
+        """Record ``node``'s output as ``input[index] * scale + shift`` (constants in ONNX broadcasting against
+        the input), composed with a pending map on that input.
+
+        Raises
+        ------
+        UnsupportedModelError
+            When a constant would change the tensor's shape by broadcasting (or its rank is unknown and the
+            constant is not a scalar).
         """
         resolved = self._check_data(node, node.input(index), index)
-        if resolved in self._scaled:
-            pending = self._scaled[resolved]
-            return pending.source, pending.scale, pending.node
-        return resolved, None, ""
+        pending = self._scaled.get(resolved)
+        source = resolved if pending is None else pending.source
+        shape = self.shape_of(source)
+        s = self._aligned(node, np.asarray(scale, dtype=np.float64), shape, "factor")
+        t = self._aligned(node, np.asarray(shift, dtype=np.float64), shape, "offset")
+        if pending is not None:
+            s, t = pending.scale * s, pending.shift * s + t
+        self._scaled[node.outputs[0]] = PendingAffine(
+            source, _as_float64(s), _as_float64(t), node.describe(), node.name
+        )
 
-    def add_pending_scale(self, node: Node, source: str, scale: np.ndarray) -> None:
-        """Record ``node``'s output as ``source * scale``, to be folded into its consumers."""
-        origin = node.describe()
-        if source in self._scaled:
-            previous = self._scaled[source]
-            source, scale = previous.source, previous.scale * scale
-        self._scaled[node.outputs[0]] = PendingScale(source, _as_float64(scale), origin)
+    def _aligned(self, node: Node, const: np.ndarray, shape: Shape | None, what: str) -> np.ndarray:
+        if shape is None:
+            if const.size != 1:
+                raise UnsupportedModelError(
+                    f"{node.describe()}: the constant {what} of shape {list(const.shape)} needs the data "
+                    "tensor's shape, which shape inference does not know; only a scalar is supported there"
+                )
+            return const.reshape(())
+        rank = len(shape)
+        full = const.reshape((1,) * max(rank - const.ndim, 0) + const.shape) if const.ndim <= rank else None
+        ok = full is not None and full.ndim == rank
+        if ok and full is not None:
+            ok = full.shape[0] == 1 and all(
+                e == 1 or e == d for e, d in zip(full.shape[1:], shape[1:], strict=True)
+            )
+        if not ok or full is None:
+            raise UnsupportedModelError(
+                f"{node.describe()}: the constant {what} of shape {list(const.shape)} would change the shape of "
+                f"the data tensor {['N', *shape[1:]]} by broadcasting; only constants that broadcast to it "
+                "(scalars, per-channel or per-element values) are supported"
+            )
+        return full
 
-    def pending_scale_origin(self, name: str) -> str | None:
-        """Describe the Mul/Div whose output ``name`` still carries an unfolded scale, or None."""
+    def materialize(self, name: str) -> str:
+        """Turn the pending affine map producing ``name`` into an ``affine`` layer; return its output."""
+        pending = self._scaled.pop(name)
+        scale, shift = pending.scale, pending.shift
+
+        # Drop the batch axis (extent 1): the layer's constants broadcast against one sample.
+        def per_sample(a: np.ndarray) -> np.ndarray:
+            return a.reshape(a.shape[1:]) if a.ndim > 1 else a.reshape(-1)
+
+        layer = LayerDraft(
+            name=pending.name,
+            kind="affine",
+            inputs=[pending.source],
+            output=name,
+            weights={"scale": _as_float64(per_sample(scale)), "shift": _as_float64(per_sample(shift))},
+            source=pending.node,
+        )
+        self._used_names.add(layer.name)
+        self.layers.append(layer)
+        self._producer[name] = layer
+        if pending.source in self.merged_batch:
+            self.merged_batch.add(name)
+        return name
+
+    def pending_origin(self, name: str) -> str | None:
+        """Describe the node whose output ``name`` still carries a pending affine map, or None."""
         pending = self._scaled.get(self.resolve(name))
         return None if pending is None else pending.node
 

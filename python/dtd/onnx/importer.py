@@ -138,11 +138,8 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
         converter(ctx, node)
 
     output = ctx.resolve(out_value.name)
-    origin = ctx.pending_scale_origin(out_value.name)
-    if origin is not None:
-        raise UnsupportedModelError(
-            f"{origin}: a multiplication by a constant at the output cannot be folded"
-        )
+    if ctx.pending_origin(out_value.name) is not None:
+        ctx.materialize(ctx.resolve(out_value.name))  # a constant affine map at the output: an affine layer
     if ctx.is_batch_value(out_value.name):
         raise UnsupportedModelError(
             f"the graph output '{out_value.name}' is computed from the batch size alone (shape arithmetic)"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ModelLoadError, UnsupportedModelError
-from ..context import ConversionContext, LayerDraft, Node, axis_vector
+from ...errors import ModelLoadError
+from ..context import ConversionContext, LayerDraft, Node, PendingAffine, axis_vector
 
 #: ONNX auto_pad strings -> the integer codes of the C++ side (dtd::AutoPad).
 AUTO_PAD = {"NOTSET": 0, "": 0, "SAME_UPPER": 1, "SAME_LOWER": 2, "VALID": 3}
@@ -61,25 +61,58 @@ def shift_outputs(layer: LayerDraft, shift: np.ndarray) -> None:
     layer.weights["bias"] = np.ascontiguousarray(new_bias, dtype=np.float64)
 
 
-def input_scale_vector(
-    ctx: ConversionContext, node: Node, source: str, scale: np.ndarray, origin: str, channels: int, axis: str
-) -> np.ndarray:
-    """Reduce a pending input scale to one factor per input channel/feature of a conv/dense consumer.
+def _input_vectors(
+    ctx: ConversionContext, pending: PendingAffine, axis: str, channels: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A pending affine map as one (factor, offset) per input channel (``axis="channel"``, axis 1) or input
+    feature (``"last"``) of a conv/dense consumer, or None when the constants vary along other axes."""
+    rank = ctx.rank_of(pending.source)
+    vectors = []
+    for const in (pending.scale, pending.shift):
+        if rank is None:
+            vectors.append(np.full(channels, float(const.reshape(-1)[0])) if const.size == 1 else None)
+        else:
+            vectors.append(axis_vector(const, rank, 1 if axis == "channel" else rank - 1, channels))
+    scale, shift = vectors
+    return None if scale is None or shift is None else (scale, shift)
 
-    Parameters
-    ----------
-    axis : str
-        ``"channel"`` (axis 1, conv) or ``"last"`` (dense).
-    """
-    rank = ctx.rank_of(source)
-    vector: np.ndarray | None
-    if rank is None:
-        vector = np.full(channels, float(scale.reshape(-1)[0])) if scale.size == 1 else None
-    else:
-        vector = axis_vector(scale, rank, 1 if axis == "channel" else rank - 1, channels)
-    if vector is None:
-        raise UnsupportedModelError(
-            f"{origin}: the constant factor of shape {scale.shape} cannot be folded into {node.describe()} "
-            "(only a scalar or one factor per input channel can be folded)"
-        )
-    return vector
+
+def fold_input_affine_conv(
+    ctx: ConversionContext,
+    pending: PendingAffine,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    group: int,
+    padded: bool,
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Fold ``conv(x * s + t)`` into the conv's weight and bias: ``w' = w s`` per input channel,
+    ``b' = b + sum w t``; None when it is not exact: constants that vary spatially, or a shift with padding
+    (padded taps would see 0 instead of t)."""
+    c_out, c_per_group = weight.shape[:2]
+    vectors = _input_vectors(ctx, pending, "channel", c_per_group * group)
+    if vectors is None or (padded and pending.has_shift):
+        return None
+    scale, shift = vectors
+    # Output channel o belongs to group o // (c_out / group) and reads its slice of input channels.
+    groups = np.arange(c_out) // (c_out // group)
+    factors = scale.reshape(group, c_per_group)[groups]
+    if pending.has_shift:
+        offsets = shift.reshape(group, c_per_group)[groups]
+        extra = np.einsum("ochw,oc->o", weight, offsets)
+        bias = extra if bias is None else bias + extra
+    return weight * factors[:, :, None, None], bias
+
+
+def fold_input_affine_dense(
+    ctx: ConversionContext, pending: PendingAffine, weight: np.ndarray, bias: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Fold ``dense(x * s + t)``: ``w' = w s``, ``b' = b + w t`` (exact); None when the constants vary along
+    an axis other than the last."""
+    vectors = _input_vectors(ctx, pending, "last", weight.shape[1])
+    if vectors is None:
+        return None
+    scale, shift = vectors
+    if pending.has_shift:
+        extra = weight @ shift
+        bias = extra if bias is None else bias + extra
+    return weight * scale[None, :], bias

@@ -1,18 +1,22 @@
-"""Add/Sum of data tensors (residual sums) and constant affine ops folded into conv/dense layers.
+"""Add/Sum of data tensors (residual sums) and constant affine ops (Add/Sub/Mul/Div by a constant).
 
 - ``Add``/``Sum`` of data tensors -> an ``add`` layer.
-- ``Add``/``Sub`` of a constant to the output of a conv/dense layer (the MatMul + Add pattern) -> folded into
-  that layer's bias.
-- ``Mul``/``Div`` by a constant: folded into the preceding conv/dense layer's output units when it is the
-  only consumer of that layer, otherwise into the conv/dense layers that consume the product (a scalar or
-  one factor per input channel). Any other use is unsupported: there is no elementwise-scale layer kind.
+- A constant operand folds into a neighbouring conv/dense layer where that is exact: into the preceding layer's
+  output units (Mul/Div) or bias (Add/Sub) when this node is that layer's only consumer, otherwise into the
+  conv/dense layers that consume the result (their input channels; a shift only into dense layers and
+  unpadded convolutions). Elsewhere (after pooling, ReLU, Concat, on the model input) it becomes an ``affine``
+  layer: see :class:`dtd.onnx.context.PendingAffine`. This covers input normalisation written inside the
+  graph, ``(x - mean) / std``.
+- Before opset 7 the ops carry the legacy ``broadcast`` and ``axis`` attributes: ``broadcast=1`` aligns the
+  constant B with the data tensor at ``axis`` (at the trailing axes when ``axis`` is absent), ``broadcast=0``
+  needs equal shapes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...errors import UnsupportedModelError
+from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
 from ._common import scale_outputs, shift_outputs, unit_vector
@@ -24,21 +28,62 @@ def _split(ctx: ConversionContext, node: Node) -> tuple[list[int], list[int]]:
     return data, const
 
 
-def _fold_shift(ctx: ConversionContext, node: Node, data: int, shift: np.ndarray) -> None:
+def _operand(ctx: ConversionContext, node: Node, index: int, data: int, what: str) -> np.ndarray:
+    """Constant input ``index`` in ONNX (NumPy) broadcasting against data input ``data``; before opset 7 the
+    legacy ``broadcast``/``axis`` attributes are translated to that form."""
+    value = ctx.constant(node, index, what)
+    if node.opset >= 7 or node.op_type == "Sum":
+        return value
+    shape = ctx.shape_of(node.input(data))
+    if not node.int_attr("broadcast", 0):
+        return value  # equal shapes (checked, as for any constant, when the map is recorded)
+    if index < data:
+        raise UnsupportedModelError(
+            f"{node.describe()}: with broadcast=1 (opset {node.opset}) the constant must be the second operand B"
+        )
+    if "axis" not in node.attrs:
+        return value  # trailing alignment, as NumPy
+    if shape is None:
+        raise UnsupportedModelError(
+            f"{node.describe()}: broadcast with axis needs the rank of '{node.input(data)}', which shape "
+            "inference does not know"
+        )
+    rank = len(shape)
+    axis = node.int_attr("axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis <= rank - value.ndim:
+        raise ModelLoadError(
+            f"{node.describe()}: axis {node.int_attr('axis', 0)} does not place B of shape {list(value.shape)} "
+            f"inside the rank-{rank} data tensor"
+        )
+    return value.reshape(value.shape + (1,) * (rank - axis - value.ndim))
+
+
+def _shift(ctx: ConversionContext, node: Node, data: int, shift: np.ndarray) -> None:
+    """``x + shift``: into the preceding conv/dense bias when exact, else a pending affine map."""
     layer = ctx.foldable_producer(node, data)
     vector = None if layer is None else unit_vector(ctx, layer, shift)
-    if layer is None or vector is None:
-        raise UnsupportedModelError(
-            f"{node.describe()}: adding a constant is only supported as the bias of a preceding "
-            "Gemm/MatMul/Conv whose output feeds only this node (one value per output unit)"
-        )
-    shift_outputs(layer, vector)
-    ctx.alias(node.outputs[0], layer.output)
+    if layer is not None and vector is not None:
+        shift_outputs(layer, vector)
+        ctx.alias(node.outputs[0], layer.output)
+        return
+    ctx.add_pending_affine(node, data, 1.0, shift)
+
+
+def _scale(ctx: ConversionContext, node: Node, data: int, factor: np.ndarray) -> None:
+    """``x * factor``: into the preceding conv/dense output units when exact, else a pending affine map."""
+    layer = ctx.foldable_producer(node, data)
+    vector = None if layer is None else unit_vector(ctx, layer, factor)
+    if layer is not None and vector is not None:
+        scale_outputs(layer, vector)
+        ctx.alias(node.outputs[0], layer.output)
+        return
+    ctx.add_pending_affine(node, data, factor, 0.0)
 
 
 @register("Add", "Sum")
 def convert_add(ctx: ConversionContext, node: Node) -> None:
-    """Residual sum of data tensors, or a constant bias folded into the preceding conv/dense layer."""
+    """Residual sum of data tensors, or a data tensor plus constants."""
     data, const = _split(ctx, node)
     if not const:
         sources = [ctx.data_input(node, i) for i in data]
@@ -49,45 +94,37 @@ def convert_add(ctx: ConversionContext, node: Node) -> None:
         return
     if len(data) != 1:
         raise UnsupportedModelError(
-            f"{node.describe()}: a sum with constant operands is only supported as one data tensor plus a "
-            "constant bias"
+            f"{node.describe()}: a sum with constant operands is only supported as one data tensor plus "
+            "constants"
         )
-    total = sum(np.asarray(ctx.constant(node, i, "constant operand")) for i in const)
-    _fold_shift(ctx, node, data[0], np.asarray(total))
+    total = sum(_operand(ctx, node, i, data[0], "constant operand") for i in const)
+    _shift(ctx, node, data[0], np.asarray(total))
 
 
 @register("Sub")
 def convert_sub(ctx: ConversionContext, node: Node) -> None:
-    """``x - c`` with a constant c, folded into the preceding conv/dense bias."""
+    """``x - c`` (a shift) or ``c - x`` (a negation and a shift) with a constant c."""
     data, const = _split(ctx, node)
-    if data != [0] or const != [1]:
+    if len(data) != 1 or len(const) != 1:
         raise UnsupportedModelError(
-            f"{node.describe()}: only data - constant (folded into a preceding layer's bias) is supported"
+            f"{node.describe()}: only data - constant or constant - data is supported"
         )
-    _fold_shift(ctx, node, 0, -ctx.constant(node, 1, "constant operand"))
-
-
-def _fold_scale(ctx: ConversionContext, node: Node, data: int, factor: np.ndarray) -> None:
-    layer = ctx.foldable_producer(node, data)
-    vector = None if layer is None else unit_vector(ctx, layer, factor)
-    if layer is not None and vector is not None:
-        scale_outputs(layer, vector)
-        ctx.alias(node.outputs[0], layer.output)
-        return
-    source, previous, _ = ctx.scaled_data_input(node, data)
-    # Deferred: the conv/dense consumers fold it into their input channels (checked there).
-    ctx.add_pending_scale(node, source, factor if previous is None else previous * factor)
+    value = _operand(ctx, node, const[0], data[0], "constant operand")
+    if data == [0]:
+        _shift(ctx, node, 0, -value)
+    else:
+        ctx.add_pending_affine(node, 1, -1.0, value)
 
 
 @register("Mul")
 def convert_mul(ctx: ConversionContext, node: Node) -> None:
-    """Multiplication of a data tensor by a constant (see the module docstring)."""
+    """Multiplication of a data tensor by a constant."""
     data, const = _split(ctx, node)
     if len(data) != 1 or len(const) != 1:
         raise UnsupportedModelError(
             f"{node.describe()}: only the product of a data tensor with a constant is supported"
         )
-    _fold_scale(ctx, node, data[0], ctx.constant(node, const[0], "constant factor"))
+    _scale(ctx, node, data[0], _operand(ctx, node, const[0], data[0], "constant factor"))
 
 
 @register("Div")
@@ -96,7 +133,7 @@ def convert_div(ctx: ConversionContext, node: Node) -> None:
     data, const = _split(ctx, node)
     if data != [0] or const != [1]:
         raise UnsupportedModelError(f"{node.describe()}: only data / constant is supported")
-    divisor = ctx.constant(node, 1, "constant divisor")
+    divisor = _operand(ctx, node, 1, 0, "constant divisor")
     if np.any(divisor == 0):
         raise UnsupportedModelError(f"{node.describe()}: division by a constant containing zeros")
-    _fold_scale(ctx, node, 0, 1.0 / divisor)
+    _scale(ctx, node, 0, 1.0 / divisor)

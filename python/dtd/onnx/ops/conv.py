@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
-from ._common import auto_pad, input_scale_vector
+from ._common import auto_pad, fold_input_affine_conv
 
 
 @register("Conv")
@@ -21,7 +19,8 @@ def convert_conv(ctx: ConversionContext, node: Node) -> None:
             f"{node.describe()}: only 2-D convolutions are supported (4-D weight [Cout, Cin/group, kh, kw]); "
             f"the weight has shape {weight.shape}"
         )
-    source, scale, origin = ctx.scaled_data_input(node, 0)
+    pending = ctx.pending_affine(node, 0)
+    source = ctx.resolve(node.input(0)) if pending is None else pending.source
     rank = ctx.rank_of(source)
     if rank is not None and rank != 4:
         raise UnsupportedModelError(
@@ -49,15 +48,6 @@ def convert_conv(ctx: ConversionContext, node: Node) -> None:
             f"{node.describe()}: the bias has shape {bias.shape}, expected ({c_out},) for a weight of shape "
             f"{weight.shape}"
         )
-    if scale is not None:
-        per_in = input_scale_vector(ctx, node, source, scale, origin, c_per_group * group, "channel")
-        # Output channel o belongs to group o // (c_out / group) and reads its slice of input channels.
-        groups = np.arange(c_out) // (c_out // group)
-        factors = per_in.reshape(group, c_per_group)[groups]
-        weight = weight * factors[:, :, None, None]
-    weights = {"weight": weight}
-    if bias is not None:
-        weights["bias"] = bias
     ints = {
         "strides": node.ints_attr("strides", [1, 1], 2),
         "pads": node.ints_attr("pads", [0, 0, 0, 0], 4),
@@ -65,4 +55,15 @@ def convert_conv(ctx: ConversionContext, node: Node) -> None:
         "group": [group],
         "auto_pad": [auto_pad(node)],
     }
+    if pending is not None:
+        # A constant affine map (BatchNormalization, input normalisation) on the input folds where exact.
+        padded = any(ints["pads"]) or ints["auto_pad"][0] in (1, 2)
+        folded = fold_input_affine_conv(ctx, pending, weight, bias, group, padded)
+        if folded is None:
+            source = ctx.data_input(node, 0)
+        else:
+            weight, bias = folded
+    weights = {"weight": weight}
+    if bias is not None:
+        weights["bias"] = bias
     ctx.add_layer(node, "conv", [source], ints=ints, weights=weights)

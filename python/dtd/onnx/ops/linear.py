@@ -7,11 +7,12 @@ import numpy as np
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
-from ._common import input_scale_vector
+from ._common import fold_input_affine_dense
 
 
 def _dense(ctx: ConversionContext, node: Node, weight: np.ndarray, bias: np.ndarray | None) -> None:
-    source, scale, origin = ctx.scaled_data_input(node, 0)
+    pending = ctx.pending_affine(node, 0)
+    source = ctx.resolve(node.input(0)) if pending is None else pending.source
     n_in = weight.shape[1]
     actual = ctx.dim_of(source, -1)
     if actual is not None and actual != n_in:
@@ -19,8 +20,12 @@ def _dense(ctx: ConversionContext, node: Node, weight: np.ndarray, bias: np.ndar
             f"{node.describe()}: the weight expects {n_in} input features but the input "
             f"'{node.input(0)}' has {actual} (shape {ctx.shape_of(source)})"
         )
-    if scale is not None:
-        weight = weight * input_scale_vector(ctx, node, source, scale, origin, n_in, "last")[None, :]
+    if pending is not None:
+        folded = fold_input_affine_dense(ctx, pending, weight, bias)
+        if folded is None:
+            source = ctx.data_input(node, 0)
+        else:
+            weight, bias = folded
     weights = {"weight": weight}
     if bias is not None:
         weights["bias"] = bias
