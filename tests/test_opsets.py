@@ -283,7 +283,8 @@ def test_fold_legacy_broadcasting_before_opset_7() -> None:
     a, b = np.arange(6).reshape(2, 3), np.asarray([10, 20])
     out = _evaluate("Add", 6, [a, b], broadcast=1, axis=0)
     np.testing.assert_array_equal(out, a + b[:, None])
-    np.testing.assert_array_equal(_evaluate("Mul", 6, [a, np.asarray([1, 2, 3])], broadcast=1), a * np.asarray([1, 2, 3]))
+    row = np.asarray([1, 2, 3])
+    np.testing.assert_array_equal(_evaluate("Mul", 6, [a, row], broadcast=1), a * row)
     with pytest.raises(dtd.ModelLoadError, match="broadcast=1"):
         _evaluate("Add", 6, [a, np.asarray([1, 2, 3])])
     np.testing.assert_array_equal(_evaluate("Add", 7, [a, np.asarray([1, 2, 3])]), a + np.asarray([1, 2, 3]))
