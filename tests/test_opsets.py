@@ -429,3 +429,14 @@ def test_constant_value_float_before_opset_12() -> None:
     model = net.build([4], net.node("Mul", [net.gemm("x", 4, 3), scale]), 3, check=False)
     with pytest.raises(dtd.ModelLoadError, match="value_float exists from Constant-12"):
         dtd.load(model)
+
+
+def test_fold_variadic_ops() -> None:
+    a, b, c = np.asarray([1, 5]), np.asarray([4, 2]), np.asarray([3, 3])
+    np.testing.assert_array_equal(_evaluate("Sum", 6, [a, b, c]), [8, 10])
+    np.testing.assert_array_equal(_evaluate("Max", 8, [a, b, None, c]), [4, 5])
+    np.testing.assert_array_equal(_evaluate("Min", 13, [a]), a)
+    assert (
+        _evaluate("Sum", 13, [np.asarray([1.5], np.float32), np.asarray([2.0], np.float32)]).dtype
+        == np.float32
+    )

@@ -335,14 +335,17 @@ _SINCE.update(dict.fromkeys((op for op in _EVALUATORS if op not in _SINCE), 1))
 _SINCE.update(LessOrEqual=12, GreaterOrEqual=12)
 
 
-@_evaluator("Min", "Max")
-def _eval_min_max(node: Node, args: Args) -> list[np.ndarray]:
+@_evaluator("Min", "Max", "Sum")
+def _eval_variadic(node: Node, args: Args) -> list[np.ndarray]:
+    """Min, Max, Sum of one or more operands (NumPy broadcasting from opset 8, equal shapes before)."""
     parts = [np.asarray(a) for a in args if a is not None]
-    fn = np.minimum if node.op_type == "Min" else np.maximum
+    if not parts:
+        raise ModelLoadError(f"{node.describe()}: no inputs")
+    fn = {"Min": np.minimum, "Max": np.maximum, "Sum": np.add}[node.op_type]
     out = parts[0]
     for part in parts[1:]:
         out = fn(out, part)
-    return [np.asarray(out)]
+    return [np.asarray(out).astype(np.result_type(*parts), copy=False)]
 
 
 @_evaluator("Where", since=9)
