@@ -30,7 +30,7 @@ from onnx import numpy_helper
 from ..errors import ModelLoadError, UnsupportedModelError
 from . import graph as g
 from .context import ConversionContext, Node
-from .registry import register
+from .registry import register, supported_ops
 
 #: The two batch sizes the shape arithmetic is evaluated with. Small (the arithmetic may go through
 #: float32 casts) and unlike any per-sample extent a result could be confused with in both evaluations.
@@ -39,12 +39,19 @@ SENTINEL_BATCHES = (13, 17)
 Args = list[np.ndarray | None]
 Evaluator = Callable[[Node, Args], list[np.ndarray]]
 _EVALUATORS: dict[str, Evaluator] = {}
+#: The opset that introduced each op (in the default domain); an op used at an older opset does not exist
+#: there and is reported like any op without a converter. Opset-dependent forms (attributes that became
+#: inputs, legacy broadcasting) are decided inside the evaluators from ``node.opset``.
+_SINCE: dict[str, int] = {}
+#: Binary ops that used the legacy ``broadcast``/``axis`` attributes before opset 7.
+_LEGACY_BROADCAST_UNTIL = 6
 
 
-def _evaluator(*op_types: str) -> Callable[[Evaluator], Evaluator]:
+def _evaluator(*op_types: str, since: int = 1) -> Callable[[Evaluator], Evaluator]:
     def decorator(fn: Evaluator) -> Evaluator:
         for op_type in op_types:
             _EVALUATORS[op_type] = fn
+            _SINCE[op_type] = since
         return fn
 
     return decorator
@@ -53,6 +60,12 @@ def _evaluator(*op_types: str) -> Callable[[Evaluator], Evaluator]:
 def foldable_ops() -> list[str]:
     """Op types that are evaluated at import when their inputs are constants or shape values."""
     return sorted(_EVALUATORS)
+
+
+def evaluator(op_type: str, opset: int) -> Evaluator | None:
+    """The import-time evaluator of ``op_type`` at ``opset``, or None (no evaluator, or no such op yet)."""
+    fn = _EVALUATORS.get(op_type)
+    return fn if fn is not None and opset >= _SINCE[op_type] else None
 
 
 # -- evaluators ------------------------------------------------------------------------------------------
@@ -87,9 +100,12 @@ def _norm_axes(node: Node, axes: list[int], rank: int) -> list[int]:
 @_evaluator("Shape")
 def _eval_shape(node: Node, args: Args) -> list[np.ndarray]:
     dims = np.asarray(_arg(node, args, 0).shape, dtype=np.int64)
+    if node.opset < 15:  # start/end exist from Shape-15 on
+        return [dims]
+    # Negative values count from the end; both are clamped to [0, rank] (Python slicing does exactly that).
     start = node.int_attr("start", 0)
-    end = node.attrs.get("end")
-    return [dims[start : None if end is None else int(end)]]
+    end = node.int_attr("end", len(dims))
+    return [dims[start:end]]
 
 
 @_evaluator("Size")
@@ -130,19 +146,41 @@ def _eval_squeeze(node: Node, args: Args) -> list[np.ndarray]:
     return [np.squeeze(data, axis=tuple(_norm_axes(node, axes, data.ndim)))]
 
 
+def _required_int(node: Node, name: str) -> int:
+    if name not in node.attrs:
+        raise ModelLoadError(f"{node.describe()}: the attribute '{name}' is required")
+    return node.int_attr(name, 0)
+
+
 @_evaluator("Concat")
 def _eval_concat(node: Node, args: Args) -> list[np.ndarray]:
-    parts = [a for a in args if a is not None]
-    return [np.concatenate(parts, axis=node.int_attr("axis", 0))]
+    parts = [np.asarray(a) for a in args if a is not None]
+    if not parts:
+        raise ModelLoadError(f"{node.describe()}: no inputs")
+    # `axis` is required from Concat-4 on (dtd's oldest opset is 6).
+    axis = _norm_axes(node, [_required_int(node, "axis")], max(parts[0].ndim, 1))[0]
+    return [np.concatenate(parts, axis=axis)]
 
 
 @_evaluator("Slice")
 def _eval_slice(node: Node, args: Args) -> list[np.ndarray]:
-    data = _arg(node, args, 0)
-    starts, ends = _ints(_arg(node, args, 1)), _ints(_arg(node, args, 2))
-    axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else list(range(len(starts)))
-    steps = _ints(args[4]) if len(args) > 4 and args[4] is not None else [1] * len(starts)
+    data = np.asarray(_arg(node, args, 0))
+    if node.opset < 10:  # Slice-1: starts, ends and the optional axes are attributes; no steps
+        if "starts" not in node.attrs or "ends" not in node.attrs:
+            raise ModelLoadError(f"{node.describe()}: Slice-1 needs the attributes 'starts' and 'ends'")
+        starts, ends = node.ints_attr("starts", []), node.ints_attr("ends", [])
+        axes = node.ints_attr("axes", list(range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        starts, ends = _ints(_arg(node, args, 1)), _ints(_arg(node, args, 2))
+        axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else list(range(len(starts)))
+        steps = _ints(args[4]) if len(args) > 4 and args[4] is not None else [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ModelLoadError(
+            f"{node.describe()}: starts {starts}, ends {ends}, axes {axes} and steps {steps} differ in length"
+        )
     index: list[slice] = [slice(None)] * data.ndim
+    # Python slices clamp out-of-range starts/ends (INT64_MAX, -INT64_MAX) the way ONNX specifies.
     for start, end, axis, step in zip(starts, ends, _norm_axes(node, axes, data.ndim), steps, strict=True):
         if step == 0:
             raise ModelLoadError(f"{node.describe()}: a step of 0")
@@ -150,13 +188,34 @@ def _eval_slice(node: Node, args: Args) -> list[np.ndarray]:
     return [data[tuple(index)]]
 
 
-@_evaluator("Cast")
+#: Cast targets the fold evaluates (NumPy types with ONNX's meaning); strings, bfloat16, float8 and 4-bit
+#: types are refused.
+_CAST_TYPES: dict[int, type] = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.UINT16: np.uint16,
+    onnx.TensorProto.UINT32: np.uint32,
+    onnx.TensorProto.UINT64: np.uint64,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+@_evaluator("Cast", since=6)  # Cast-1 named the target type by a string
 def _eval_cast(node: Node, args: Args) -> list[np.ndarray]:
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(node.int_attr("to", onnx.TensorProto.FLOAT))
-    return [np.asarray(_arg(node, args, 0)).astype(dtype)]
+    to = _required_int(node, "to")
+    if to not in _CAST_TYPES:
+        name = onnx.TensorProto.DataType.Name(to) if to in onnx.TensorProto.DataType.values() else str(to)
+        raise UnsupportedModelError(f"{node.describe()}: a Cast to {name} is not supported")
+    return [np.asarray(_arg(node, args, 0)).astype(_CAST_TYPES[to])]
 
 
-@_evaluator("Reshape")
+@_evaluator("Reshape", since=5)  # Reshape-1 took the shape as an attribute
 def _eval_reshape(node: Node, args: Args) -> list[np.ndarray]:
     data = _arg(node, args, 0)
     shape = _ints(_arg(node, args, 1))
@@ -180,9 +239,41 @@ def _eval_transpose(node: Node, args: Args) -> list[np.ndarray]:
     return [np.transpose(data, perm)]
 
 
+def _operands(node: Node, args: Args) -> tuple[np.ndarray, np.ndarray]:
+    """The two operands of a binary op, with the second aligned for legacy broadcasting (opset < 7).
+
+    Before opset 7, ``broadcast=1`` lets B (only B) broadcast to A's shape, aligned at A's axis ``axis``
+    (default: trailing alignment, as NumPy's); without it the shapes must be equal.
+    """
+    a, b = np.asarray(_arg(node, args, 0)), np.asarray(_arg(node, args, 1))
+    if node.opset > _LEGACY_BROADCAST_UNTIL:
+        return a, b
+    if not node.int_attr("broadcast", 0):
+        if a.shape != b.shape:
+            raise ModelLoadError(
+                f"{node.describe()}: operands of shapes {list(a.shape)} and {list(b.shape)} without "
+                f"broadcast=1 (opset {node.opset} has no implicit broadcasting)"
+            )
+        return a, b
+    if "axis" in node.attrs and b.ndim:
+        axis = _norm_axes(node, [node.int_attr("axis", 0)], max(a.ndim, 1))[0]
+        trailing = a.ndim - axis - b.ndim
+        if trailing < 0:
+            raise ModelLoadError(
+                f"{node.describe()}: B of shape {list(b.shape)} does not match A of shape {list(a.shape)} "
+                f"from axis {axis}"
+            )
+        b = b.reshape(b.shape + (1,) * trailing)
+    if np.broadcast_shapes(a.shape, b.shape) != a.shape:
+        raise ModelLoadError(
+            f"{node.describe()}: B of shape {list(b.shape)} does not broadcast to A of shape {list(a.shape)}"
+        )
+    return a, b
+
+
 def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Evaluator:
     def evaluate(node: Node, args: Args) -> list[np.ndarray]:
-        a, b = np.asarray(_arg(node, args, 0)), np.asarray(_arg(node, args, 1))
+        a, b = _operands(node, args)
         return [np.asarray(fn(a, b)).astype(np.result_type(a, b), copy=False)]
 
     return evaluate
@@ -204,7 +295,7 @@ _EVALUATORS["Div"] = _binary(_divide)
 _EVALUATORS["Pow"] = _binary(np.power)
 
 
-@_evaluator("Mod")
+@_evaluator("Mod", since=10)
 def _eval_mod(node: Node, args: Args) -> list[np.ndarray]:
     a, b = np.asarray(_arg(node, args, 0)), np.asarray(_arg(node, args, 1))
     return [np.fmod(a, b) if node.int_attr("fmod", 0) else np.mod(a, b)]
@@ -212,7 +303,7 @@ def _eval_mod(node: Node, args: Args) -> list[np.ndarray]:
 
 def _compare(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Evaluator:
     def evaluate(node: Node, args: Args) -> list[np.ndarray]:
-        return [np.asarray(fn(np.asarray(_arg(node, args, 0)), np.asarray(_arg(node, args, 1))))]
+        return [np.asarray(fn(*_operands(node, args)))]
 
     return evaluate
 
@@ -240,25 +331,30 @@ _EVALUATORS["Floor"] = _unary(np.floor)
 _EVALUATORS["Ceil"] = _unary(np.ceil)
 _EVALUATORS["Sqrt"] = _unary(np.sqrt)
 _EVALUATORS["Not"] = _unary(np.logical_not)
+_SINCE.update(dict.fromkeys((op for op in _EVALUATORS if op not in _SINCE), 1))
+_SINCE.update(LessOrEqual=12, GreaterOrEqual=12)
 
 
-@_evaluator("Min", "Max")
-def _eval_min_max(node: Node, args: Args) -> list[np.ndarray]:
+@_evaluator("Min", "Max", "Sum")
+def _eval_variadic(node: Node, args: Args) -> list[np.ndarray]:
+    """Min, Max, Sum of one or more operands (NumPy broadcasting from opset 8, equal shapes before)."""
     parts = [np.asarray(a) for a in args if a is not None]
-    fn = np.minimum if node.op_type == "Min" else np.maximum
+    if not parts:
+        raise ModelLoadError(f"{node.describe()}: no inputs")
+    fn = {"Min": np.minimum, "Max": np.maximum, "Sum": np.add}[node.op_type]
     out = parts[0]
     for part in parts[1:]:
         out = fn(out, part)
-    return [np.asarray(out)]
+    return [np.asarray(out).astype(np.result_type(*parts), copy=False)]
 
 
-@_evaluator("Where")
+@_evaluator("Where", since=9)
 def _eval_where(node: Node, args: Args) -> list[np.ndarray]:
     cond, a, b = (np.asarray(_arg(node, args, i)) for i in range(3))
     return [np.where(cond.astype(bool), a, b).astype(np.result_type(a, b), copy=False)]
 
 
-@_evaluator("ConstantOfShape")
+@_evaluator("ConstantOfShape", since=9)
 def _eval_constant_of_shape(node: Node, args: Args) -> list[np.ndarray]:
     shape = _ints(_arg(node, args, 0))
     value = node.attrs.get("value")
@@ -266,23 +362,29 @@ def _eval_constant_of_shape(node: Node, args: Args) -> list[np.ndarray]:
     return [np.full(shape, fill[0], dtype=fill.dtype)]
 
 
-@_evaluator("Range")
+@_evaluator("Range", since=11)
 def _eval_range(node: Node, args: Args) -> list[np.ndarray]:
     start, limit, delta = (np.asarray(_arg(node, args, i)).reshape(()) for i in range(3))
     values = np.arange(start.item(), limit.item(), delta.item())
     return [values.astype(start.dtype, copy=False)]
 
 
-@_evaluator("Expand")
+@_evaluator("Expand", since=8)
 def _eval_expand(node: Node, args: Args) -> list[np.ndarray]:
     data = np.asarray(_arg(node, args, 0))
     shape = np.broadcast_shapes(data.shape, tuple(_ints(_arg(node, args, 1))))
     return [np.array(np.broadcast_to(data, shape))]
 
 
-@_evaluator("Tile")
+@_evaluator("Tile", since=6)  # Tile-1 took `tiles` and `axis` inputs
 def _eval_tile(node: Node, args: Args) -> list[np.ndarray]:
-    return [np.tile(_arg(node, args, 0), _ints(_arg(node, args, 1)))]
+    data, repeats = np.asarray(_arg(node, args, 0)), _ints(_arg(node, args, 1))
+    if len(repeats) != data.ndim or any(r < 0 for r in repeats):
+        raise ModelLoadError(
+            f"{node.describe()}: repeats {repeats} must hold one non-negative entry per axis of the "
+            f"rank-{data.ndim} input"
+        )
+    return [np.tile(data, repeats)]
 
 
 @_evaluator("ReduceProd", "ReduceSum", "ReduceMin", "ReduceMax")
@@ -338,7 +440,7 @@ def try_fold(ctx: ConversionContext, node: Node) -> bool:
     ModelLoadError, UnsupportedModelError
         When the evaluation fails, or a shape needed is not known.
     """
-    evaluate = _EVALUATORS.get(node.op_type)
+    evaluate = evaluator(node.op_type, node.opset)
     if evaluate is None:
         return False
     firsts: Args = []
@@ -406,6 +508,39 @@ def reshape_target(ctx: ConversionContext, node: Node) -> list[int]:
     return entries
 
 
+def check_reshape_keeps_batch(ctx: ConversionContext, node: Node, source: str, target: list[int]) -> None:
+    """Refuse a constant Reshape target that moves values across the batch axis.
+
+    dtd's reshape layer takes the target's first entry as the batch axis. That reads the ONNX Reshape
+    right only when the other entries hold exactly one sample's values: ``[0 or -1 or N, ...]`` with
+    ``prod(...) == prod(sample)`` (or a -1 among them, with the first entry 0 or the static batch size).
+    Targets such as ``[24]``, ``[-1, 2, 3, 4]`` for ``[2, 3, 4]`` or ``[4, 2, 3]`` mix samples: valid ONNX,
+    outside what dtd supports. Unknown shapes are left to the C++ layer's own check.
+    """
+    sample = ctx.sample_shape(source)
+    if sample is None or source in ctx.merged_batch or not target:
+        return
+    size = int(np.prod(sample))
+    batch = ctx.dim_of(source, 0)
+    # With allowzero=0 a 0 copies the input's extent at the same position.
+    rest = [sample[i] if d == 0 and i < len(sample) else d for i, d in enumerate(target[1:])]
+    first = target[0]
+    known = int(np.prod([d for d in rest if d != -1]))
+    # A literal first entry with a dynamic batch is taken as the batch (exports with a fixed batch of 1).
+    batch_first = first == 0 or batch is None or first == batch
+    if -1 in rest:
+        keeps = batch_first and known > 0 and size % known == 0
+    else:
+        keeps = known == size and (batch_first or first == -1)
+    if not keeps:
+        raise UnsupportedModelError(
+            f"{node.describe()}: reshaping '{node.input(0)}' of shape [N, {', '.join(map(str, sample))}] to "
+            f"{target} moves values across the batch axis (N = {'?' if batch is None else batch}); dtd "
+            f"keeps the batch axis: the first entry must stand for it and the others hold the {size} values "
+            "of one sample"
+        )
+
+
 def refine_shapes(ctx: ConversionContext, node: Node, target: list[int]) -> None:
     """Rerun shape inference with ``node``'s computed Reshape target replaced by the constant ``target``.
 
@@ -428,15 +563,6 @@ def refine_shapes(ctx: ConversionContext, node: Node, target: list[int]) -> None
 
 
 # -- the ops that exist only for shape arithmetic ------------------------------------------------------------
-_SHAPE_ONLY_OPS = tuple(
-    op
-    for op in foldable_ops()
-    if op
-    not in ("Add", "Sub", "Mul", "Div", "Concat", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
-)
-
-
-@register(*_SHAPE_ONLY_OPS)
 def convert_shape_only(ctx: ConversionContext, node: Node) -> None:
     """Ops evaluated at import only: reaching a converter means an input is a data tensor."""
     data = next((n for n in node.inputs if n and ctx.value_pair(n) is None), node.input(0))
@@ -444,3 +570,17 @@ def convert_shape_only(ctx: ConversionContext, node: Node) -> None:
         f"{node.describe()}: {node.op_type} is only supported on constants and shape values (the shape "
         f"arithmetic in front of a Reshape, evaluated at import); its input '{data}' is a data tensor"
     )
+
+
+def register_shape_only_ops() -> list[str]:
+    """Register :func:`convert_shape_only` for every foldable op that has no converter of its own.
+
+    Called once the converter modules are imported (by :mod:`dtd.onnx.importer`), so that an op that gets a
+    real converter (Concat, Reshape, a residual Add, ...) keeps it; the others are claimed as supported on
+    constants and shape values only. Returns the op types registered by this call.
+    """
+    claimed = set(supported_ops())
+    added = [op for op in foldable_ops() if op not in claimed]
+    for op in added:
+        register(op, since=_SINCE[op])(convert_shape_only)
+    return added

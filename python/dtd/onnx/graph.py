@@ -13,8 +13,12 @@ from onnx import numpy_helper
 from ..errors import ModelLoadError, UnsupportedModelError
 from .context import Shape
 
-#: Default-domain opsets the importer accepts.
-MIN_OPSET, MAX_OPSET = 11, 21
+#: Oldest default-domain opset the importer accepts: opset 6 dropped the legacy ``consumed_inputs``
+#: attributes and made Cast's ``to`` an integer; every op form dtd converts exists from there on.
+MIN_OPSET = 6
+#: Newest default-domain opset: the newest the installed ``onnx`` package defines (its operator schemas are
+#: what the converters' opset tables are written against; a model from a newer onnx is refused, not guessed).
+MAX_OPSET = int(onnx.defs.onnx_opset_version())
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: Element types accepted for the model input.
 _FLOAT_TYPES = {
@@ -72,7 +76,18 @@ def read_model(src: SourceLike) -> tuple[onnx.ModelProto, str]:
 
 
 def default_opset(model: onnx.ModelProto) -> int:
-    """Return the default-domain opset, checking that it is supported and that no other domain is used."""
+    """Return the default-domain opset, checking that it is supported and that no node uses another domain.
+
+    The default domain is spelled ``""`` or ``"ai.onnx"``. Other domains may be imported (exporters list
+    ``ai.onnx.ml`` or ``com.microsoft`` out of habit); a node that uses one is refused.
+
+    Raises
+    ------
+    ModelLoadError
+        For a model without nodes and without a default-domain import (empty or not ONNX).
+    UnsupportedModelError
+        For an opset outside ``MIN_OPSET..MAX_OPSET``, or a node of another domain (naming node and domain).
+    """
     versions = {imp.domain: imp.version for imp in model.opset_import}
     opset = next((versions[d] for d in _DEFAULT_DOMAINS if d in versions), None)
     if opset is None:
@@ -82,14 +97,18 @@ def default_opset(model: onnx.ModelProto) -> int:
             )
         raise UnsupportedModelError("the model does not import the default ONNX domain")
     if not MIN_OPSET <= opset <= MAX_OPSET:
+        newest = f"the newest the installed onnx {onnx.__version__} defines"
+        why = "older than dtd supports" if opset < MIN_OPSET else f"newer than {newest}"
         raise UnsupportedModelError(
-            f"opset {opset} of the default ONNX domain is not supported (supported: {MIN_OPSET}..{MAX_OPSET})"
+            f"opset {opset} of the default ONNX domain is {why} (supported: {MIN_OPSET}..{MAX_OPSET})"
         )
-    for node in model.graph.node:
+    for index, node in enumerate(model.graph.node):
         if node.domain not in _DEFAULT_DOMAINS:
+            name = node.name or f"{node.op_type}_{index}"
+            imported = f"opset {versions[node.domain]}" if node.domain in versions else "not imported"
             raise UnsupportedModelError(
-                f"node {node.op_type} '{node.name}' uses the custom domain '{node.domain}'; only the default "
-                "ONNX domain is supported"
+                f"node {node.op_type} '{name}' uses the domain '{node.domain}' ({imported}); only the default "
+                "ONNX domain ('' or 'ai.onnx') is supported"
             )
     return int(opset)
 
@@ -135,7 +154,7 @@ def data_input(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str
     """Return ``(name, per-sample shape, dtype)`` of the single non-initializer graph input."""
     inputs = [v for v in graph.input if v.name not in initializer_names]
     if not inputs:
-        raise ModelLoadError("the graph has no data input")
+        raise UnsupportedModelError("the graph has no data input (it computes a constant)")
     if len(inputs) > 1:
         names = ", ".join(repr(v.name) for v in inputs)
         raise UnsupportedModelError(
@@ -157,6 +176,10 @@ def data_input(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str
             f"got {'unknown' if shape is None else list(shape)}"
         )
     sample = shape[1:]
+    if any(d == 0 for d in sample):
+        raise UnsupportedModelError(
+            f"the graph input '{value.name}' has shape {list(shape)}: an empty axis (extent 0) is not supported"
+        )
     if any(d is None or d <= 0 for d in sample):
         dims = ["?" if d is None else d for d in shape]
         raise UnsupportedModelError(

@@ -16,6 +16,8 @@ from . import graph as g
 from .context import ConversionContext, LayerDraft, Node
 from .registry import lookup, supported_ops
 
+fold.register_shape_only_ops()  # after the converter modules: ops with a converter of their own keep it
+
 
 @dataclass
 class ConvertedGraph:
@@ -144,7 +146,14 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
         raise UnsupportedModelError(
             f"the graph output '{out_value.name}' is computed from the batch size alone (shape arithmetic)"
         )
-    if output == input_name or output in consts or ctx.producer(output) is None:
+    if output == input_name or output in ctx.constants:
+        # Valid ONNX (an Identity, an inference-mode Dropout, a constant), but no network to explain.
+        what = "the input itself" if output == input_name else "a constant"
+        raise UnsupportedModelError(
+            f"the model computes no layer: its output '{out_value.name}' is {what} (after removing "
+            "Identity/Dropout and evaluating constants at import)"
+        )
+    if ctx.producer(output) is None:
         raise ModelLoadError(
             f"the model computes no layer: its output '{out_value.name}' is not a layer output"
         )

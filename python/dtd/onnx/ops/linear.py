@@ -46,6 +46,45 @@ def _check_data_first(ctx: ConversionContext, node: Node) -> None:
         )
 
 
+def _gemm_bias(ctx: ConversionContext, node: Node, n_out: int) -> np.ndarray | None:
+    """The bias ``beta * C`` as one value per output unit, following the opset's rules for C.
+
+    - C is required before opset 11 (optional from Gemm-11 on).
+    - Before opset 7, C broadcasts only with ``broadcast=1`` (legacy, trailing alignment); with
+      ``broadcast=0`` it must have the product's full shape [M, N]: accepted where M (the batch) is 1.
+    - From opset 7 on, C broadcasts unidirectionally to [M, N]: (), [1], [N], [1, 1], [1, N], and [M, 1]
+      or [M, N] for a batch M of 1 (a C that varies along M would tie the bias to the row in the batch).
+    """
+    if not node.input(2):
+        if node.opset < 11:
+            raise ModelLoadError(
+                f"{node.describe()}: the bias C is required before opset 11 (opset {node.opset})"
+            )
+        return None
+    c = ctx.constant(node, 2, "bias C")
+    if c.ndim > 2:
+        raise ModelLoadError(f"{node.describe()}: the bias C must have rank <= 2, got shape {c.shape}")
+    if node.opset < 7 and not node.int_attr("broadcast", 0) and (c.ndim != 2 or c.shape[1] != n_out):
+        raise ModelLoadError(
+            f"{node.describe()}: Gemm-{node.opset} without broadcast=1 needs C of the product's shape [M, "
+            f"{n_out}], got shape {c.shape}"
+        )
+    c2 = c.reshape((1,) * (2 - c.ndim) + c.shape)
+    if c2.shape[1] not in (1, n_out):
+        raise ModelLoadError(
+            f"{node.describe()}: the bias C of shape {c.shape} does not broadcast to one value per output unit "
+            f"[{n_out}]"
+        )
+    if c2.shape[0] != 1:
+        batch = ctx.dim_of(node.input(0), 0)
+        raise (ModelLoadError if batch is not None and batch != c2.shape[0] else UnsupportedModelError)(
+            f"{node.describe()}: the bias C of shape {c.shape} holds one row per sample of a batch of "
+            f"{c2.shape[0]} (the input '{node.input(0)}' has shape {ctx.shape_of(node.input(0))}); only a "
+            "bias shared by all samples is supported"
+        )
+    return node.float_attr("beta", 1.0) * np.broadcast_to(c2[0], (n_out,))
+
+
 @register("Gemm")
 def convert_gemm(ctx: ConversionContext, node: Node) -> None:
     """Gemm: fold alpha, beta, transB and a constant C into a dense layer; transA is unsupported."""
@@ -55,25 +94,17 @@ def convert_gemm(ctx: ConversionContext, node: Node) -> None:
         )
     _check_data_first(ctx, node)
     alpha = node.float_attr("alpha", 1.0)
-    beta = node.float_attr("beta", 1.0)
     b = ctx.constant(node, 1, "weight B")
     if b.ndim != 2:
         raise ModelLoadError(f"{node.describe()}: the weight B must be 2-D, got shape {b.shape}")
     weight = alpha * (b if node.int_attr("transB", 0) else b.T)
-    n_out = weight.shape[0]
-    c = ctx.optional_constant(node, 2, "bias C")
-    bias = None
-    if c is not None:
-        if c.ndim > 2:
-            raise ModelLoadError(f"{node.describe()}: the bias C must have rank <= 2, got shape {c.shape}")
-        c2 = c.reshape((1,) * (2 - c.ndim) + c.shape)
-        if c2.shape[0] != 1 or c2.shape[1] not in (1, n_out):
-            raise ModelLoadError(
-                f"{node.describe()}: the bias C of shape {c.shape} does not broadcast to one value per "
-                f"output unit [{n_out}]"
-            )
-        bias = beta * np.broadcast_to(c2[0], (n_out,))
-    _dense(ctx, node, weight, bias)
+    rank = ctx.rank_of(node.input(0))
+    if rank is not None and rank != 2:
+        raise ModelLoadError(
+            f"{node.describe()}: Gemm's input A must be 2-D, '{node.input(0)}' has shape "
+            f"{ctx.shape_of(node.input(0))}"
+        )
+    _dense(ctx, node, weight, _gemm_bias(ctx, node, weight.shape[0]))
 
 
 @register("MatMul")

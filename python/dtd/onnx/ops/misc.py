@@ -40,6 +40,11 @@ def convert_constant(ctx: ConversionContext, node: Node) -> None:
     """Constant nodes provide weights and shapes, like initializers."""
     attrs = node.attrs
     value: np.ndarray
+    scalar_forms = sorted(a for a in attrs if a.startswith("value_"))
+    if node.opset < 12 and scalar_forms:
+        raise ModelLoadError(
+            f"{node.describe()}: the attribute {scalar_forms[0]} exists from Constant-12 on (opset {node.opset})"
+        )
     if "value" in attrs:
         value = np.asarray(attrs["value"])
     elif "value_float" in attrs:

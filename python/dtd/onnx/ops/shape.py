@@ -48,6 +48,7 @@ def convert_reshape(ctx: ConversionContext, node: Node) -> None:
             "from shapes; only a constant shape or one computed from the input's shape is supported"
         )
     shape = np.asarray(ctx.raw_constant(node, 1, "shape")).reshape(-1)
+    fold.check_reshape_keeps_batch(ctx, node, source, [int(v) for v in shape])
     ctx.add_layer(node, "reshape", [source], ints={"shape": [int(v) for v in shape]})
 
 
@@ -157,7 +158,7 @@ def convert_transpose(ctx: ConversionContext, node: Node) -> None:
 def convert_concat(ctx: ConversionContext, node: Node) -> None:
     """Concat of data tensors along a non-batch axis."""
     if "axis" not in node.attrs:
-        raise UnsupportedModelError(f"{node.describe()}: the axis attribute is required")
+        raise ModelLoadError(f"{node.describe()}: the axis attribute is required (from Concat-4 on)")
     sources = [ctx.data_input(node, i) for i in range(len(node.inputs))]
     axis = node.int_attr("axis", 1)
     rank = ctx.rank_of(sources[0])
