@@ -34,6 +34,7 @@ const char* to_string(LayerKind kind) {
     case LayerKind::concat: return "concat";
     case LayerKind::softmax: return "softmax";
     case LayerKind::logsoftmax: return "logsoftmax";
+    case LayerKind::globalmaxpool: return "globalmaxpool";
   }
   return "?";
 }

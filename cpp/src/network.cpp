@@ -38,6 +38,7 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
     case LayerKind::concat: return std::make_unique<Concat<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::softmax:
     case LayerKind::logsoftmax: return std::make_unique<Softmax<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::globalmaxpool: return std::make_unique<GlobalMaxPool<T>>(spec, std::move(ids), std::move(shapes));
   }
   throw ModelError("layer '" + spec.name + "': unknown layer kind");
 }

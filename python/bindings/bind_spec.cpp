@@ -22,7 +22,8 @@ void bind_spec(py::module_& m) {
       .value("add", LayerKind::add)
       .value("concat", LayerKind::concat)
       .value("softmax", LayerKind::softmax)
-      .value("logsoftmax", LayerKind::logsoftmax);
+      .value("logsoftmax", LayerKind::logsoftmax)
+      .value("globalmaxpool", LayerKind::globalmaxpool);
 
   py::enum_<RuleKind>(m, "RuleKind")
       .value("zplus", RuleKind::zplus)

@@ -145,7 +145,7 @@ class Composite:
         ``{layer name | layer index | "dense" | "conv": Rule}``; a name or index wins over a kind, a kind over
         ``first``, ``first`` over ``default``. Only dense and conv layers take rules.
     maxpool : {"winner_take_all", "proportional"}
-        How max pooling redistributes relevance.
+        How max pooling (MaxPool and GlobalMaxPool) redistributes relevance.
     add : {"zplus", "proportional"}
         How a residual Add splits relevance between its inputs.
     eps : float

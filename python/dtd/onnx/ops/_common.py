@@ -22,10 +22,10 @@ def auto_pad(node: Node) -> int:
 def output_axis(ctx: ConversionContext, layer: LayerDraft) -> tuple[int, int] | None:
     """Return ``(rank, axis)`` of the per-unit axis of a conv/dense layer's output, or None if unknown.
 
-    Conv outputs are NCHW (units on axis 1); dense acts on the last axis.
+    Conv outputs are [N, C, spatial...] (units on axis 1, rank the weight's); dense acts on the last axis.
     """
     if layer.kind == "conv":
-        return 4, 1
+        return layer.weights["weight"].ndim, 1
     rank = ctx.rank_of(layer.output)
     if rank is None:
         return None
