@@ -52,6 +52,11 @@ CONV_CASES: dict[str, tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]] =
     "3d_valid": ((2, 5, 6, 7), (3, 2, 2, 3, 4), {"auto_pad": "VALID"}),
     "3d_pointwise": ((3, 4, 5, 6), (2, 3, 1, 1, 1), {}),
     "3d_large": ((2, 16, 24, 24), (8, 2, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),
+    # 16 and more output channels per group: float32 takes the implicit im2col into the GEMM's panels
+    "1d_wide": ((3, 50), (16, 3, 5), {"strides": [2], "pads": [2, 1]}),
+    "1d_wide_long": ((2, 3000), (32, 2, 7), {"pads": [3, 3], "dilations": [2]}),
+    "3d_wide": ((2, 5, 6, 7), (16, 2, 3, 3, 3), {"strides": [2, 1, 2], "pads": [1, 1, 0, 0, 1, 1]}),
+    "3d_wide_large": ((2, 12, 16, 16), (32, 1, 3, 3, 3), {"pads": [1] * 6, "group": 2}),
 }
 
 # (op, input shape, opset, attributes)
@@ -246,6 +251,11 @@ ND_GEOMETRIES: dict[str, tuple[tuple[int, ...], list[tuple[str, dict[str, Any]]]
         ],
     ),
     "3d_gmp": ((1, 4, 5, 4), [("conv", {"m": 4}), ("relu", {}), ("globalmaxpool", {}), ("flatten", {})]),
+    "3d_wide": (
+        (2, 5, 6, 5),
+        [("conv", {"m": 16, "strides": (1, 2, 1)}), ("relu", {}), ("maxpool", {"k": 2}), ("flatten", {})],
+    ),
+    "1d_wide": ((2, 30), [("conv", {"m": 16, "k": 5}), ("relu", {}), ("maxpool", {"k": 3}), ("flatten", {})]),
     "3d_gap": ((1, 4, 5, 4), [("conv", {"m": 4}), ("relu", {}), ("globalavgpool", {}), ("flatten", {})]),
 }
 
@@ -331,6 +341,25 @@ def test_globalmaxpool_ties_go_to_first_cell(seed: int) -> None:
     want = ref.explain(net, x, ref.assign(net, ref.ZPlus()))
     got = dtd.explain(model, x, rules=dtd.rules.Composite(default=dtd.rules.ZPlus()))
     assert rr.rel_err(got, want) <= 1e-10
+
+
+@pytest.mark.parametrize("cfg", ["wsquare_first", "zbox_scalar", "flat_first", "gamma"])
+@pytest.mark.parametrize("shape", [(1, 2100), (1, 8, 16, 16)], ids=["1d", "3d"])
+def test_banded_transposed_pass_matches_reference(shape: tuple[int, ...], cfg: str) -> None:
+    """Outputs of 2048 positions and more: the transposed pass runs in bands (of columns for 1-D, of depth planes
+    for 3-D), checked against the reference."""
+    b = rn.Builder("banded", shape, np.random.default_rng(6), "random")
+    b.conv(2, k=5 if len(shape) == 2 else 3, strides=(1,) * (len(shape) - 1))
+    b.relu()
+    b.globalavgpool()
+    b.flatten()
+    b.dense(3)
+    net = b.net
+    model = dtd.load(rn.to_onnx(net))
+    got, want = rr.run_both(net, model, cfg, 1, 6, np.float64)
+    assert rr.rel_err(got, want) <= 1e-10
+    got, want = rr.run_both(net, model, cfg, 1, 6, np.float32)
+    assert rr.rel_err(got, want) <= (1e-2 if cfg == "gamma" else 1e-4)
 
 
 # ---------------------------------------------------------------------------------------------------
