@@ -11,6 +11,7 @@ pooling windows. Each rule is then its formula from RULES.md on these matrices, 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import numpy as np
@@ -109,27 +110,46 @@ def fold_batchnorm(net: Net) -> Net:
 
 def _window_taps(
     in_shape: tuple[int, ...],
-    kernel: tuple[int, int],
-    strides: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    dilations: tuple[int, int],
-    out_hw: tuple[int, int],
-) -> list[list[tuple[int, int, int, int]]]:
-    """For each output position (oh, ow), the in-bounds taps (kh, kw, ih, iw) in row-major window order."""
-    _, h, w = in_shape
-    oh_n, ow_n = out_hw
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: tuple[int, ...],
+    dilations: tuple[int, ...],
+    out_sp: tuple[int, ...],
+) -> list[list[tuple[tuple[int, ...], tuple[int, ...]]]]:
+    """For each output position (row-major over the spatial axes), the in-bounds taps ``(k, i)`` in row-major window
+    order: ``k`` the kernel index, ``i`` the input index (one entry per spatial axis). ``in_shape`` is
+    ``(C, *spatial)`` with 1 to 3 spatial axes; ``pads`` in ONNX order (all begins, then all ends)."""
+    spatial = in_shape[1:]
+    r = len(spatial)
     taps = []
-    for oh in range(oh_n):
-        for ow in range(ow_n):
-            lst = []
-            for kh in range(kernel[0]):
-                ih = oh * strides[0] - pads[0] + kh * dilations[0]
-                for kw in range(kernel[1]):
-                    iw = ow * strides[1] - pads[1] + kw * dilations[1]
-                    if 0 <= ih < h and 0 <= iw < w:
-                        lst.append((kh, kw, ih, iw))
-            taps.append(lst)
+    for o in itertools.product(*(range(n) for n in out_sp)):
+        lst = []
+        for k in itertools.product(*(range(n) for n in kernel)):
+            i = tuple(o[a] * strides[a] - pads[a] + k[a] * dilations[a] for a in range(r))
+            if all(0 <= i[a] < spatial[a] for a in range(r)):
+                lst.append((k, i))
+        taps.append(lst)
     return taps
+
+
+def _padded_taps(
+    o: tuple[int, ...],
+    in_sp: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: tuple[int, ...],
+    dilations: tuple[int, ...],
+) -> int:
+    """Taps of output position ``o`` inside the padded input (count_include_pad's divisor; under ceil_mode a window
+    can reach past the padding, and those taps do not count)."""
+    r = len(in_sp)
+    n = 1
+    for a in range(r):
+        n *= sum(
+            -pads[a] <= o[a] * strides[a] - pads[a] + t * dilations[a] < in_sp[a] + pads[r + a]
+            for t in range(kernel[a])
+        )
+    return n
 
 
 def _out_len(size: int, k: int, s: int, p0: int, p1: int, d: int, ceil: bool) -> int:
@@ -163,51 +183,53 @@ class Layer:
             self.out_shape: tuple[int, ...] = (w.shape[0],)
         elif op == "conv":
             w = node.params["W"]
-            c, h, wd = s0
-            m, cg, kh_n, kw_n = w.shape
+            c, *sp = s0
+            m, cg, *ks = w.shape
+            r = len(ks)
             st, pd, dl, g = a["strides"], a["pads"], a["dilations"], a["group"]
-            oh_n = _out_len(h, kh_n, st[0], pd[0], pd[2], dl[0], False)
-            ow_n = _out_len(wd, kw_n, st[1], pd[1], pd[3], dl[1], False)
-            self.out_shape = (m, oh_n, ow_n)
-            self.W = np.zeros((c * h * wd, m * oh_n * ow_n))
+            osp = tuple(_out_len(sp[i], ks[i], st[i], pd[i], pd[r + i], dl[i], False) for i in range(r))
+            npos = int(np.prod(osp))
+            self.out_shape = (m, *osp)
+            self.W = np.zeros((int(np.prod(s0)), m * npos))
             self.M = np.zeros_like(self.W)
-            taps = _window_taps(s0, (kh_n, kw_n), st, pd, dl, (oh_n, ow_n))
+            taps = _window_taps(s0, tuple(ks), st, pd, dl, osp)
             per_group = m // g
             for mo in range(m):
                 grp = mo // per_group
                 for pos, lst in enumerate(taps):
-                    j = mo * oh_n * ow_n + pos
+                    j = mo * npos + pos
                     for ci in range(cg):
                         cin = grp * cg + ci
-                        for kh, kw, ih, iw in lst:
-                            i = (cin * h + ih) * wd + iw
-                            self.W[i, j] += w[mo, ci, kh, kw]
+                        for k, idx in lst:
+                            i = int(np.ravel_multi_index((cin, *idx), s0))
+                            self.W[i, j] += w[(mo, ci, *k)]
                             self.M[i, j] = 1.0
             self.has_bias = "B" in node.params
-            self.b = np.repeat(node.params.get("B", np.zeros(m)).astype(np.float64), oh_n * ow_n)
+            self.b = np.repeat(node.params.get("B", np.zeros(m)).astype(np.float64), npos)
         elif op in ("maxpool", "avgpool"):
-            c, h, wd = s0
-            kh_n, kw_n = a["kernel"]
+            c, *sp = s0
+            ks = tuple(a["kernel"])
+            r = len(ks)
             st, pd = a["strides"], a["pads"]
-            dl = a.get("dilations", (1, 1))
+            dl = a.get("dilations", (1,) * r)
             ceil = bool(a.get("ceil_mode", 0))
-            oh_n = _out_len(h, kh_n, st[0], pd[0], pd[2], dl[0], ceil)
-            ow_n = _out_len(wd, kw_n, st[1], pd[1], pd[3], dl[1], ceil)
-            self.out_shape = (c, oh_n, ow_n)
-            taps = _window_taps(s0, (kh_n, kw_n), st, pd, dl, (oh_n, ow_n))
-            self.W = np.zeros((c * h * wd, c * oh_n * ow_n))
+            osp = tuple(_out_len(sp[i], ks[i], st[i], pd[i], pd[r + i], dl[i], ceil) for i in range(r))
+            npos = int(np.prod(osp))
+            self.out_shape = (c, *osp)
+            taps = _window_taps(s0, ks, st, pd, dl, osp)
+            self.W = np.zeros((int(np.prod(s0)), c * npos))
             self.M = np.zeros_like(self.W)
             self.windows = []
+            positions = list(itertools.product(*(range(n) for n in osp)))
             for ch in range(c):
                 for pos, lst in enumerate(taps):
-                    j = ch * oh_n * ow_n + pos
-                    idx = [(ch * h + ih) * wd + iw for _, _, ih, iw in lst]
+                    j = ch * npos + pos
+                    idx = [int(np.ravel_multi_index((ch, *i), s0)) for _, i in lst]
                     assert idx, "a pooling window without any input cell"
                     self.windows.append(idx)
                     if op == "avgpool":
                         if a["count_include_pad"]:
-                            # divisor: the kernel size, padded cells included (no ceil mode here)
-                            div = kh_n * kw_n
+                            div = _padded_taps(positions[pos], tuple(sp), ks, st, pd, dl)
                         else:
                             div = len(idx)
                     for i in idx:
@@ -215,14 +237,17 @@ class Layer:
                         if op == "avgpool":
                             self.W[i, j] = 1.0 / div
             self.b = np.zeros(self.W.shape[1])
-        elif op == "globalavgpool":
-            c, h, wd = s0
-            self.out_shape = (c, 1, 1)
-            self.W = np.zeros((c * h * wd, c))
+        elif op in ("globalavgpool", "globalmaxpool"):
+            c, *sp = s0
+            plane = int(np.prod(sp))
+            self.out_shape = (c, *(1 for _ in sp))
+            self.W = np.zeros((c * plane, c))
             for ch in range(c):
-                self.W[ch * h * wd : (ch + 1) * h * wd, ch] = 1.0 / (h * wd)
+                self.W[ch * plane : (ch + 1) * plane, ch] = 1.0 / plane
             self.M = (self.W != 0).astype(np.float64)
             self.b = np.zeros(c)
+            if op == "globalmaxpool":
+                self.windows = [list(range(ch * plane, (ch + 1) * plane)) for ch in range(c)]
         elif op in ("relu", "softmax", "logsoftmax", "add"):
             self.out_shape = s0
         elif op == "flatten":
@@ -247,7 +272,7 @@ class Layer:
         if op in ("dense", "conv", "avgpool", "globalavgpool"):
             assert self.W is not None and self.b is not None
             return (xs[0].reshape(n, -1) @ self.W + self.b).reshape(n, *self.out_shape)
-        if op == "maxpool":
+        if op in ("maxpool", "globalmaxpool"):
             assert self.windows is not None
             flat = xs[0].reshape(n, -1)
             out = np.stack([flat[:, idx].max(axis=1) for idx in self.windows], axis=1)
@@ -497,7 +522,7 @@ def relevance(
             rule = rules[node.name]
             rule_name = rule.kind
             outs = [_parametric_rule(lay, rule, a, r, model_shape)]
-        elif node.op == "maxpool" and maxpool == "winner_take_all":
+        elif node.op in ("maxpool", "globalmaxpool") and maxpool == "winner_take_all":
             assert lay.windows is not None
             ri = np.zeros_like(a)
             for j, idx in enumerate(lay.windows):
@@ -505,7 +530,7 @@ def relevance(
                 win = np.asarray(idx)[vals.argmax(axis=1)]  # argmax: first maximum in window order
                 ri[np.arange(n), win] += r[:, j]
             outs = [ri]
-        elif node.op == "maxpool":
+        elif node.op in ("maxpool", "globalmaxpool"):
             assert maxpool == "proportional", maxpool
             assert lay.M is not None
             z = a @ lay.M

@@ -9,12 +9,12 @@ Ops (``Node.op``) and their fields:
 
 - ``dense``: params ``W`` [out, in], optional ``B`` [out]; attr ``trans_b`` (export as Gemm with
   ``transB=1`` and ``W``, or ``transB=0`` and ``W.T``).
-- ``conv``: params ``W`` [M, C/group, kh, kw], optional ``B`` [M]; attrs ``strides``, ``pads``
-  (ONNX order: top, left, bottom, right), ``dilations``, ``group``.
+- ``conv``: params ``W`` [M, C/group, k...] (1 to 3 spatial axes), optional ``B`` [M]; attrs ``strides``,
+  ``pads`` (ONNX order: all begins, then all ends; 2-D: top, left, bottom, right), ``dilations``, ``group``.
 - ``batchnorm``: params ``scale``, ``bias``, ``mean``, ``var`` [C]; attr ``epsilon``.
-- ``maxpool``: attrs ``kernel``, ``strides``, ``pads``, ``dilations``, ``ceil_mode``.
-- ``avgpool``: attrs ``kernel``, ``strides``, ``pads``, ``count_include_pad``.
-- ``globalavgpool``, ``relu``, ``softmax``, ``logsoftmax`` (axis 1): no fields.
+- ``maxpool``: attrs ``kernel``, ``strides``, ``pads``, ``dilations``, ``ceil_mode`` (1 to 3 spatial axes).
+- ``avgpool``: attrs ``kernel``, ``strides``, ``pads``, ``dilations``, ``ceil_mode``, ``count_include_pad``.
+- ``globalavgpool``, ``globalmaxpool``, ``relu``, ``softmax``, ``logsoftmax`` (axis 1): no fields.
 - ``flatten`` (axis 1), ``reshape``: attr ``shape`` (ONNX Reshape target, batch axis included, 0 and -1
   allowed), ``add`` (any number of inputs), ``concat`` (attr ``axis``, default 1).
 """
@@ -142,27 +142,31 @@ class Builder:
     def conv(
         self,
         m: int,
-        k: int | tuple[int, int] = 3,
-        strides: tuple[int, int] = (1, 1),
-        pads: tuple[int, int, int, int] = (1, 1, 1, 1),
-        dilations: tuple[int, int] = (1, 1),
+        k: int | tuple[int, ...] = 3,
+        strides: tuple[int, ...] | None = None,
+        pads: tuple[int, ...] | None = None,
+        dilations: tuple[int, ...] | None = None,
         group: int = 1,
     ) -> str:
-        """2-D convolution."""
-        c, h, w_ = self.shape
-        kh, kw = (k, k) if isinstance(k, int) else k
-        assert c % group == 0 and m % group == 0
-        fan_in = (c // group) * kh * kw
-        w = f32(self.rng.standard_normal((m, c // group, kh, kw)) * math.sqrt(2.0 / fan_in))
+        """Convolution over the current tensor's 1 to 3 spatial axes (default: stride 1, pad 1, dilation 1)."""
+        c, *sp = self.shape
+        r = len(sp)
+        ks = (k,) * r if isinstance(k, int) else tuple(k)
+        strides = strides if strides is not None else (1,) * r
+        pads = pads if pads is not None else (1,) * (2 * r)
+        dilations = dilations if dilations is not None else (1,) * r
+        assert c % group == 0 and m % group == 0 and len(ks) == len(strides) == len(dilations) == r
+        assert len(pads) == 2 * r
+        fan_in = (c // group) * int(np.prod(ks))
+        w = f32(self.rng.standard_normal((m, c // group, *ks)) * math.sqrt(2.0 / fan_in))
         params = {"W": w}
         b = self._bias(m)
         if b is not None:
             params["B"] = b
-        oh = conv_out(h, kh, strides[0], pads[0], pads[2], dilations[0])
-        ow = conv_out(w_, kw, strides[1], pads[1], pads[3], dilations[1])
+        out = tuple(conv_out(sp[i], ks[i], strides[i], pads[i], pads[r + i], dilations[i]) for i in range(r))
         return self._add(
             "conv",
-            (m, oh, ow),
+            (m, *out),
             params=params,
             strides=tuple(strides),
             pads=tuple(pads),
@@ -195,55 +199,62 @@ class Builder:
         """ReLU."""
         return self._add("relu", self.shape)
 
+    def _window(
+        self,
+        k: int | tuple[int, ...],
+        strides: tuple[int, ...] | None,
+        pads: tuple[int, ...] | None,
+        dilations: tuple[int, ...] | None,
+        ceil_mode: bool,
+    ) -> tuple[tuple[int, ...], dict[str, Any]]:
+        """Output shape and attributes of a pooling window over the current tensor's spatial axes."""
+        c, *sp = self.shape
+        r = len(sp)
+        ks = (k,) * r if isinstance(k, int) else tuple(k)
+        s = tuple(strides) if strides is not None else ks
+        pads = tuple(pads) if pads is not None else (0,) * (2 * r)
+        dl = tuple(dilations) if dilations is not None else (1,) * r
+        out = tuple(conv_out(sp[i], ks[i], s[i], pads[i], pads[r + i], dl[i], ceil_mode) for i in range(r))
+        return (c, *out), {
+            "kernel": ks,
+            "strides": s,
+            "pads": pads,
+            "dilations": dl,
+            "ceil_mode": int(ceil_mode),
+        }
+
     def maxpool(
         self,
-        k: int | tuple[int, int] = 2,
-        strides: tuple[int, int] | None = None,
-        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-        dilations: tuple[int, int] = (1, 1),
+        k: int | tuple[int, ...] = 2,
+        strides: tuple[int, ...] | None = None,
+        pads: tuple[int, ...] | None = None,
+        dilations: tuple[int, ...] | None = None,
         ceil_mode: bool = False,
     ) -> str:
-        """Max pooling."""
-        c, h, w = self.shape
-        kh, kw = (k, k) if isinstance(k, int) else k
-        s = strides if strides is not None else (kh, kw)
-        oh = conv_out(h, kh, s[0], pads[0], pads[2], dilations[0], ceil_mode)
-        ow = conv_out(w, kw, s[1], pads[1], pads[3], dilations[1], ceil_mode)
-        return self._add(
-            "maxpool",
-            (c, oh, ow),
-            kernel=(kh, kw),
-            strides=tuple(s),
-            pads=tuple(pads),
-            dilations=tuple(dilations),
-            ceil_mode=int(ceil_mode),
-        )
+        """Max pooling (stride defaults to the kernel)."""
+        out, attrs = self._window(k, strides, pads, dilations, ceil_mode)
+        return self._add("maxpool", out, **attrs)
 
     def avgpool(
         self,
-        k: int | tuple[int, int] = 2,
-        strides: tuple[int, int] | None = None,
-        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+        k: int | tuple[int, ...] = 2,
+        strides: tuple[int, ...] | None = None,
+        pads: tuple[int, ...] | None = None,
         count_include_pad: int = 0,
+        ceil_mode: bool = False,
+        dilations: tuple[int, ...] | None = None,
     ) -> str:
-        """Average pooling."""
-        c, h, w = self.shape
-        kh, kw = (k, k) if isinstance(k, int) else k
-        s = strides if strides is not None else (kh, kw)
-        oh = conv_out(h, kh, s[0], pads[0], pads[2], 1)
-        ow = conv_out(w, kw, s[1], pads[1], pads[3], 1)
-        return self._add(
-            "avgpool",
-            (c, oh, ow),
-            kernel=(kh, kw),
-            strides=tuple(s),
-            pads=tuple(pads),
-            count_include_pad=int(count_include_pad),
-        )
+        """Average pooling (stride defaults to the kernel; dilations need opset 19 in the export)."""
+        out, attrs = self._window(k, strides, pads, dilations, ceil_mode)
+        return self._add("avgpool", out, count_include_pad=int(count_include_pad), **attrs)
 
     def globalavgpool(self) -> str:
-        """Global average pooling (keeps 1x1 spatial axes, as ONNX does)."""
-        return self._add("globalavgpool", (self.shape[0], 1, 1))
+        """Global average pooling (keeps unit spatial axes, as ONNX does)."""
+        return self._add("globalavgpool", (self.shape[0], *(1 for _ in self.shape[1:])))
+
+    def globalmaxpool(self) -> str:
+        """Global max pooling (keeps unit spatial axes, as ONNX does)."""
+        return self._add("globalmaxpool", (self.shape[0], *(1 for _ in self.shape[1:])))
 
     def flatten(self) -> str:
         """Flatten with axis 1."""
@@ -582,31 +593,24 @@ def to_onnx(net: Net, opset: int = 13) -> onnx.ModelProto:
             nodes.append(helper.make_node("BatchNormalization", ins, out, name=n.name, epsilon=a["epsilon"]))
         elif n.op == "relu":
             nodes.append(helper.make_node("Relu", ins, out, name=n.name))
-        elif n.op == "maxpool":
+        elif n.op in ("maxpool", "avgpool"):
             kw: dict[str, Any] = {
                 "kernel_shape": list(a["kernel"]),
                 "strides": list(a["strides"]),
                 "pads": list(a["pads"]),
-                "ceil_mode": a["ceil_mode"],
             }
-            if tuple(a["dilations"]) != (1, 1):
+            if a.get("ceil_mode", 0) or n.op == "maxpool":
+                kw["ceil_mode"] = a.get("ceil_mode", 0)
+            if any(d != 1 for d in a.get("dilations", ())):
                 kw["dilations"] = list(a["dilations"])
-            nodes.append(helper.make_node("MaxPool", ins, out, name=n.name, **kw))
-        elif n.op == "avgpool":
-            nodes.append(
-                helper.make_node(
-                    "AveragePool",
-                    ins,
-                    out,
-                    name=n.name,
-                    kernel_shape=list(a["kernel"]),
-                    strides=list(a["strides"]),
-                    pads=list(a["pads"]),
-                    count_include_pad=a["count_include_pad"],
-                )
-            )
+            if n.op == "avgpool":
+                kw["count_include_pad"] = a["count_include_pad"]
+            op_type = "MaxPool" if n.op == "maxpool" else "AveragePool"
+            nodes.append(helper.make_node(op_type, ins, out, name=n.name, **kw))
         elif n.op == "globalavgpool":
             nodes.append(helper.make_node("GlobalAveragePool", ins, out, name=n.name))
+        elif n.op == "globalmaxpool":
+            nodes.append(helper.make_node("GlobalMaxPool", ins, out, name=n.name))
         elif n.op == "flatten":
             nodes.append(helper.make_node("Flatten", ins, out, name=n.name, axis=1))
         elif n.op == "reshape":

@@ -1,6 +1,8 @@
-// Spatial geometry shared by convolution and pooling (private): ONNX auto_pad, pads, ceil_mode.
+// Spatial geometry shared by convolution and pooling (private): ONNX auto_pad, pads, ceil_mode, over 1, 2 or 3
+// spatial axes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -55,5 +57,39 @@ struct Axis {
     return out;
   }
 };
+
+/// A window (kernel) geometry over 1, 2 or 3 spatial axes, always held as three axes (depth, height, width): an op
+/// with fewer spatial axes gets leading unit axes (extent 1, kernel 1, stride 1, no padding), so 1-D and 2-D use
+/// the same loops, and the same memory layout, as 3-D.
+struct Window {
+  int64_t rank = 0;  // spatial axes of the op: 1, 2 or 3
+  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, kernel{1, 1, 1}, stride{1, 1, 1}, dil{1, 1, 1};
+  std::array<int64_t, 3> pad_begin{0, 0, 0}, pad_end{0, 0, 0};
+};
+
+/// Reads strides (rank values), dilations (rank), pads (2 * rank: all begins, then all ends, ONNX order) and auto_pad
+/// of `spec` for the spatial extents `spatial` and the kernel extents `kernel` (both rank values, rank 1 to 3),
+/// and resolves the output extents.
+inline Window window(const LayerSpec& spec, const Shape& spatial, const std::vector<int64_t>& kernel, bool ceil_mode) {
+  const size_t r = spatial.size();
+  DTD_CHECK(r >= 1 && r <= 3 && kernel.size() == r, ModelError, to_string(spec.kind), " layer '", spec.name, "': ", r,
+            " spatial axes with a kernel of ", kernel.size(), " (1 to 3 spatial axes are supported)");
+  const auto strides = ints(spec, "strides", r, std::vector<int64_t>(r, 1));
+  const auto dil = ints(spec, "dilations", r, std::vector<int64_t>(r, 1));
+  const auto pads = ints(spec, "pads", 2 * r, std::vector<int64_t>(2 * r, 0));
+  const int64_t auto_pad = int_attr(spec, "auto_pad", kNotSet);
+  Window g;
+  g.rank = static_cast<int64_t>(r);
+  for (size_t i = 0; i < r; ++i) {
+    const size_t a = 3 - r + i;
+    DTD_CHECK(kernel[i] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel must be >= 1");
+    DTD_CHECK(dil[i] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': dilations must be >= 1");
+    g.in[a] = spatial[i], g.kernel[a] = kernel[i], g.stride[a] = strides[i], g.dil[a] = dil[i];
+    Axis axis{spatial[i], (kernel[i] - 1) * dil[i] + 1, strides[i], pads[i], pads[r + i]};
+    g.out[a] = axis.resolve(spec, auto_pad, ceil_mode);
+    g.pad_begin[a] = axis.pad_begin, g.pad_end[a] = axis.pad_end;
+  }
+  return g;
+}
 
 }  // namespace dtd::detail

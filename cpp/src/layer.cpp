@@ -36,6 +36,7 @@ const char* to_string(LayerKind kind) {
     case LayerKind::logsoftmax: return "logsoftmax";
     case LayerKind::affine: return "affine";
     case LayerKind::layernorm: return "layernorm";
+    case LayerKind::globalmaxpool: return "globalmaxpool";
   }
   return "?";
 }

@@ -24,7 +24,8 @@ void bind_spec(py::module_& m) {
       .value("softmax", LayerKind::softmax)
       .value("logsoftmax", LayerKind::logsoftmax)
       .value("affine", LayerKind::affine)
-      .value("layernorm", LayerKind::layernorm);
+      .value("layernorm", LayerKind::layernorm)
+      .value("globalmaxpool", LayerKind::globalmaxpool);
 
   py::enum_<RuleKind>(m, "RuleKind")
       .value("zplus", RuleKind::zplus)

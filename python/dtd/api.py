@@ -161,7 +161,11 @@ def _rule_specs(
         if rule is None:
             spec = _core.RuleSpec()
             spec.eps = float(DEFAULT_EPS if composite.eps is None else composite.eps)
-            name = {"maxpool": composite.maxpool, "add": composite.add}.get(layer.kind, "-")
+            name = {
+                "maxpool": composite.maxpool,
+                "globalmaxpool": composite.maxpool,
+                "add": composite.add,
+            }.get(layer.kind, "-")
             if layer.kind in ("avgpool", "globalavgpool"):
                 name = "proportional"
             elif layer.kind == "affine":

@@ -121,6 +121,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spatial_axes(model: Any) -> int:
+    """How to draw the model's inputs: 1 (signals [C, L] of a 1-D conv net), 3 (volumes [C, D, H, W]) or 2."""
+    rank = len(model.input_shape)
+    if rank == 4:
+        return 3
+    spatial_kinds = ("conv", "maxpool", "avgpool", "globalavgpool", "globalmaxpool")
+    if rank == 2 and any(
+        layer.kind in spatial_kinds and len(layer.input_shapes[0]) == 2 for layer in model.layers
+    ):
+        return 1
+    return 2
+
+
+def _picture(viz: Any, spatial: int, x: np.ndarray, relevance: np.ndarray) -> Any:
+    """The image written for one input: a heatmap (2-D), the signal with its relevance (1-D), depth slices (3-D)."""
+    if spatial == 1:
+        return viz.signal(x, relevance)
+    if spatial == 3:
+        return viz.slices(relevance)
+    return relevance
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import dtd
 
@@ -149,6 +171,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         high_b: Any = np.broadcast_to(hi, (channels, 1, 1)).reshape(-1) if np.ndim(hi) else float(hi)
     else:
         low_b, high_b = low, high
+    spatial = _spatial_axes(model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
@@ -158,7 +181,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             model, x, target=args.target, rules=args.rules, low=low_b, high=high_b, return_details=True
         )
         np.save(out / f"{name}_relevance.npy", details.relevance)
-        viz.save(out / f"{name}_heatmap.png", details.relevance, scale=args.scale)
+        viz.save(out / f"{name}_heatmap.png", _picture(viz, spatial, x, details.relevance), scale=args.scale)
         target = int(details.targets) if details.targets is not None else -1
         logit = float(details.logits[target]) if target >= 0 else float("nan")
         if not args.quiet:

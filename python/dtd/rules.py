@@ -189,7 +189,7 @@ class Composite:
         kind over ``first``, ``first`` over ``default``. Dense and conv layers take any rule; affine layers
         (constant scale and shift) pass relevance through unless given :class:`Epsilon`.
     maxpool : {"winner_take_all", "proportional"}
-        How max pooling redistributes relevance.
+        How max pooling (MaxPool and GlobalMaxPool) redistributes relevance.
     add : {"zplus", "proportional"}
         How a residual Add splits relevance between its inputs.
     eps : float, optional

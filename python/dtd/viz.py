@@ -4,6 +4,9 @@ Everything here returns plain ``uint8`` RGB arrays of shape ``[H, W, 3]`` built 
 only to draw captions and write PNG files. Matplotlib is not needed (its colormaps can be used by name
 if it happens to be installed).
 
+1-D inputs (signals ``[C, L]``) are drawn by :func:`signal` as the trace with its relevance as a coloured band
+and tint; 3-D inputs (volumes ``[C, D, H, W]``) by :func:`slices` as a grid of depth slices on one colour scale.
+
 Relevance is shown with a diverging colormap centred at zero: blue for negative, white for zero, red for
 positive relevance, normalised symmetrically by ``max |R|`` (or a percentile of ``|R|``), as in the
 heatmaps of Montavon et al., "Explaining nonlinear classification decisions with deep Taylor
@@ -19,7 +22,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COLORMAPS", "grid", "heatmap", "line_plot", "normalize", "overlay", "save", "to_rgb"]
+__all__ = [
+    "COLORMAPS",
+    "grid",
+    "heatmap",
+    "line_plot",
+    "normalize",
+    "overlay",
+    "save",
+    "signal",
+    "slices",
+    "to_rgb",
+]
 
 # Piecewise-linear diverging colormaps: anchors at t in [-1, 1] -> RGB in [0, 1]; t = 0 is always white.
 COLORMAPS: dict[str, tuple[tuple[float, tuple[float, float, float]], ...]] = {
@@ -325,6 +339,134 @@ def grid(
             draw.text((x + max(0.0, (cw - width) / 2), y), cap, fill=text_color, font=font)
         out = np.asarray(img, dtype=np.uint8).copy()
     return out
+
+
+def _channels_summed(R: npt.ArrayLike, spatial: int, what: str, shapes: str) -> npt.NDArray[np.float64]:
+    """Drop a leading batch axis of 1 and sum a channel axis: an array with ``spatial`` axes."""
+    r = np.asarray(R, dtype=np.float64)
+    if r.ndim == spatial + 2 and r.shape[0] == 1:
+        r = r[0]
+    if r.ndim == spatial + 1:
+        r = r.sum(axis=0)
+    if r.ndim != spatial:
+        raise ValueError(f"expected {what} of shape {shapes}, got shape {np.shape(R)}")
+    return r
+
+
+def signal(
+    x: npt.ArrayLike | None,
+    R: npt.ArrayLike,
+    *,
+    size: tuple[int, int] = (800, 240),
+    gamma: float = 1.0,
+    percentile: float | None = None,
+    cmap: str = "bwr",
+) -> npt.NDArray[np.uint8]:
+    """Draw a 1-D signal with its relevance: the trace over a background tinted by the relevance, and a colour
+    band of the relevance below it (red positive, white zero, blue negative).
+
+    Parameters
+    ----------
+    x : array_like or None
+        The signal, [L], [C, L] (one trace per channel) or [1, C, L]; None draws the relevance only.
+    R : array_like
+        Its relevance, [L], [C, L] (summed over channels) or [1, C, L].
+    size : tuple of int, optional
+        Image (width, height) in pixels.
+    gamma, percentile, cmap : optional
+        As in :func:`heatmap`.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array [height, width, 3]. When the signal is longer than the plot is wide, each pixel column shows
+        the sample of largest ``|R|`` among those it covers, so that narrow peaks stay visible.
+    """
+    from PIL import Image, ImageDraw
+
+    r = _channels_summed(R, 1, "a relevance signal", "[L], [C, L] or [1, C, L]")
+    traces = None
+    if x is not None:
+        xa = np.asarray(x, dtype=np.float64)
+        if xa.ndim == 3 and xa.shape[0] == 1:
+            xa = xa[0]
+        traces = xa.reshape(1, -1) if xa.ndim == 1 else xa
+        if traces.ndim != 2 or traces.shape[1] != r.size:
+            raise ValueError(
+                f"the signal has shape {np.shape(x)} but the relevance has {r.size} samples; expected [L], [C, L] "
+                "or [1, C, L] with the same L"
+            )
+    width, height = size
+    pad = 4
+    band = max(8, height // 6)
+    pw, ph = width - 2 * pad, height - 3 * pad - band
+    if pw < 2 or ph < 2 or r.size == 0:
+        raise ValueError(f"size {size} is too small for a signal plot (or the signal is empty)")
+    v = normalize(r, percentile=percentile, gamma=gamma)
+    # per pixel column: the covered sample with the largest |v|
+    cols = np.empty(pw)
+    edges = np.linspace(0, r.size, pw + 1)
+    for c in range(pw):
+        lo = int(np.floor(edges[c]))
+        hi = max(lo + 1, int(np.ceil(edges[c + 1])))
+        seg = v[lo : min(hi, r.size)]
+        cols[c] = seg[np.argmax(np.abs(seg))]
+    colours = _apply_cmap(cols, cmap).astype(np.float64)
+    out = np.full((height, width, 3), 255.0)
+    # tint behind the trace: the relevance colour at opacity 0.35 |v|
+    a = 0.35 * np.abs(cols)[None, :, None]
+    out[pad : pad + ph, pad : pad + pw] = (1.0 - a) * 255.0 + a * colours[None]
+    out[2 * pad + ph : 2 * pad + ph + band, pad : pad + pw] = colours[None]
+    img = Image.fromarray(np.asarray(np.round(out), dtype=np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([pad - 1, pad - 1, pad + pw, pad + ph], outline=(120, 120, 120))
+    if traces is not None:
+        lo_v, hi_v = float(traces.min()), float(traces.max())
+        if hi_v == lo_v:
+            lo_v, hi_v = lo_v - 0.5, hi_v + 0.5
+        xs = pad + (np.arange(r.size) + 0.5) * pw / r.size
+        for k, tr in enumerate(traces):
+            ys = pad + (hi_v - tr) / (hi_v - lo_v) * (ph - 1)
+            colour = (0, 0, 0) if k == 0 else _LINE_COLORS[k % len(_LINE_COLORS)]
+            draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=1)
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def slices(
+    R: npt.ArrayLike,
+    *,
+    ncols: int | None = None,
+    scale: int = 1,
+    gamma: float = 1.0,
+    percentile: float | None = None,
+    cmap: str = "bwr",
+    captions: bool = True,
+) -> npt.NDArray[np.uint8]:
+    """Draw a 3-D relevance volume as a grid of its depth slices, all on one colour scale.
+
+    Parameters
+    ----------
+    R : array_like
+        Relevance [D, H, W], [C, D, H, W] (summed over channels) or [1, C, D, H, W].
+    ncols : int, optional
+        Columns of the grid (default: about the square root of D).
+    scale : int, optional
+        Integer upscaling of every slice.
+    gamma, percentile, cmap : optional
+        As in :func:`heatmap`; the normalisation is over the whole volume, so slices compare.
+    captions : bool, optional
+        Caption each slice with its depth index ``z=k``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array [height, width, 3].
+    """
+    r = _channels_summed(R, 3, "a relevance volume", "[D, H, W], [C, D, H, W] or [1, C, D, H, W]")
+    v = normalize(r, percentile=percentile, gamma=gamma)
+    tiles = [_apply_cmap(v[z], cmap) for z in range(v.shape[0])]
+    labels = [f"z={z}" for z in range(v.shape[0])] if captions else None
+    return grid(tiles, labels, ncols=ncols, scale=scale)
 
 
 # Line colours for line_plot (colour-blind friendly: Okabe & Ito).

@@ -13,10 +13,11 @@ namespace dtd {
 
 enum class LayerKind {
   dense,          // weights "weight" [out, in], optional "bias" [out]; applies to the last axis
-  conv,           // "weight" [Cout, Cin/group, kh, kw], optional "bias"; ints strides, pads, dilations, group, auto_pad
+  conv,           // "weight" [Cout, Cin/group, k...] (1 to 3 spatial axes), optional "bias"; ints strides, pads,
+                  // dilations, group, auto_pad (one value per spatial axis; pads: begins, then ends)
   relu,           //
-  maxpool,        // ints kernel, strides, pads, dilations, ceil_mode, auto_pad
-  avgpool,        // ints kernel, strides, pads, ceil_mode, count_include_pad, auto_pad
+  maxpool,        // ints kernel, strides, pads, dilations, ceil_mode, auto_pad (1 to 3 spatial axes, as conv)
+  avgpool,        // ints kernel, strides, pads, dilations, ceil_mode, count_include_pad, auto_pad (likewise)
   globalavgpool,  //
   flatten,        // ints axis (ONNX axis, counting the batch axis, >= 1)
   reshape,        // ints shape (ONNX target shape including the batch entry; 0 copies, -1 infers)
@@ -26,6 +27,7 @@ enum class LayerKind {
   logsoftmax,     // ints axis; likewise
   affine,         // weights "scale", "shift" broadcasting (right-aligned) against the per-sample input: y = s x + t
   layernorm,      // ints axis (ONNX axis, >= 1: normalises axis..rank-1); floats epsilon; "scale", optional "bias"
+  globalmaxpool,  // any number of spatial axes
 };
 
 /// Name of a kind as used in messages and in Python ("dense", "conv", ...).

@@ -13,59 +13,61 @@ template <class T>
 Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : LinearLayer<T>(spec, std::move(inputs), std::move(input_shapes)) {
   const Shape& x = this->input_shapes()[0];
-  DTD_CHECK(x.size() == 3, ModelError, "conv layer '", spec.name, "': input must be [C, H, W] per sample, got ",
-            to_string(x));
-  cin_ = x[0], h_ = x[1], w_ = x[2];
+  DTD_CHECK(x.size() >= 2 && x.size() <= 4, ModelError, "conv layer '", spec.name,
+            "': input must be [C, L], [C, H, W] or [C, D, H, W] per sample, got ", to_string(x));
+  cin_ = x[0];
   auto wt = spec.weights.find("weight");
-  DTD_CHECK(wt != spec.weights.end() && wt->second.shape.size() == 4, ModelError, "conv layer '", spec.name,
-            "': weight must be [Cout, Cin/group, kh, kw]");
+  DTD_CHECK(wt != spec.weights.end() && wt->second.shape.size() == x.size() + 1, ModelError, "conv layer '", spec.name,
+            "': weight must be [Cout, Cin/group, k...] with one kernel axis per spatial axis of the input ",
+            to_string(x), ", got ", wt == spec.weights.end() ? std::string("none") : to_string(wt->second.shape));
   const Shape& ws = wt->second.shape;
-  cout_ = ws[0], kh_ = ws[2], kw_ = ws[3];
+  cout_ = ws[0];
   group_ = detail::int_attr(spec, "group", 1);
   DTD_CHECK(group_ >= 1 && cin_ % group_ == 0 && cout_ % group_ == 0, ModelError, "conv layer '", spec.name,
             "': group ", group_, " does not divide input channels ", cin_, " and output channels ", cout_);
   DTD_CHECK(ws[1] == cin_ / group_, ModelError, "conv layer '", spec.name, "': weight has shape ", to_string(ws),
             " but the input has ", cin_, " channels and group = ", group_, " (expected ", cin_ / group_,
             " input channels per group)");
-  const auto strides = detail::ints(spec, "strides", 2, {1, 1});
-  const auto dil = detail::ints(spec, "dilations", 2, {1, 1});
-  const auto pads = detail::ints(spec, "pads", 4, {0, 0, 0, 0});
-  const int64_t auto_pad = detail::int_attr(spec, "auto_pad", kNotSet);
-  DTD_CHECK(dil[0] >= 1 && dil[1] >= 1, ModelError, "conv layer '", spec.name, "': dilations must be >= 1");
-  stride_h_ = strides[0], stride_w_ = strides[1], dil_h_ = dil[0], dil_w_ = dil[1];
-  detail::Axis ay{h_, (kh_ - 1) * dil_h_ + 1, stride_h_, pads[0], pads[2]};
-  detail::Axis ax{w_, (kw_ - 1) * dil_w_ + 1, stride_w_, pads[1], pads[3]};
-  oh_ = ay.resolve(spec, auto_pad, false);
-  ow_ = ax.resolve(spec, auto_pad, false);
-  pad_t_ = ay.pad_begin, pad_l_ = ax.pad_begin;
-  pointwise_ =
-      kh_ == 1 && kw_ == 1 && stride_h_ == 1 && stride_w_ == 1 && pad_t_ == 0 && pad_l_ == 0 && oh_ == h_ && ow_ == w_;
+  const detail::Window g =
+      detail::window(spec, Shape(x.begin() + 1, x.end()), std::vector<int64_t>(ws.begin() + 2, ws.end()), false);
+  d_ = g.in[0], h_ = g.in[1], w_ = g.in[2];
+  od_ = g.out[0], oh_ = g.out[1], ow_ = g.out[2];
+  kd_ = g.kernel[0], kh_ = g.kernel[1], kw_ = g.kernel[2];
+  stride_d_ = g.stride[0], stride_h_ = g.stride[1], stride_w_ = g.stride[2];
+  dil_d_ = g.dil[0], dil_h_ = g.dil[1], dil_w_ = g.dil[2];
+  pad_f_ = g.pad_begin[0], pad_t_ = g.pad_begin[1], pad_l_ = g.pad_begin[2];
+  pointwise_ = true;
+  for (size_t a = 0; a < 3; ++a)
+    pointwise_ = pointwise_ && g.kernel[a] == 1 && g.stride[a] == 1 && g.pad_begin[a] == 0 && g.out[a] == g.in[a];
   this->load_weights(spec, ws, cout_);
-  this->output_shape_ = {cout_, oh_, ow_};
+  this->output_shape_ = {cout_};
+  for (int64_t a = 3 - g.rank; a < 3; ++a) this->output_shape_.push_back(g.out[static_cast<size_t>(a)]);
 }
 
 namespace {
 
-// What one row of the patch matrix needs of a convolution's geometry.
+// What one row of the patch matrix needs of a convolution's geometry (three spatial axes, unit ones for 1-D/2-D).
 struct PatchGeometry {
-  int64_t h, w, ow, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_t, pad_l;
+  int64_t d, h, w, oh, ow, kd, kh, kw, stride_d, stride_h, stride_w, dil_d, dil_h, dil_w, pad_f, pad_t, pad_l;
 };
 
-// dst[q] = xc[oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside the image) for the output positions
-// oy * OW + ox = p0 + q, q < width: row (ki, kj) of channel plane xc's patch matrix.
+// dst[q] = xc[oz * sd - pf + kz * dd, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside the input) for the
+// output positions (oz * OH + oy) * OW + ox = p0 + q, q < width: row (kz, ki, kj) of channel xc's patch matrix.
 template <class T>
-void patch_row(const PatchGeometry& g, const T* xc, int64_t ki, int64_t kj, int64_t p0, int64_t width, T* dst) {
-  int64_t oy = p0 / g.ow, ox = p0 % g.ow;
+void patch_row(const PatchGeometry& g, const T* xc, int64_t kz, int64_t ki, int64_t kj, int64_t p0, int64_t width,
+               T* dst) {
+  int64_t oz = p0 / g.ow / g.oh, oy = (p0 / g.ow) % g.oh, ox = p0 % g.ow;
   for (int64_t q = 0; q < width;) {
     const int64_t run = std::min(width - q, g.ow - ox);  // the rest of this output row
+    const int64_t iz = oz * g.stride_d - g.pad_f + kz * g.dil_d;
     const int64_t iy = oy * g.stride_h - g.pad_t + ki * g.dil_h;
-    if (iy < 0 || iy >= g.h) {
+    if (iz < 0 || iz >= g.d || iy < 0 || iy >= g.h) {
       std::fill(dst + q, dst + q + run, T(0));
     } else {
-      const T* src = xc + iy * g.w;
+      const T* src = xc + (iz * g.h + iy) * g.w;
       const int64_t off = kj * g.dil_w - g.pad_l;
       if (g.stride_w == 1) {
-        // ix = ox + r + off: zeros left of the image, one contiguous run inside, zeros right of it
+        // ix = ox + r + off: zeros left of the input, one contiguous run inside, zeros right of it
         const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
         const int64_t hi = std::clamp<int64_t>(g.w - (ox + off), lo, run);
         std::fill(dst + q, dst + q + lo, T(0));
@@ -80,25 +82,27 @@ void patch_row(const PatchGeometry& g, const T* xc, int64_t ki, int64_t kj, int6
     }
     q += run;
     ox = 0;
-    ++oy;
+    if (++oy == g.oh) oy = 0, ++oz;
   }
 }
 
 // The patch matrix of one group over consecutive samples, its columns sample-major from the first sample's: row
-// (c, ki, kj), column j is sample j / P, output position j % P. Fed to sgemm_rows.
+// (c, kz, ki, kj), column j is sample j / P, output position j % P. Fed to sgemm_rows.
 struct PatchRows {
   PatchGeometry g;
   const float* x;                            // the first sample
-  int64_t channel0, sample_size, positions;  // group's first channel, C*H*W, OH*OW
+  int64_t channel0, sample_size, positions;  // group's first channel, C*D*H*W, OD*OH*OW
 };
 
 void patch_rows(const void* context, int64_t row, int64_t j0, int64_t width, float* dst) {
   const auto& s = *static_cast<const PatchRows*>(context);
-  const int64_t taps = s.g.kh * s.g.kw, c = row / taps, ki = (row % taps) / s.g.kw, kj = row % s.g.kw;
+  const int64_t taps = s.g.kd * s.g.kh * s.g.kw, c = row / taps, tap = row % taps;
+  const int64_t kz = tap / (s.g.kh * s.g.kw), ki = (tap / s.g.kw) % s.g.kh, kj = tap % s.g.kw;
   for (int64_t j = 0; j < width;) {
     const int64_t col = j0 + j, sample = col / s.positions, pos = col % s.positions;
     const int64_t run = std::min(width - j, s.positions - pos);
-    patch_row(s.g, s.x + sample * s.sample_size + (s.channel0 + c) * s.g.h * s.g.w, ki, kj, pos, run, dst + j);
+    patch_row(s.g, s.x + sample * s.sample_size + (s.channel0 + c) * s.g.d * s.g.h * s.g.w, kz, ki, kj, pos, run,
+              dst + j);
     j += run;
   }
 }
@@ -116,69 +120,74 @@ void for_each_chunk(int64_t batch, int64_t nb_max, F&& f) {
 
 }  // namespace
 
-// col[(c, ki, kj), q] = x[group * cg + c, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside) for the
-// output positions p = oy * OW + ox = p0 + q, q < width; rows of col are `ld` apart. One task per channel.
+// col[(c, kz, ki, kj), q] = x[group * cg + c, oz * sd - pf + kz * dd, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw]
+// (0 outside) for the output positions p = (oz * OH + oy) * OW + ox = p0 + q, q < width; rows of col are `ld` apart.
+// One task per channel.
 template <class T>
 void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t width, int64_t ld) const {
-  const int64_t cg = cin_ / group_;
-  const PatchGeometry geo{h_, w_, ow_, kh_, kw_, stride_h_, stride_w_, dil_h_, dil_w_, pad_t_, pad_l_};
+  const int64_t cg = cin_ / group_, taps = kd_ * kh_ * kw_;
+  const PatchGeometry geo{d_,        h_,        w_,     oh_,    ow_,    kd_,    kh_,    kw_,   stride_d_,
+                          stride_h_, stride_w_, dil_d_, dil_h_, dil_w_, pad_f_, pad_t_, pad_l_};
   detail::parallel_for(
       cg,
       [&](int64_t c) {
-        const T* xc = x + (group * cg + c) * h_ * w_;
-        for (int64_t ki = 0; ki < kh_; ++ki)
-          for (int64_t kj = 0; kj < kw_; ++kj)
-            patch_row(geo, xc, ki, kj, p0, width, col + ((c * kh_ + ki) * kw_ + kj) * ld);
+        const T* xc = x + (group * cg + c) * d_ * h_ * w_;
+        for (int64_t kz = 0; kz < kd_; ++kz)
+          for (int64_t ki = 0; ki < kh_; ++ki)
+            for (int64_t kj = 0; kj < kw_; ++kj)
+              patch_row(geo, xc, kz, ki, kj, p0, width, col + (c * taps + (kz * kh_ + ki) * kw_ + kj) * ld);
       },
-      cg * kh_ * kw_ * width >= detail::kParallelWork / 8);
+      cg * taps * width >= detail::kParallelWork / 8);
 }
 
 // The adjoint of im2col: x += col for the output positions [p0, p0 + width). Each task owns one input channel,
 // so there are no races and the summation order is fixed.
 template <class T>
 void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const {
-  const int64_t cg = cin_ / group_;
+  const int64_t cg = cin_ / group_, taps = kd_ * kh_ * kw_;
   detail::parallel_for(
       cg,
       [&](int64_t c) {
-        T* xc = x + (group * cg + c) * h_ * w_;
-        for (int64_t ki = 0; ki < kh_; ++ki)
-          for (int64_t kj = 0; kj < kw_; ++kj) {
-            const T* src = col + ((c * kh_ + ki) * kw_ + kj) * ld;
-            int64_t oy = p0 / ow_, ox = p0 % ow_;
-            for (int64_t q = 0; q < width;) {
-              const int64_t run = std::min(width - q, ow_ - ox);
-              const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
-              if (iy >= 0 && iy < h_) {
-                T* dst = xc + iy * w_;
-                const int64_t off = kj * dil_w_ - pad_l_;
-                if (stride_w_ == 1) {
-                  const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
-                  const int64_t hi = std::clamp<int64_t>(w_ - (ox + off), lo, run);
-                  T* d = dst + (ox + off + lo);
-                  const T* c = src + q + lo;
-                  for (int64_t r = 0; r < hi - lo; ++r) d[r] += c[r];
-                } else {
-                  for (int64_t r = 0; r < run; ++r) {
-                    const int64_t ix = (ox + r) * stride_w_ + off;
-                    if (ix >= 0 && ix < w_) dst[ix] += src[q + r];
+        T* xc = x + (group * cg + c) * d_ * h_ * w_;
+        for (int64_t kz = 0; kz < kd_; ++kz)
+          for (int64_t ki = 0; ki < kh_; ++ki)
+            for (int64_t kj = 0; kj < kw_; ++kj) {
+              const T* src = col + (c * taps + (kz * kh_ + ki) * kw_ + kj) * ld;
+              int64_t oz = p0 / ow_ / oh_, oy = (p0 / ow_) % oh_, ox = p0 % ow_;
+              for (int64_t q = 0; q < width;) {
+                const int64_t run = std::min(width - q, ow_ - ox);
+                const int64_t iz = oz * stride_d_ - pad_f_ + kz * dil_d_;
+                const int64_t iy = oy * stride_h_ - pad_t_ + ki * dil_h_;
+                if (iz >= 0 && iz < d_ && iy >= 0 && iy < h_) {
+                  T* dst = xc + (iz * h_ + iy) * w_;
+                  const int64_t off = kj * dil_w_ - pad_l_;
+                  if (stride_w_ == 1) {
+                    const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
+                    const int64_t hi = std::clamp<int64_t>(w_ - (ox + off), lo, run);
+                    T* d = dst + (ox + off + lo);
+                    const T* c = src + q + lo;
+                    for (int64_t r = 0; r < hi - lo; ++r) d[r] += c[r];
+                  } else {
+                    for (int64_t r = 0; r < run; ++r) {
+                      const int64_t ix = (ox + r) * stride_w_ + off;
+                      if (ix >= 0 && ix < w_) dst[ix] += src[q + r];
+                    }
                   }
                 }
+                q += run;
+                ox = 0;
+                if (++oy == oh_) oy = 0, ++oz;
               }
-              q += run;
-              ox = 0;
-              ++oy;
             }
-          }
       },
-      cg * kh_ * kw_ * width >= detail::kParallelWork / 8);
+      cg * taps * width >= detail::kParallelWork / 8);
 }
 
 // Samples folded into one GEMM: enough columns for an efficient product when the output is small (deep layers),
 // within a bounded workspace. Depends on shapes only, never on the thread count.
 template <class T>
 int64_t Conv2d<T>::chunk(int64_t batch) const {
-  const int64_t p = oh_ * ow_, k = (cin_ / group_) * kh_ * kw_;
+  const int64_t p = od_ * oh_ * ow_, k = (cin_ / group_) * kd_ * kh_ * kw_;
   int64_t nb = std::max<int64_t>(1, std::min<int64_t>(batch, (kFoldColumns + p - 1) / p));
   while (nb > 1 && k * nb * p > kMaxWorkspace) --nb;
   return nb;
@@ -186,9 +195,11 @@ int64_t Conv2d<T>::chunk(int64_t batch) const {
 
 template <class T>
 void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
-  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
+  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_, p = od_ * oh_ * ow_;
+  const int64_t plane = d_ * h_ * w_, in = cin_ * plane;
   const int64_t nb_max = chunk(batch);
-  const PatchGeometry geo{h_, w_, ow_, kh_, kw_, stride_h_, stride_w_, dil_h_, dil_w_, pad_t_, pad_l_};
+  const PatchGeometry geo{d_,        h_,        w_,     oh_,    ow_,    kd_,    kh_,    kw_,   stride_d_,
+                          stride_h_, stride_w_, dil_d_, dil_h_, dil_w_, pad_f_, pad_t_, pad_l_};
   for_each_chunk(batch, nb_max, [&](int64_t n0, int64_t nb) {
     const int64_t cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
@@ -224,7 +235,7 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
       }
       if (nb == 1) {
         const T* xn = x + n0 * in;
-        const T* col = xn + g * cg * h_ * w_;
+        const T* col = xn + g * cg * plane;
         if (!pointwise_) {
           T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
           im2col(xn, g, buf, 0, p, p);
@@ -259,27 +270,35 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
 
 template <class T>
 void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x) const {
-  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kh_ * kw_, p = oh_ * ow_, in = cin_ * h_ * w_;
+  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_, p = od_ * oh_ * ow_;
+  const int64_t plane = d_ * h_ * w_, in = cin_ * plane;
   const int64_t nb_max = chunk(batch);
   for_each_chunk(batch, nb_max, [&](int64_t n0, int64_t nb) {
     const int64_t cols = nb * p;
     for (int64_t g = 0; g < group_; ++g) {
       const T* wg = w + g * mg * k;
       if (nb == 1 && !pointwise_ && p >= kBandedOutput) {
-        // Large outputs, in bands of output rows: W^T times one band into a per-thread, cache-sized buffer, then
-        // its col2im. The input rows band b touches lie clear of band b + 2's, so the even bands run in parallel,
-        // then the odd ones; each band on one thread. An input element thus receives its sums in an order fixed by
-        // the shapes (even band, then odd; fixed inside a band), whatever the thread count.
+        // Large outputs, in bands along the outermost output axis longer than 1 (rows for 2-D, depth planes for
+        // 3-D, columns for 1-D): W^T times one band into a per-thread, cache-sized buffer, then its col2im. The input
+        // rows (planes, columns) band b touches lie clear of band b + 2's, so the even bands run in parallel, then
+        // the odd ones; each band on one thread. An input element thus receives its sums in an order fixed by the
+        // shapes (even band, then odd; fixed inside a band), whatever the thread count.
         const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
         T* xn = x + n0 * in;
-        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
-        const int64_t span = (kh_ - 1) * dil_h_ + 1;  // input rows one output row reads
-        const int64_t min_rows = span - 1 >= stride_h_ ? (span - 1 - stride_h_) / stride_h_ + 1 : 1;
-        const int64_t rows = std::max(min_rows, (kColTileT + ow_ - 1) / ow_), bands = (oh_ + rows - 1) / rows;
+        std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, T(0));
+        const int axis = od_ > 1 ? 0 : oh_ > 1 ? 1 : 2;
+        const int64_t unit = axis == 0 ? oh_ * ow_ : axis == 1 ? ow_ : 1;  // output positions per band row
+        const int64_t extent = axis == 0 ? od_ : axis == 1 ? oh_ : ow_;
+        const int64_t stride = axis == 0 ? stride_d_ : axis == 1 ? stride_h_ : stride_w_;
+        const int64_t span = axis == 0   ? (kd_ - 1) * dil_d_ + 1
+                             : axis == 1 ? (kh_ - 1) * dil_h_ + 1
+                                         : (kw_ - 1) * dil_w_ + 1;  // input rows one output row reads
+        const int64_t min_rows = span - 1 >= stride ? (span - 1 - stride) / stride + 1 : 1;
+        const int64_t rows = std::max(min_rows, (kColTileT + unit - 1) / unit), bands = (extent + rows - 1) / rows;
         for (int64_t phase = 0; phase < 2; ++phase)
           detail::parallel_for((bands - phase + 1) / 2, [&](int64_t i) {
-            const int64_t p0 = (2 * i + phase) * rows * ow_, width = std::min(rows * ow_, p - p0);
-            T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * rows * ow_));
+            const int64_t p0 = (2 * i + phase) * rows * unit, width = std::min(rows * unit, p - p0);
+            T* buf = detail::scratch<T, 2>(static_cast<size_t>(k * rows * unit));
             detail::gemm_block(true, false, k, width, mg, wg, k, gn + p0, p, buf, width);
             col2im(buf, g, xn, p0, width, width);
           });
@@ -289,12 +308,12 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
         const T* gn = g_ptr + n0 * cout_ * p + g * mg * p;
         T* xn = x + n0 * in;
         if (pointwise_) {
-          detail::gemm(true, false, k, p, mg, wg, gn, xn + g * cg * h_ * w_);
+          detail::gemm(true, false, k, p, mg, wg, gn, xn + g * cg * plane);
           continue;
         }
         T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));
         detail::gemm(true, false, k, p, mg, wg, gn, buf);
-        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, T(0));
         col2im(buf, g, xn, 0, p, p);
         continue;
       }
@@ -314,7 +333,7 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
             std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
           continue;
         }
-        std::fill(xn + g * cg * h_ * w_, xn + (g + 1) * cg * h_ * w_, T(0));
+        std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, T(0));
         col2im(col + s * p, g, xn, 0, p, cols);
       }
     }
@@ -323,7 +342,7 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
 
 template <class T>
 void Conv2d<T>::add_bias(const T* b, int64_t batch, T* y) const {
-  const int64_t p = oh_ * ow_;
+  const int64_t p = od_ * oh_ * ow_;
   detail::parallel_for(
       batch * cout_,
       [&](int64_t plane) {

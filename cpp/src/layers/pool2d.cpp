@@ -10,45 +10,53 @@
 namespace dtd {
 
 PoolGeometry PoolGeometry::from_spec(const LayerSpec& spec, const Shape& x) {
-  DTD_CHECK(x.size() == 3, ModelError, to_string(spec.kind), " layer '", spec.name,
-            "': input must be [C, H, W] per sample, got ", to_string(x));
-  PoolGeometry g;
-  g.c = x[0], g.h = x[1], g.w = x[2];
+  DTD_CHECK(x.size() >= 2 && x.size() <= 4, ModelError, to_string(spec.kind), " layer '", spec.name,
+            "': input must be [C, L], [C, H, W] or [C, D, H, W] per sample, got ", to_string(x));
   auto kernel = spec.ints.find("kernel");
-  DTD_CHECK(kernel != spec.ints.end() && kernel->second.size() == 2, ModelError, to_string(spec.kind), " layer '",
-            spec.name, "': needs a 2-D kernel");
-  g.kh = kernel->second[0], g.kw = kernel->second[1];
-  DTD_CHECK(g.kh >= 1 && g.kw >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel must be >= 1");
-  const auto strides = detail::ints(spec, "strides", 2, {1, 1});
-  const auto dil = detail::ints(spec, "dilations", 2, {1, 1});
-  const auto pads = detail::ints(spec, "pads", 4, {0, 0, 0, 0});
-  DTD_CHECK(dil[0] >= 1 && dil[1] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name,
-            "': dilations must be >= 1");
+  DTD_CHECK(kernel != spec.ints.end() && kernel->second.size() + 1 == x.size(), ModelError, to_string(spec.kind),
+            " layer '", spec.name, "': needs a kernel with one value per spatial axis of the input ", to_string(x));
   const bool ceil_mode = detail::int_attr(spec, "ceil_mode", 0) != 0;
-  const int64_t auto_pad = detail::int_attr(spec, "auto_pad", kNotSet);
-  g.stride_h = strides[0], g.stride_w = strides[1], g.dil_h = dil[0], g.dil_w = dil[1];
-  detail::Axis ay{g.h, (g.kh - 1) * g.dil_h + 1, g.stride_h, pads[0], pads[2]};
-  detail::Axis ax{g.w, (g.kw - 1) * g.dil_w + 1, g.stride_w, pads[1], pads[3]};
-  g.oh = ay.resolve(spec, auto_pad, ceil_mode);
-  g.ow = ax.resolve(spec, auto_pad, ceil_mode);
-  g.pad_t = ay.pad_begin, g.pad_b = ay.pad_end, g.pad_l = ax.pad_begin, g.pad_r = ax.pad_end;
+  const detail::Window win = detail::window(spec, Shape(x.begin() + 1, x.end()), kernel->second, ceil_mode);
+  PoolGeometry g;
+  g.c = x[0];
+  g.d = win.in[0], g.h = win.in[1], g.w = win.in[2];
+  g.od = win.out[0], g.oh = win.out[1], g.ow = win.out[2];
+  g.kd = win.kernel[0], g.kh = win.kernel[1], g.kw = win.kernel[2];
+  g.stride_d = win.stride[0], g.stride_h = win.stride[1], g.stride_w = win.stride[2];
+  g.dil_d = win.dil[0], g.dil_h = win.dil[1], g.dil_w = win.dil[2];
+  g.pad_f = win.pad_begin[0], g.pad_t = win.pad_begin[1], g.pad_l = win.pad_begin[2];
+  g.pad_k = win.pad_end[0], g.pad_b = win.pad_end[1], g.pad_r = win.pad_end[2];
+  g.output_shape = {g.c};
+  for (int64_t a = 3 - win.rank; a < 3; ++a) g.output_shape.push_back(win.out[static_cast<size_t>(a)]);
   return g;
 }
 
 namespace {
 
-// Calls f(input offset within the channel) for every in-bounds tap of output (oy, ox), in row-major order.
+// Calls f(input offset within the channel) for every in-bounds tap of output (oz, oy, ox), in row-major order.
 template <class F>
-inline void for_each_tap(const PoolGeometry& g, int64_t oy, int64_t ox, F&& f) {
-  for (int64_t ki = 0; ki < g.kh; ++ki) {
-    const int64_t iy = oy * g.stride_h - g.pad_t + ki * g.dil_h;
-    if (iy < 0 || iy >= g.h) continue;
-    for (int64_t kj = 0; kj < g.kw; ++kj) {
-      const int64_t ix = ox * g.stride_w - g.pad_l + kj * g.dil_w;
-      if (ix < 0 || ix >= g.w) continue;
-      f(iy * g.w + ix);
+inline void for_each_tap(const PoolGeometry& g, int64_t oz, int64_t oy, int64_t ox, F&& f) {
+  for (int64_t kz = 0; kz < g.kd; ++kz) {
+    const int64_t iz = oz * g.stride_d - g.pad_f + kz * g.dil_d;
+    if (iz < 0 || iz >= g.d) continue;
+    for (int64_t ki = 0; ki < g.kh; ++ki) {
+      const int64_t iy = oy * g.stride_h - g.pad_t + ki * g.dil_h;
+      if (iy < 0 || iy >= g.h) continue;
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        const int64_t ix = ox * g.stride_w - g.pad_l + kj * g.dil_w;
+        if (ix < 0 || ix >= g.w) continue;
+        f((iz * g.h + iy) * g.w + ix);
+      }
     }
   }
+}
+
+// Calls f(oz, oy, ox, j) for every output position j = (oz * OH + oy) * OW + ox of one channel, in order.
+template <class F>
+inline void for_each_output(const PoolGeometry& g, F&& f) {
+  for (int64_t oz = 0, j = 0; oz < g.od; ++oz)
+    for (int64_t oy = 0; oy < g.oh; ++oy)
+      for (int64_t ox = 0; ox < g.ow; ++ox, ++j) f(oz, oy, ox, j);
 }
 
 }  // namespace
@@ -59,23 +67,22 @@ template <class T>
 MaxPool2d<T>::MaxPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
   g_ = PoolGeometry::from_spec(spec, this->input_shapes()[0]);
-  this->output_shape_ = {g_.c, g_.oh, g_.ow};
+  this->output_shape_ = g_.output_shape;
 }
 
 template <class T>
 void MaxPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
-  const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
+  const int64_t planes = in[0]->batch() * g_.c, hw = g_.d * g_.h * g_.w, ohw = g_.od * g_.oh * g_.ow;
   detail::parallel_for(
       planes,
       [&](int64_t pl) {
         const T* x = in[0]->ptr() + pl * hw;
         T* y = out.ptr() + pl * ohw;
-        for (int64_t oy = 0; oy < g_.oh; ++oy)
-          for (int64_t ox = 0; ox < g_.ow; ++ox) {
-            T best = -std::numeric_limits<T>::infinity();
-            for_each_tap(g_, oy, ox, [&](int64_t i) { best = std::max(best, x[i]); });
-            y[oy * g_.ow + ox] = best;
-          }
+        for_each_output(g_, [&](int64_t oz, int64_t oy, int64_t ox, int64_t j) {
+          T best = -std::numeric_limits<T>::infinity();
+          for_each_tap(g_, oz, oy, ox, [&](int64_t i) { best = std::max(best, x[i]); });
+          y[j] = best;
+        });
       },
       planes * hw >= detail::kParallelWork / 8);
 }
@@ -83,7 +90,7 @@ void MaxPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& o
 template <class T>
 void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
                              const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
-  const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
+  const int64_t planes = in[0]->batch() * g_.c, hw = g_.d * g_.h * g_.w, ohw = g_.od * g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
   const bool wta = rule.maxpool == MaxPoolMode::winner_take_all || rule.kind == RuleKind::gradient;
   detail::parallel_for(
@@ -93,25 +100,24 @@ void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
         const T* r = r_out.ptr() + pl * ohw;
         T* ri = r_in[0].ptr() + pl * hw;
         std::fill(ri, ri + hw, T(0));
-        for (int64_t oy = 0; oy < g_.oh; ++oy)
-          for (int64_t ox = 0; ox < g_.ow; ++ox) {
-            const T rj = r[oy * g_.ow + ox];
-            if (rj == T(0)) continue;
-            if (wta) {
-              // The first maximum in row-major window order wins ties, as ONNX Runtime and PyTorch pick it.
-              int64_t arg = -1;
-              T best = T(0);
-              for_each_tap(g_, oy, ox, [&](int64_t i) {
-                if (arg < 0 || x[i] > best) arg = i, best = x[i];
-              });
-              if (arg >= 0) ri[arg] += rj;
-            } else {
-              T z = T(0);
-              for_each_tap(g_, oy, ox, [&](int64_t i) { z += x[i]; });
-              const T s = detail::stabilized_ratio(rj, z, eps);
-              for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
-            }
+        for_each_output(g_, [&](int64_t oz, int64_t oy, int64_t ox, int64_t j) {
+          const T rj = r[j];
+          if (rj == T(0)) return;
+          if (wta) {
+            // The first maximum in row-major window order wins ties, as ONNX Runtime and PyTorch pick it.
+            int64_t arg = -1;
+            T best = T(0);
+            for_each_tap(g_, oz, oy, ox, [&](int64_t i) {
+              if (arg < 0 || x[i] > best) arg = i, best = x[i];
+            });
+            if (arg >= 0) ri[arg] += rj;
+          } else {
+            T z = T(0);
+            for_each_tap(g_, oz, oy, ox, [&](int64_t i) { z += x[i]; });
+            const T s = detail::stabilized_ratio(rj, z, eps);
+            for_each_tap(g_, oz, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
           }
+        });
       },
       planes * hw >= detail::kParallelWork / 8);
 }
@@ -123,41 +129,42 @@ AvgPool2d<T>::AvgPool2d(const LayerSpec& spec, std::vector<int> inputs, std::vec
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
   g_ = PoolGeometry::from_spec(spec, this->input_shapes()[0]);
   count_include_pad_ = detail::int_attr(spec, "count_include_pad", 0) != 0;
-  this->output_shape_ = {g_.c, g_.oh, g_.ow};
+  this->output_shape_ = g_.output_shape;
 }
 
 // Taps counted by the divisor: in-bounds ones, or with count_include_pad every tap inside the padded input
 // (taps beyond the padding, which ceil_mode can create, never count).
 template <class T>
-int64_t AvgPool2d<T>::divisor(int64_t oy, int64_t ox) const {
-  const int64_t lo_y = count_include_pad_ ? -g_.pad_t : 0, hi_y = count_include_pad_ ? g_.h + g_.pad_b : g_.h;
-  const int64_t lo_x = count_include_pad_ ? -g_.pad_l : 0, hi_x = count_include_pad_ ? g_.w + g_.pad_r : g_.w;
-  int64_t ny = 0, nx = 0;
-  for (int64_t ki = 0; ki < g_.kh; ++ki) {
-    const int64_t iy = oy * g_.stride_h - g_.pad_t + ki * g_.dil_h;
-    ny += (iy >= lo_y && iy < hi_y);
-  }
-  for (int64_t kj = 0; kj < g_.kw; ++kj) {
-    const int64_t ix = ox * g_.stride_w - g_.pad_l + kj * g_.dil_w;
-    nx += (ix >= lo_x && ix < hi_x);
-  }
-  return std::max<int64_t>(ny * nx, 1);
+int64_t AvgPool2d<T>::divisor(int64_t oz, int64_t oy, int64_t ox) const {
+  // Taps of one axis inside [lo, hi) (the input, or the padded input).
+  auto count = [&](int64_t o, int64_t k, int64_t stride, int64_t dil, int64_t pad_begin, int64_t pad_end, int64_t in) {
+    const int64_t lo = count_include_pad_ ? -pad_begin : 0, hi = count_include_pad_ ? in + pad_end : in;
+    int64_t n = 0;
+    for (int64_t t = 0; t < k; ++t) {
+      const int64_t i = o * stride - pad_begin + t * dil;
+      n += (i >= lo && i < hi);
+    }
+    return n;
+  };
+  const int64_t nz = count(oz, g_.kd, g_.stride_d, g_.dil_d, g_.pad_f, g_.pad_k, g_.d);
+  const int64_t ny = count(oy, g_.kh, g_.stride_h, g_.dil_h, g_.pad_t, g_.pad_b, g_.h);
+  const int64_t nx = count(ox, g_.kw, g_.stride_w, g_.dil_w, g_.pad_l, g_.pad_r, g_.w);
+  return std::max<int64_t>(nz * ny * nx, 1);
 }
 
 template <class T>
 void AvgPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
-  const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
+  const int64_t planes = in[0]->batch() * g_.c, hw = g_.d * g_.h * g_.w, ohw = g_.od * g_.oh * g_.ow;
   detail::parallel_for(
       planes,
       [&](int64_t pl) {
         const T* x = in[0]->ptr() + pl * hw;
         T* y = out.ptr() + pl * ohw;
-        for (int64_t oy = 0; oy < g_.oh; ++oy)
-          for (int64_t ox = 0; ox < g_.ow; ++ox) {
-            T sum = T(0);
-            for_each_tap(g_, oy, ox, [&](int64_t i) { sum += x[i]; });
-            y[oy * g_.ow + ox] = sum / static_cast<T>(divisor(oy, ox));
-          }
+        for_each_output(g_, [&](int64_t oz, int64_t oy, int64_t ox, int64_t j) {
+          T sum = T(0);
+          for_each_tap(g_, oz, oy, ox, [&](int64_t i) { sum += x[i]; });
+          y[j] = sum / static_cast<T>(divisor(oz, oy, ox));
+        });
       },
       planes * hw >= detail::kParallelWork / 8);
 }
@@ -166,7 +173,7 @@ void AvgPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& o
 template <class T>
 void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>& out, const Tensor<T>& r_out,
                              const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
-  const int64_t planes = in[0]->batch() * g_.c, hw = g_.h * g_.w, ohw = g_.oh * g_.ow;
+  const int64_t planes = in[0]->batch() * g_.c, hw = g_.d * g_.h * g_.w, ohw = g_.od * g_.oh * g_.ow;
   const T eps = static_cast<T>(rule.eps);
   const bool gradient = rule.kind == RuleKind::gradient;
   detail::parallel_for(
@@ -177,18 +184,16 @@ void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
         const T* r = r_out.ptr() + pl * ohw;
         T* ri = r_in[0].ptr() + pl * hw;
         std::fill(ri, ri + hw, T(0));
-        for (int64_t oy = 0; oy < g_.oh; ++oy)
-          for (int64_t ox = 0; ox < g_.ow; ++ox) {
-            const int64_t j = oy * g_.ow + ox;
-            if (gradient) {
-              const T g = r[j] / static_cast<T>(divisor(oy, ox));
-              for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += g; });
-              continue;
-            }
-            const T s = detail::stabilized_ratio(r[j], z[j], eps) / static_cast<T>(divisor(oy, ox));
-            if (s == T(0)) continue;
-            for_each_tap(g_, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
+        for_each_output(g_, [&](int64_t oz, int64_t oy, int64_t ox, int64_t j) {
+          if (gradient) {
+            const T g = r[j] / static_cast<T>(divisor(oz, oy, ox));
+            for_each_tap(g_, oz, oy, ox, [&](int64_t i) { ri[i] += g; });
+            return;
           }
+          const T s = detail::stabilized_ratio(r[j], z[j], eps) / static_cast<T>(divisor(oz, oy, ox));
+          if (s == T(0)) return;
+          for_each_tap(g_, oz, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
+        });
       },
       planes * hw >= detail::kParallelWork / 8);
 }
@@ -233,11 +238,70 @@ void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const 
   }
 }
 
+// ---- global max pooling ----
+
+template <class T>
+GlobalMaxPool<T>::GlobalMaxPool(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
+    : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
+  const Shape& x = this->input_shapes()[0];
+  DTD_CHECK(x.size() >= 2, ModelError, "globalmaxpool layer '", spec.name,
+            "': input must be [C, spatial...] per sample, got ", to_string(x));
+  this->output_shape_ = Shape(x.size(), 1);
+  this->output_shape_[0] = x[0];
+}
+
+template <class T>
+void GlobalMaxPool<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& out) const {
+  const int64_t planes = out.size(), hw = in[0]->size() / std::max<int64_t>(planes, 1);
+  detail::parallel_for(
+      planes,
+      [&](int64_t pl) {
+        const T* x = in[0]->ptr() + pl * hw;
+        T best = -std::numeric_limits<T>::infinity();
+        for (int64_t i = 0; i < hw; ++i) best = std::max(best, x[i]);
+        out.ptr()[pl] = best;
+      },
+      planes * hw >= detail::kParallelWork / 8);
+}
+
+// Winner-take-all: the plane's relevance goes to its first maximum (row-major order, as ONNX Runtime picks it);
+// proportional: R_i = a_i R / stab(sum_i' a_i'), as max pooling over one window.
+template <class T>
+void GlobalMaxPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
+                                 const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
+  const int64_t planes = r_out.size(), hw = in[0]->size() / std::max<int64_t>(planes, 1);
+  const T eps = static_cast<T>(rule.eps);
+  const bool wta = rule.maxpool == MaxPoolMode::winner_take_all || rule.kind == RuleKind::gradient;
+  detail::parallel_for(
+      planes,
+      [&](int64_t pl) {
+        const T* x = in[0]->ptr() + pl * hw;
+        const T rj = r_out.ptr()[pl];
+        T* ri = r_in[0].ptr() + pl * hw;
+        std::fill(ri, ri + hw, T(0));
+        if (rj == T(0) || hw == 0) return;
+        if (wta) {
+          int64_t arg = 0;
+          for (int64_t i = 1; i < hw; ++i)
+            if (x[i] > x[arg]) arg = i;
+          ri[arg] = rj;
+          return;
+        }
+        T z = T(0);
+        for (int64_t i = 0; i < hw; ++i) z += x[i];
+        const T s = detail::stabilized_ratio(rj, z, eps);
+        for (int64_t i = 0; i < hw; ++i) ri[i] = x[i] * s;
+      },
+      planes * hw >= detail::kParallelWork / 8);
+}
+
 template class MaxPool2d<float>;
 template class MaxPool2d<double>;
 template class AvgPool2d<float>;
 template class AvgPool2d<double>;
 template class GlobalAvgPool<float>;
 template class GlobalAvgPool<double>;
+template class GlobalMaxPool<float>;
+template class GlobalMaxPool<double>;
 
 }  // namespace dtd

@@ -143,9 +143,8 @@ class Node:
             return None
         value = [int(v) for v in self.attrs[name]]
         if length is not None and len(value) != length:
-            raise UnsupportedModelError(
-                f"{self.describe()}: attribute '{name}' has {len(value)} entries {value}, expected {length} "
-                "(only 2-D spatial operations are supported)"
+            raise ModelLoadError(
+                f"{self.describe()}: attribute '{name}' has {len(value)} entries {value}, expected {length}"
             )
         return value
 

@@ -6,18 +6,20 @@
 
 namespace dtd {
 
-/// 2-D convolution (ONNX Conv): strides, asymmetric zero padding (or auto_pad), dilations, groups.
-/// Computed as im2col + GEMM per group (a 1x1, stride-1, unpadded convolution skips im2col).
+/// Convolution (ONNX Conv) over 1, 2 or 3 spatial axes: strides, asymmetric zero padding (or auto_pad), dilations,
+/// groups. Computed as im2col + GEMM per group (a 1x1, stride-1, unpadded convolution skips im2col). The geometry is
+/// held as three axes (D, H, W), with unit leading axes for 1-D and 2-D: one code path for every rank.
 template <class T>
 class Conv2d final : public LinearLayer<T> {
  public:
-  // weight: [Cout, Cin / group, kh, kw]; bias: [Cout]; input [Cin, H, W]; output [Cout, OH, OW]
+  // weight: [Cout, Cin / group, k...]; bias: [Cout]; input [Cin, spatial...]; output [Cout, out spatial...], with
+  // 1, 2 or 3 spatial axes ([C, L], [C, H, W], [C, D, H, W]); the weight's rank is the input's plus one.
   Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes);
 
   void apply(const T* x, int64_t batch, const T* w, T* y) const override;
   void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const override;
   void add_bias(const T* b, int64_t batch, T* y) const override;
-  int64_t macs() const override { return cout_ * oh_ * ow_ * (cin_ / group_) * kh_ * kw_; }
+  int64_t macs() const override { return cout_ * od_ * oh_ * ow_ * (cin_ / group_) * kd_ * kh_ * kw_; }
 
  private:
   // im2col / its adjoint for the output positions [p0, p0 + width); rows of col are `ld` apart.
@@ -32,8 +34,9 @@ class Conv2d final : public LinearLayer<T> {
   static constexpr int64_t kFoldColumns = 1024;               // GEMM columns worth folding samples for
   static constexpr int64_t kMaxWorkspace = int64_t{1} << 23;  // elements of the folded im2col buffer
 
-  int64_t cin_ = 0, h_ = 0, w_ = 0, cout_ = 0, oh_ = 0, ow_ = 0, kh_ = 0, kw_ = 0;
-  int64_t stride_h_ = 1, stride_w_ = 1, dil_h_ = 1, dil_w_ = 1, pad_t_ = 0, pad_l_ = 0, group_ = 1;
+  int64_t cin_ = 0, d_ = 1, h_ = 0, w_ = 0, cout_ = 0, od_ = 1, oh_ = 0, ow_ = 0, kd_ = 1, kh_ = 0, kw_ = 0;
+  int64_t stride_d_ = 1, stride_h_ = 1, stride_w_ = 1, dil_d_ = 1, dil_h_ = 1, dil_w_ = 1;
+  int64_t pad_f_ = 0, pad_t_ = 0, pad_l_ = 0, group_ = 1;
   bool pointwise_ = false;
 };
 

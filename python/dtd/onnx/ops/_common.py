@@ -22,10 +22,10 @@ def auto_pad(node: Node) -> int:
 def output_axis(ctx: ConversionContext, layer: LayerDraft) -> tuple[int, int] | None:
     """Return ``(rank, axis)`` of the per-unit axis of a conv/dense layer's output, or None if unknown.
 
-    Conv outputs are NCHW (units on axis 1); dense acts on the last axis.
+    Conv outputs are [N, C, spatial...] (units on axis 1, rank the weight's); dense acts on the last axis.
     """
     if layer.kind == "conv":
-        return 4, 1
+        return layer.weights["weight"].ndim, 1
     rank = ctx.rank_of(layer.output)
     if rank is None:
         return None
@@ -98,9 +98,9 @@ def fold_input_affine_conv(
     factors = scale.reshape(group, c_per_group)[groups]
     if pending.has_shift:
         offsets = shift.reshape(group, c_per_group)[groups]
-        extra = np.einsum("ochw,oc->o", weight, offsets)
+        extra = np.einsum("oc...,oc->o", weight, offsets)
         bias = extra if bias is None else bias + extra
-    return weight * factors[:, :, None, None], bias
+    return weight * factors.reshape(factors.shape + (1,) * (weight.ndim - 2)), bias
 
 
 def fold_input_affine_dense(

@@ -1,4 +1,4 @@
-"""Conv (2-D only) -> conv."""
+"""Conv (1-D, 2-D, 3-D) -> conv. The weight's rank decides the number of spatial axes."""
 
 from __future__ import annotations
 
@@ -7,32 +7,36 @@ from ..context import ConversionContext, Node
 from ..registry import register
 from ._common import auto_pad, fold_input_affine_conv
 
+#: Weight rank -> what the convolution is called in messages.
+_CONV_RANKS = {3: "1-D", 4: "2-D", 5: "3-D"}
+
 
 @register("Conv")
 def convert_conv(ctx: ConversionContext, node: Node) -> None:
-    """Conv with a constant 4-D weight [Cout, Cin/group, kh, kw] and optional constant bias [Cout]."""
+    """Conv with a constant weight [Cout, Cin/group, k...] (1 to 3 kernel axes) and optional constant bias [Cout]."""
     if ctx.is_constant(node.input(0)):
         raise UnsupportedModelError(f"{node.describe()}: the data input is a constant")
     weight = ctx.constant(node, 1, "weight")
-    if weight.ndim != 4:
+    if weight.ndim not in _CONV_RANKS:
         raise UnsupportedModelError(
-            f"{node.describe()}: only 2-D convolutions are supported (4-D weight [Cout, Cin/group, kh, kw]); "
-            f"the weight has shape {weight.shape}"
+            f"{node.describe()}: 1-D, 2-D and 3-D convolutions are supported (weight [Cout, Cin/group, k...] of "
+            f"rank 3 to 5); the weight has shape {weight.shape}"
         )
     pending = ctx.pending_affine(node, 0)
     source = ctx.resolve(node.input(0)) if pending is None else pending.source
     rank = ctx.rank_of(source)
-    if rank is not None and rank != 4:
-        raise UnsupportedModelError(
-            f"{node.describe()}: only 2-D convolutions on 4-D NCHW tensors are supported; the input "
-            f"'{node.input(0)}' has rank {rank}"
+    if rank is not None and rank != weight.ndim:
+        raise ModelLoadError(
+            f"{node.describe()}: a {_CONV_RANKS[weight.ndim]} convolution (weight of shape {weight.shape}) needs a "
+            f"rank-{weight.ndim} input [N, C, spatial...]; the input '{node.input(0)}' has rank {rank}"
         )
-    c_out, c_per_group, kh, kw = weight.shape
+    c_out, c_per_group = weight.shape[:2]
+    spatial = weight.ndim - 2
     group = node.int_attr("group", 1)
     if group < 1 or c_out % group:
         raise ModelLoadError(f"{node.describe()}: group={group} does not divide the {c_out} output channels")
     kernel = node.optional_ints_attr("kernel_shape")
-    if kernel is not None and kernel != [kh, kw]:
+    if kernel is not None and kernel != list(weight.shape[2:]):
         raise ModelLoadError(
             f"{node.describe()}: kernel_shape {kernel} does not match the weight of shape {weight.shape}"
         )
@@ -49,9 +53,9 @@ def convert_conv(ctx: ConversionContext, node: Node) -> None:
             f"{weight.shape}"
         )
     ints = {
-        "strides": node.ints_attr("strides", [1, 1], 2),
-        "pads": node.ints_attr("pads", [0, 0, 0, 0], 4),
-        "dilations": node.ints_attr("dilations", [1, 1], 2),
+        "strides": node.ints_attr("strides", [1] * spatial, spatial),
+        "pads": node.ints_attr("pads", [0] * (2 * spatial), 2 * spatial),
+        "dilations": node.ints_attr("dilations", [1] * spatial, spatial),
         "group": [group],
         "auto_pad": [auto_pad(node)],
     }
