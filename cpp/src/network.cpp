@@ -43,7 +43,7 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
     case LayerKind::softmax:
     case LayerKind::logsoftmax: return std::make_unique<Softmax<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::affine: return std::make_unique<Affine<T>>(spec, std::move(ids), std::move(shapes));
-    case LayerKind::layernorm: return std::make_unique<LayerNorm<T>>(spec, std::move(ids), std::move(shapes))
+    case LayerKind::layernorm: return std::make_unique<LayerNorm<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::globalmaxpool: return std::make_unique<GlobalMaxPool<T>>(spec, std::move(ids), std::move(shapes));
   }
   throw ModelError("layer '" + spec.name + "': unknown layer kind");
