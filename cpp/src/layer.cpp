@@ -34,6 +34,8 @@ const char* to_string(LayerKind kind) {
     case LayerKind::concat: return "concat";
     case LayerKind::softmax: return "softmax";
     case LayerKind::logsoftmax: return "logsoftmax";
+    case LayerKind::activation: return "activation";
+    case LayerKind::gate: return "gate";
   }
   return "?";
 }

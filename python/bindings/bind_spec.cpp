@@ -22,7 +22,9 @@ void bind_spec(py::module_& m) {
       .value("add", LayerKind::add)
       .value("concat", LayerKind::concat)
       .value("softmax", LayerKind::softmax)
-      .value("logsoftmax", LayerKind::logsoftmax);
+      .value("logsoftmax", LayerKind::logsoftmax)
+      .value("activation", LayerKind::activation)
+      .value("gate", LayerKind::gate);
 
   py::enum_<RuleKind>(m, "RuleKind")
       .value("zplus", RuleKind::zplus)

@@ -123,7 +123,12 @@ def _rule_specs(
         if rule is None:
             spec = _core.RuleSpec()
             spec.eps = float(composite.eps)
-            name = {"maxpool": composite.maxpool, "add": composite.add}.get(layer.kind, "-")
+            name = {
+                "maxpool": composite.maxpool,
+                "add": composite.add,
+                "activation": "pass",
+                "gate": "signal_take_all",
+            }.get(layer.kind, "-")
             if layer.kind in ("avgpool", "globalavgpool"):
                 name = "proportional"
         else:
