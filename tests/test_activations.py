@@ -400,9 +400,10 @@ def test_relu6_hard_sigmoid_gate() -> None:
     # the same gate written as one HardSigmoid op: same forward, same relevance
     op_model = _hard_gate_model("op")
     m2 = dtd.load(op_model)
-    np.testing.assert_allclose(m2.forward(x64), m.forward(x64), rtol=1e-12)
+    # (equal up to the float32 rounding of HardSigmoid's alpha = 1/6 and of the folded + 3)
+    np.testing.assert_allclose(m2.forward(x64), m.forward(x64), rtol=1e-6)
     r2 = dtd.explain(m2, x64, rules="real", eps=1e-12)
-    np.testing.assert_allclose(r2, det.relevance, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(r2, det.relevance, rtol=1e-5, atol=1e-9)
 
 
 def test_unrecognised_products_of_data_tensors() -> None:
@@ -513,14 +514,30 @@ def test_activation_nets_conserve(key: str) -> None:
                     assert lr.rule == "pass"
 
 
-def test_negative_relevance_after_pass_through_activations() -> None:
-    """Positivity holds only for ReLU nets: after Tanh the z+ rule hands negative relevance to negative inputs."""
+def test_positivity_after_pass_through_activations() -> None:
+    """z+ keeps R >= 0 after Tanh (negative inputs meet negative weights), but the proportional rule of average
+    pooling divides by window sums of mixed sign there: positivity is guaranteed for ReLU nets only."""
     net = act_mlp("tanh", 6, "none")
     m = dtd.load(rn.to_onnx(net))
     x = np.random.default_rng(10).uniform(-1.0, 1.0, (8, 10))
-    rel = dtd.explain(m, x, rules="positive", eps=1e-12)
-    assert (rel < 0).any()
-    np.testing.assert_allclose(rel, ref.explain(net, x, ref.assign(net, ref.ZPlus(eps=1e-12))), rtol=1e-9)
+    assert (ref.forward_all(net, x)["activation0"] < 0).any()
+    positive = m.forward(x).max(axis=1) > 0
+    assert positive.sum() >= 2
+    rel = dtd.explain(m, x, rules="real", eps=1e-12)
+    assert (rel[positive] >= 0).all()
+    b = rn.Builder("tanh_avgpool", (2, 6, 6), np.random.default_rng(7), "none")
+    b.conv(4)
+    b.activation("Tanh")
+    b.avgpool()
+    b.flatten()
+    b.dense(3)
+    m = dtd.load(rn.to_onnx(b.net))
+    x = np.random.default_rng(11).uniform(-1.0, 1.0, (8, 2, 6, 6))
+    positive = m.forward(x).max(axis=1) > 0
+    rel = dtd.explain(m, x, rules="real", eps=1e-12)
+    assert positive.sum() >= 2 and (rel[positive] < 0).any()
+    want = ref.explain(b.net, x, ref.assign(b.net, ref.ZPlus(eps=1e-12), ref.WSquare(eps=1e-12)), eps=1e-12)
+    assert _rel_err(rel, want) <= 1e-10
 
 
 @pytest.mark.parametrize(
