@@ -262,6 +262,8 @@ class Layer:
         elif op == "concat":
             assert a.get("axis", 1) == 1
             self.out_shape = (sum(s[0] for s in in_shapes), *s0[1:])
+        elif op in ("activation", "gate"):
+            self.out_shape = s0
         else:
             raise ValueError(f"reference: unknown op {op!r}")
 
@@ -291,6 +293,10 @@ class Layer:
             return xs[0].reshape(n, *self.out_shape)
         if op == "concat":
             return np.concatenate(xs, axis=1)
+        if op == "activation":
+            return activation(self.node.attrs["onnx"], self.node.attrs, xs[0], self.node.params.get("slope"))
+        if op == "gate":
+            return xs[0] * xs[1]  # the gate [N, C, 1, 1] (or the signal's shape) broadcast like NumPy
         raise AssertionError(op)
 
 
@@ -555,6 +561,10 @@ def relevance(
             assert len(sizes) == len(ins) - 1
         elif node.op in ("relu", "flatten", "reshape"):
             outs = [r]
+        elif node.op == "activation":
+            outs = [r]  # pass-through (zennit's Pass)
+        elif node.op == "gate":
+            outs = [r, np.zeros_like(ins[1])]  # signal-take-all: the gate is held constant
         else:
             raise AssertionError(node.op)
         if report is not None:
@@ -767,3 +777,46 @@ def chain_relevance(
         else:
             raise ValueError(f"chain: unknown op {st.op!r}")
     return r
+# Element-wise activations, written from the ONNX operator definitions
+
+
+def activation(op: str, attrs: dict[str, Any], x: np.ndarray, slope: np.ndarray | None = None) -> np.ndarray:
+    """The ONNX op ``op`` (``"LeakyRelu"``, ``"Gelu"``, ...) of ``x`` in float64; ``attrs`` holds its attributes
+    (absent ones take the ONNX defaults); ``slope`` is PRelu's, broadcast against one sample."""
+    import math
+
+    x = np.asarray(x, dtype=np.float64)
+    alpha = attrs.get("alpha")
+    f32 = lambda v: float(np.float32(v))  # noqa: E731  (ONNX float attributes and their defaults are float32)
+    if op == "Clip":
+        return np.clip(x, attrs.get("min", -np.inf), attrs.get("max", np.inf))
+    if op == "LeakyRelu":
+        return np.where(x >= 0, x, (f32(0.01) if alpha is None else alpha) * x)
+    if op == "PRelu":
+        assert slope is not None
+        return np.where(x >= 0, x, slope * x)
+    if op == "Elu":
+        return np.where(x >= 0, x, (1.0 if alpha is None else alpha) * (np.exp(x) - 1.0))
+    if op == "Selu":
+        a = 1.67326319217681884765625 if alpha is None else alpha
+        g = attrs.get("gamma", 1.05070102214813232421875)
+        return np.where(x > 0, g * x, g * (a * np.exp(x) - a))
+    if op == "Sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if op == "Tanh":
+        return np.tanh(x)
+    if op == "HardSigmoid":
+        return np.maximum(
+            0.0, np.minimum(1.0, (f32(0.2) if alpha is None else alpha) * x + attrs.get("beta", 0.5))
+        )
+    if op == "HardSwish":
+        return x * np.maximum(0.0, np.minimum(1.0, x / 6.0 + 0.5))
+    if op == "Softplus":
+        return np.log(np.exp(x) + 1.0)
+    if op == "Gelu" and attrs.get("approximate", "none") == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    if op == "Gelu":
+        return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    if op == "Silu":
+        return x / (1.0 + np.exp(-x))
+    raise ValueError(f"reference: unknown activation {op!r}")

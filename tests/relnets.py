@@ -17,6 +17,9 @@ Ops (``Node.op``) and their fields:
 - ``globalavgpool``, ``globalmaxpool``, ``relu``, ``softmax``, ``logsoftmax`` (axis 1): no fields.
 - ``flatten`` (axis 1), ``reshape``: attr ``shape`` (ONNX Reshape target, batch axis included, 0 and -1
   allowed), ``add`` (any number of inputs), ``concat`` (attr ``axis``, default 1).
+- ``activation``: attr ``onnx`` (the ONNX op: ``LeakyRelu``, ``Clip``, ``Tanh``, ..., or ``Silu``, exported as
+  ``Mul(x, Sigmoid(x))``) and its ONNX attributes (Clip: ``min``/``max``, exported as inputs); PRelu: param
+  ``slope``. ``gate``: inputs [signal, gate], exported as Mul.
 """
 
 from __future__ import annotations
@@ -280,6 +283,17 @@ class Builder:
         shapes = [self.shapes[i] for i in inputs]
         out = (sum(s[0] for s in shapes), *shapes[0][1:])
         return self._add("concat", out, inputs=list(inputs), axis=1)
+
+    def activation(self, onnx_op: str, slope: np.ndarray | None = None, **attrs: Any) -> str:
+        """An element-wise activation: the ONNX op ``onnx_op`` with its attributes (PRelu: ``slope``)."""
+        params = {} if slope is None else {"slope": f32(slope)}
+        # float attributes as ONNX stores them (float32)
+        attrs = {k: float(np.float32(v)) if isinstance(v, float) else v for k, v in attrs.items()}
+        return self._add("activation", self.shape, params=params, onnx=onnx_op, **attrs)
+
+    def gate(self, signal: str, gate: str) -> str:
+        """``signal * gate`` (ONNX Mul), the gate broadcast against the signal (per channel or elementwise)."""
+        return self._add("gate", self.shapes[signal], inputs=[signal, gate])
 
     def softmax(self, log: bool = False) -> str:
         """Softmax (or LogSoftmax) over the classes."""
@@ -625,6 +639,28 @@ def to_onnx(net: Net, opset: int = 13) -> onnx.ModelProto:
                 acc = tgt
         elif n.op == "concat":
             nodes.append(helper.make_node("Concat", ins, out, name=n.name, axis=a.get("axis", 1)))
+        elif n.op == "activation":
+            op = a["onnx"]
+            extra = {k: v for k, v in a.items() if k != "onnx"}
+            if op == "PRelu":
+                inits.append(_init(f"{n.name}.slope", n.params["slope"]))
+                ins.append(f"{n.name}.slope")
+            if op == "Clip":
+                # Clip-11+: the bounds are inputs ("" for an absent one)
+                for key in ("min", "max"):
+                    if key in extra:
+                        inits.append(_init(f"{n.name}.{key}", np.asarray(extra.pop(key))))
+                        ins.append(f"{n.name}.{key}")
+                    else:
+                        ins.append("")
+            if op == "Silu":
+                sig = f"{n.name}.sigmoid"
+                nodes.append(helper.make_node("Sigmoid", ins, [sig], name=sig))
+                nodes.append(helper.make_node("Mul", [ins[0], sig], out, name=n.name))
+            else:
+                nodes.append(helper.make_node(op, ins, out, name=n.name, **extra))
+        elif n.op == "gate":
+            nodes.append(helper.make_node("Mul", ins, out, name=n.name))
         elif n.op == "softmax":
             nodes.append(helper.make_node("Softmax", ins, out, name=n.name, axis=1))
         elif n.op == "logsoftmax":

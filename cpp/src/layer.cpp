@@ -37,6 +37,8 @@ const char* to_string(LayerKind kind) {
     case LayerKind::affine: return "affine";
     case LayerKind::layernorm: return "layernorm";
     case LayerKind::globalmaxpool: return "globalmaxpool";
+    case LayerKind::activation: return "activation";
+    case LayerKind::gate: return "gate";
   }
   return "?";
 }

@@ -7,12 +7,14 @@
 #include <numeric>
 
 #include "dtd/error.hpp"
+#include "dtd/layers/activation.hpp"
 #include "dtd/layers/add.hpp"
 #include "dtd/layers/affine.hpp"
 #include "dtd/layers/concat.hpp"
 #include "dtd/layers/conv2d.hpp"
 #include "dtd/layers/dense.hpp"
 #include "dtd/layers/layernorm.hpp"
+#include "dtd/layers/gate.hpp"
 #include "dtd/layers/pool2d.hpp"
 #include "dtd/layers/relu.hpp"
 #include "dtd/layers/reshape.hpp"
@@ -26,9 +28,11 @@ namespace {
 
 template <class T>
 std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids, std::vector<Shape> shapes) {
-  const size_t expected = (spec.kind == LayerKind::add || spec.kind == LayerKind::concat) ? 0 : 1;
+  const size_t expected = (spec.kind == LayerKind::add || spec.kind == LayerKind::concat) ? 0
+                          : spec.kind == LayerKind::gate                                  ? 2
+                                                                                          : 1;
   DTD_CHECK(expected == 0 || spec.inputs.size() == expected, ModelError, to_string(spec.kind), " layer '", spec.name,
-            "': expected ", expected, " input, got ", spec.inputs.size());
+            "': expected ", expected, expected == 1 ? " input" : " inputs", ", got ", spec.inputs.size());
   switch (spec.kind) {
     case LayerKind::dense: return std::make_unique<Dense<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::conv: return std::make_unique<Conv2d<T>>(spec, std::move(ids), std::move(shapes));
@@ -45,6 +49,8 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
     case LayerKind::affine: return std::make_unique<Affine<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::layernorm: return std::make_unique<LayerNorm<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::globalmaxpool: return std::make_unique<GlobalMaxPool<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::activation: return std::make_unique<Activation<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::gate: return std::make_unique<Gate<T>>(spec, std::move(ids), std::move(shapes));
   }
   throw ModelError("layer '" + spec.name + "': unknown layer kind");
 }

@@ -25,7 +25,9 @@ void bind_spec(py::module_& m) {
       .value("logsoftmax", LayerKind::logsoftmax)
       .value("affine", LayerKind::affine)
       .value("layernorm", LayerKind::layernorm)
-      .value("globalmaxpool", LayerKind::globalmaxpool);
+      .value("globalmaxpool", LayerKind::globalmaxpool)
+      .value("activation", LayerKind::activation)
+      .value("gate", LayerKind::gate);
 
   py::enum_<RuleKind>(m, "RuleKind")
       .value("zplus", RuleKind::zplus)

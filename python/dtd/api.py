@@ -165,6 +165,8 @@ def _rule_specs(
                 "maxpool": composite.maxpool,
                 "globalmaxpool": composite.maxpool,
                 "add": composite.add,
+                "activation": "pass",
+                "gate": "signal_take_all",
             }.get(layer.kind, "-")
             if layer.kind in ("avgpool", "globalavgpool"):
                 name = "proportional"

@@ -28,6 +28,8 @@ enum class LayerKind {
   affine,         // weights "scale", "shift" broadcasting (right-aligned) against the per-sample input: y = s x + t
   layernorm,      // ints axis (ONNX axis, >= 1: normalises axis..rank-1); floats epsilon; "scale", optional "bias"
   globalmaxpool,  // any number of spatial axes
+  activation,     // ints op (ActivationOp); floats alpha, beta, gamma, min, max; PRelu: weight "slope"
+  gate,           // inputs [signal, gate]: y = signal * gate, the gate broadcast against the signal
 };
 
 /// Name of a kind as used in messages and in Python ("dense", "conv", ...).
@@ -35,6 +37,24 @@ const char* to_string(LayerKind kind);
 
 /// ONNX auto_pad values, as stored in the "auto_pad" attribute.
 enum AutoPad : int64_t { kNotSet = 0, kSameUpper = 1, kSameLower = 2, kValid = 3 };
+
+/// The element-wise functions of the "activation" kind, as stored in its "op" attribute (ONNX definitions and
+/// defaults; floats absent take the ONNX default). kGeluTanh is Gelu with approximate="tanh"; kSilu is x sigmoid(x).
+enum ActivationOp : int64_t {
+  kClip = 0,         // floats min, max (absent: no bound)
+  kLeakyRelu = 1,    // alpha (0.01)
+  kPRelu = 2,        // weight "slope", broadcast against the per-sample input shape
+  kElu = 3,          // alpha (1)
+  kSelu = 4,         // alpha (1.6732632...), gamma (1.0507009...)
+  kSigmoid = 5,      //
+  kTanh = 6,         //
+  kHardSigmoid = 7,  // alpha (0.2), beta (0.5): max(0, min(1, alpha x + beta))
+  kHardSwish = 8,    // x max(0, min(1, x / 6 + 1 / 2))
+  kSoftplus = 9,     // log(1 + exp(x))
+  kGelu = 10,        // x Phi(x) with the exact normal CDF (erf)
+  kGeluTanh = 11,    // the tanh approximation
+  kSilu = 12,        // x sigmoid(x)
+};
 
 struct Array {
   Shape shape;

@@ -10,6 +10,7 @@ import onnx
 from ..errors import ModelLoadError, UnsupportedModelError
 from . import (
     fold,
+    fuse,
     ops,  # noqa: F401  (registers the converters)
 )
 from . import graph as g
@@ -104,12 +105,15 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
             name = static_alias[name]
         return name
 
+    fusion = fuse.find(nodes, order, consts, out_value.name, names)
+    order = [i for i in order if i not in fusion.absorbed]
     consumers: dict[str, int] = {}
     for i in order:
         # Shape and Size read only the shape, which folding BatchNormalization or a scale does not change.
         if nodes[i].op_type in ("Identity", "Dropout", "Shape", "Size"):
             continue
-        for name in nodes[i].input:
+        proto = fusion.replacements[i][0] if i in fusion.replacements else nodes[i]
+        for name in proto.input:
             if name:
                 key = static_resolve(name)
                 consumers[key] = consumers.get(key, 0) + 1
@@ -128,6 +132,10 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
         reserved_names=set(names),
     )
     for i in order:
+        if i in fusion.replacements:
+            proto, convert = fusion.replacements[i]
+            convert(ctx, Node(proto, proto.name, opset, index=i))
+            continue
         node = Node(nodes[i], names[i], opset, index=i)
         if fold.try_fold(ctx, node):
             continue

@@ -10,6 +10,10 @@
 - Before opset 7 the ops carry the legacy ``broadcast`` and ``axis`` attributes: ``broadcast=1`` aligns the
   constant B with the data tensor at ``axis`` (at the trailing axes when ``axis`` is absent), ``broadcast=0``
   needs equal shapes.
+- ``Mul`` of two data tensors where exactly one comes from a sigmoid-like gate function (Sigmoid, HardSigmoid,
+  ``relu6(x + 3) / 6``), possibly through shape-only ops -> a ``gate`` layer [signal, gate] (squeeze-and-
+  excitation, MobileNetV3, x * sigmoid(x)); relevance goes to the signal alone. Any other such product is
+  unsupported.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ModelLoadError, UnsupportedModelError
-from ..context import ConversionContext, Node
+from ..context import ConversionContext, LayerDraft, Node
 from ..registry import register
 from ._common import scale_outputs, shift_outputs, unit_vector
+from .activation import ACTIVATION_OP, add_activation
 
 
 def _split(ctx: ConversionContext, node: Node) -> tuple[list[int], list[int]]:
@@ -116,10 +121,101 @@ def convert_sub(ctx: ConversionContext, node: Node) -> None:
         ctx.add_pending_affine(node, 1, -1.0, value)
 
 
+#: Layer kinds that only reshape: a gate may pass through them on its way to the Mul.
+_SHAPE_ONLY_KINDS = ("reshape", "flatten")
+#: Activations whose output lies in [0, 1]: the gate functions a Mul of two data tensors is recognised by.
+_GATE_OPS = (ACTIVATION_OP["sigmoid"], ACTIVATION_OP["hard_sigmoid"])
+
+
+def _gate_function(ctx: ConversionContext, name: str) -> LayerDraft | None:
+    """The layer behind ``name`` (through shape-only layers), when it is a sigmoid-like gate function."""
+    layer = ctx.producer(name)
+    while layer is not None and layer.kind in _SHAPE_ONLY_KINDS:
+        layer = ctx.producer(layer.inputs[0])
+    if layer is not None and layer.kind == "activation" and layer.ints["op"][0] in _GATE_OPS:
+        return layer
+    return None
+
+
+def _hard_sigmoid_scale(ctx: ConversionContext, node: Node, index: int) -> tuple[str, float] | None:
+    """For an operand ``relu6(u) / 6`` (Clip(0, M), possibly reshaped, then a pending constant factor s with
+    s M = 1: the hard sigmoid ``relu6(x + 3) / 6`` once its Add 3 is folded into the layer before), return the
+    clipped value and s."""
+    pending = ctx.pending_affine(node, index)
+    if pending is None or pending.has_shift:
+        return None
+    scale = np.unique(pending.scale)
+    if scale.size != 1 or float(scale[0]) <= 0:
+        return None
+    source, factor = pending.source, float(scale[0])
+    layer = ctx.producer(source)
+    while layer is not None and layer.kind in _SHAPE_ONLY_KINDS:
+        layer = ctx.producer(layer.inputs[0])
+    if layer is None or layer.kind != "activation" or layer.ints["op"][0] != ACTIVATION_OP["clip"]:
+        return None
+    low, high = layer.floats.get("min"), layer.floats.get("max")
+    if low != 0.0 or high is None or abs(factor * high - 1.0) > 1e-6:
+        return None
+    return source, factor
+
+
+def _convert_gate(ctx: ConversionContext, node: Node) -> None:
+    """Mul of two data tensors: a ``gate`` when exactly one operand is a sigmoid-like gate function."""
+    hard = [_hard_sigmoid_scale(ctx, node, k) for k in (0, 1)]
+    is_gate = [
+        hard[k] is not None
+        or (
+            ctx.pending_origin(node.inputs[k]) is None
+            and _gate_function(ctx, node.inputs[k]) is not None
+        )
+        for k in (0, 1)
+    ]
+    shapes = [ctx.shape_of(node.inputs[k]) for k in (0, 1)]
+    if is_gate.count(True) != 1:
+        raise UnsupportedModelError(
+            f"{node.describe()}: the product of two data tensors (shapes {shapes[0]} and {shapes[1]}) is not a "
+            "recognisable gate: exactly one operand must come from a Sigmoid, a HardSigmoid or relu6(x + 3) / 6 "
+            "(possibly reshaped)"
+        )
+    k = is_gate.index(True)
+    signal = ctx.data_input(node, 1 - k)
+    ranks = [ctx.rank_of(node.inputs[j]) for j in (0, 1)]
+    if None not in ranks and ranks[0] != ranks[1]:
+        raise UnsupportedModelError(
+            f"{node.describe()}: the gate (shape {shapes[k]}) and the signal (shape {shapes[1 - k]}) differ in rank; "
+            "the gate must keep the batch axis and broadcast against the signal per sample"
+        )
+    gate_shape, signal_shape = ctx.sample_shape(node.inputs[k]), ctx.sample_shape(node.inputs[1 - k])
+    if gate_shape is not None and signal_shape is not None:
+        try:
+            fits = np.broadcast_shapes(gate_shape, signal_shape) == signal_shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise UnsupportedModelError(
+                f"{node.describe()}: the gate of shape {shapes[k]} does not broadcast against the signal of shape "
+                f"{shapes[1 - k]} (the product must have the signal's shape)"
+            )
+    found = hard[k]
+    if found is not None:
+        # s * relu6(u) = hard_sigmoid(relu6(u); alpha=s, beta=0) exactly, since relu6(u) lies in [0, 1 / s].
+        source, factor = found
+        gate = ctx.unique_name(f"{node.name}/hard_sigmoid")
+        add_activation(
+            ctx, node, "hard_sigmoid", source, {"alpha": factor, "beta": 0.0}, output=gate, name=gate
+        )
+    else:
+        gate = ctx.data_input(node, k)
+    ctx.add_layer(node, "gate", [signal, gate])
+
+
 @register("Mul")
 def convert_mul(ctx: ConversionContext, node: Node) -> None:
-    """Multiplication of a data tensor by a constant."""
+    """Multiplication of a data tensor by a constant (see the module docstring), or a multiplicative gate."""
     data, const = _split(ctx, node)
+    if len(data) == 2 and not const:
+        _convert_gate(ctx, node)
+        return
     if len(data) != 1 or len(const) != 1:
         raise UnsupportedModelError(
             f"{node.describe()}: only the product of a data tensor with a constant is supported"
