@@ -33,11 +33,18 @@ def convert_flatten(ctx: ConversionContext, node: Node) -> None:
 
 @register("Reshape")
 def convert_reshape(ctx: ConversionContext, node: Node) -> None:
-    """Reshape with a constant target shape (batch entry included); allowzero=1 is unsupported."""
-    if node.int_attr("allowzero", 0):
-        raise UnsupportedModelError(f"{node.describe()}: Reshape with allowzero=1 is not supported")
+    """Reshape with a constant target shape (batch entry included).
+
+    allowzero=1 (opset 14+) only changes what a 0 entry means (an empty axis instead of a copy of the input's
+    extent): without a 0 entry it is the same as allowzero=0; an empty tensor is unsupported.
+    """
     source = ctx.data_input(node, 0)
+    allowzero = node.opset >= 14 and bool(node.int_attr("allowzero", 0))
     if ctx.is_batch_value(node.input(1)):
+        pair = ctx.value_pair(node.input(1))
+        assert pair is not None
+        if allowzero:
+            _check_no_zero(node, [int(v) for v in np.asarray(pair[0]).reshape(-1)])
         target = fold.reshape_target(ctx, node)
         ctx.add_layer(node, "reshape", [source], ints={"shape": target})
         fold.refine_shapes(ctx, node, target)
@@ -47,8 +54,19 @@ def convert_reshape(ctx: ConversionContext, node: Node) -> None:
             f"{node.describe()}: the target shape '{node.input(1)}' is computed at run time from data, not "
             "from shapes; only a constant shape or one computed from the input's shape is supported"
         )
-    shape = np.asarray(ctx.raw_constant(node, 1, "shape")).reshape(-1)
-    ctx.add_layer(node, "reshape", [source], ints={"shape": [int(v) for v in shape]})
+    shape = [int(v) for v in np.asarray(ctx.raw_constant(node, 1, "shape")).reshape(-1)]
+    if allowzero:
+        _check_no_zero(node, shape)
+    ctx.add_layer(node, "reshape", [source], ints={"shape": shape})
+
+
+def _check_no_zero(node: Node, target: list[int]) -> None:
+    """allowzero=1 with a 0 entry: the result is an empty tensor, outside dtd's scope."""
+    if 0 in target:
+        raise UnsupportedModelError(
+            f"{node.describe()}: Reshape with allowzero=1 and the target shape {target} has an axis of length 0 "
+            "(an empty tensor); not supported (with allowzero=0 a 0 entry copies the input's extent)"
+        )
 
 
 def _known_sample_shape(ctx: ConversionContext, node: Node, source: str) -> tuple[int, ...]:
