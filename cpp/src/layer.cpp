@@ -34,6 +34,11 @@ const char* to_string(LayerKind kind) {
     case LayerKind::concat: return "concat";
     case LayerKind::softmax: return "softmax";
     case LayerKind::logsoftmax: return "logsoftmax";
+    case LayerKind::transpose: return "transpose";
+    case LayerKind::slice: return "slice";
+    case LayerKind::gather: return "gather";
+    case LayerKind::pad: return "pad";
+    case LayerKind::lrn: return "lrn";
   }
   return "?";
 }

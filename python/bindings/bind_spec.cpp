@@ -22,7 +22,12 @@ void bind_spec(py::module_& m) {
       .value("add", LayerKind::add)
       .value("concat", LayerKind::concat)
       .value("softmax", LayerKind::softmax)
-      .value("logsoftmax", LayerKind::logsoftmax);
+      .value("logsoftmax", LayerKind::logsoftmax)
+      .value("transpose", LayerKind::transpose)
+      .value("slice", LayerKind::slice)
+      .value("gather", LayerKind::gather)
+      .value("pad", LayerKind::pad)
+      .value("lrn", LayerKind::lrn);
 
   py::enum_<RuleKind>(m, "RuleKind")
       .value("zplus", RuleKind::zplus)

@@ -112,6 +112,26 @@ def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: t
     return np.ascontiguousarray(full, dtype=np.float64).ravel()
 
 
+#: Layers that only move data: bounds given for the model input can be carried through them.
+_DATA_MOVES = ("transpose", "slice", "gather", "pad", "reshape", "flatten")
+
+
+def _moved_bounds(model: Model, layer: Any, value: Any, what: str) -> np.ndarray:
+    """A bound of the model input as the bound of ``layer``'s input (flattened).
+
+    When transposes, slices, gathers or pads stand between the input and the layer (an NHWC graph's Transpose),
+    the bound, broadcast to the input's shape, is moved through them like the data (padded positions get the
+    pad value as both bounds); otherwise it is broadcast to the layer's input directly.
+    """
+    before = model.layers[: layer.index]
+    moved = any(lr.kind in ("transpose", "slice", "gather", "pad") for lr in before)
+    if not moved or any(lr.kind not in _DATA_MOVES for lr in before):
+        return _bounds(value, what, model.input_shape, layer.input_shapes[0])
+    full = _bounds(value, what, model.input_shape, model.input_shape).reshape((1, *model.input_shape))
+    trace = model.network(np.float64).trace(full, None)
+    return np.ascontiguousarray(trace.value(layer.inputs[0]), dtype=np.float64).ravel()
+
+
 def _rule_specs(
     model: Model, composite: Composite, low: Any, high: Any
 ) -> tuple[list[_core.RuleSpec], list[str], list[_Box]]:
@@ -134,8 +154,8 @@ def _rule_specs(
                 hi_v = high if rule.high is None else rule.high
                 if lo_v is None or hi_v is None:
                     raise ValueError(f"ZBox on layer '{layer.name}' needs bounds: pass low= and high=")
-                lo = _bounds(lo_v, "low", model.input_shape, layer.input_shapes[0])
-                hi = _bounds(hi_v, "high", model.input_shape, layer.input_shapes[0])
+                lo = _moved_bounds(model, layer, lo_v, "low")
+                hi = _moved_bounds(model, layer, hi_v, "high")
                 if np.any(lo > hi):
                     bad = int(np.argmax(lo > hi))
                     raise ValueError(

@@ -24,6 +24,11 @@ enum class LayerKind {
   concat,         // ints axis (ONNX axis, counting the batch axis; negative allowed)
   softmax,        // ints axis; only as the last layer (the head): relevance starts at its input
   logsoftmax,     // ints axis; likewise
+  transpose,      // ints perm (ONNX perm, batch axis included: perm[0] == 0)
+  slice,          // ints axes (ONNX axes, >= 1 or negative), starts, ends, optional steps; clamped as ONNX does
+  gather,         // ints axis, indices (constant), optional squeeze (1: one scalar index, the axis is dropped)
+  pad,            // ints pads (ONNX order, batch entries 0; negative crops), mode (PadMode); floats value
+  lrn,            // ints size; floats alpha, beta, bias (ONNX LRN across axis 1)
 };
 
 /// Name of a kind as used in messages and in Python ("dense", "conv", ...).

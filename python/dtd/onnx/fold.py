@@ -438,7 +438,20 @@ _SHAPE_ONLY_OPS = tuple(
     op
     for op in foldable_ops()
     if op
-    not in ("Add", "Sub", "Mul", "Div", "Concat", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
+    not in (
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Concat",
+        "Reshape",
+        "Flatten",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+        "Slice",
+        "Gather",
+    )
 )
 
 
