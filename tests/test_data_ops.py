@@ -750,3 +750,83 @@ def test_matmul_on_channels_last() -> None:
     assert net.layers[1].output_shape == (3, 4, 6)
     _conservation_free = dtd.explain(net, random_input((2, 3, 4, 5), 1).astype(np.float64))
     assert _conservation_free.shape == (2, 3, 4, 5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the C++ layers' own checks (a ModelSpec built by hand, as a C++ service would)
+# ---------------------------------------------------------------------------------------------------------
+def _layer(kind: str, inputs: list[str], output: str, ints: Any = None, floats: Any = None) -> Any:
+    from dtd import _core
+
+    layer = _core.LayerSpec()
+    layer.name, layer.kind, layer.inputs, layer.output = (
+        output,
+        getattr(_core.LayerKind, kind),
+        inputs,
+        output,
+    )
+    layer.ints = ints or {}
+    layer.floats = floats or {}
+    return layer
+
+
+def _network(input_shape: list[int], *layers: Any) -> Any:
+    from dtd import _core
+
+    spec = _core.ModelSpec()
+    spec.input_name, spec.input_shape, spec.output, spec.layers = (
+        "x",
+        input_shape,
+        layers[-1].output,
+        list(layers),
+    )
+    return _core.Network64(spec)
+
+
+@pytest.mark.parametrize(
+    ("kind", "ints", "floats", "pattern"),
+    [
+        ("transpose", {"perm": [1, 0, 2]}, {}, "moves the batch axis"),
+        ("transpose", {"perm": [0, 1, 1]}, {}, "not a permutation"),
+        ("slice", {"axes": [0], "starts": [0], "ends": [1]}, {}, "batch axis"),
+        ("slice", {"axes": [1], "starts": [0], "ends": [2], "steps": [0]}, {}, "step 0"),
+        ("slice", {"axes": [1, -2], "starts": [0, 0], "ends": [2, 2]}, {}, "repeated"),
+        ("slice", {"axes": [2], "starts": [3], "ends": [3]}, {}, "empty"),
+        ("gather", {"axis": [1], "indices": [3]}, {}, "out of range"),
+        ("gather", {"axis": [1], "indices": [0, 1], "squeeze": [1]}, {}, "one index"),
+        ("pad", {"pads": [1, 0, 0, 0, 0, 0]}, {}, "batch axis"),
+        ("pad", {"pads": [0, 3, 0, 0, 0, 0], "mode": [1]}, {}, "smaller than its length"),
+        ("pad", {"pads": [0, -2, 0, 0, -1, 0]}, {}, "leave nothing"),
+        ("pad", {"pads": [0, 0, 0, 0], "mode": [0]}, {}, "expected 6"),
+        ("lrn", {"size": [0]}, {}, "size"),
+        ("lrn", {"size": [3]}, {"bias": 0.0}, "bias > 0"),
+    ],
+)
+def test_cpp_layer_checks(
+    kind: str, ints: dict[str, list[int]], floats: dict[str, float], pattern: str
+) -> None:
+    with pytest.raises(ValueError, match=pattern) as info:
+        _network([3, 4], _layer(kind, ["x"], "y", ints, floats))
+    assert "'y'" in str(info.value)
+
+
+def test_cpp_head_followed_by_reshapes_only() -> None:
+    soft = _layer("softmax", ["x"], "s", {"axis": [-1]})
+    net = _network(
+        [2, 3],
+        soft,
+        _layer("flatten", ["s"], "f", {"axis": [1]}),
+        _layer("reshape", ["f"], "y", {"shape": [0, 3, 2]}),
+    )
+    assert list(net.logits_shape) == [2, 3] and list(net.output_shape) == [3, 2]
+    with pytest.raises(ValueError, match="output head"):
+        _network([2, 3], soft, _layer("relu", ["s"], "y"))
+
+
+def test_constant_pad_relevance_is_dropped_in_the_report() -> None:
+    model = _pad_model((2, 3), [0, 1, 0, 0, 0, 2], "constant", 0.5, 13)
+    net = dtd.load(to_bytes(model))
+    r_out = np.ones((1, net.num_outputs))
+    details = dtd.explain(net, np.zeros((1, 2, 3)), target=r_out, return_details=True)
+    (pad,) = details.layers
+    assert pad.relevance_out[0] == pytest.approx(3 * 5) and pad.relevance_in[0] == pytest.approx(2 * 3)
