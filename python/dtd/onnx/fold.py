@@ -438,20 +438,8 @@ _SHAPE_ONLY_OPS = tuple(
     op
     for op in foldable_ops()
     if op
-    not in (
-        "Add",
-        "Sub",
-        "Mul",
-        "Div",
-        "Concat",
-        "Reshape",
-        "Flatten",
-        "Transpose",
-        "Squeeze",
-        "Unsqueeze",
-        "Slice",
-        "Gather",
-    )
+    not in ("Add", "Sub", "Mul", "Div", "Concat", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
+    and op not in ("Slice", "Gather")  # on data: slice and gather layers (ops/shape.py)
 )
 
 
