@@ -39,6 +39,11 @@ const char* to_string(LayerKind kind) {
     case LayerKind::globalmaxpool: return "globalmaxpool";
     case LayerKind::activation: return "activation";
     case LayerKind::gate: return "gate";
+    case LayerKind::transpose: return "transpose";
+    case LayerKind::slice: return "slice";
+    case LayerKind::gather: return "gather";
+    case LayerKind::pad: return "pad";
+    case LayerKind::lrn: return "lrn";
   }
   return "?";
 }

@@ -15,11 +15,15 @@
 #include "dtd/layers/dense.hpp"
 #include "dtd/layers/layernorm.hpp"
 #include "dtd/layers/gate.hpp"
+#include "dtd/layers/lrn.hpp"
+#include "dtd/layers/pad.hpp"
 #include "dtd/layers/pool2d.hpp"
 #include "dtd/layers/relu.hpp"
 #include "dtd/layers/reshape.hpp"
+#include "dtd/layers/slice.hpp"
 #include "dtd/layers/softmax.hpp"
 #include "dtd/threads.hpp"
+#include "dtd/layers/transpose.hpp"
 #include "parallel.hpp"
 
 namespace dtd {
@@ -51,12 +55,22 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
     case LayerKind::globalmaxpool: return std::make_unique<GlobalMaxPool<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::activation: return std::make_unique<Activation<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::gate: return std::make_unique<Gate<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::transpose: return std::make_unique<Transpose<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::slice: return std::make_unique<Slice<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::gather: return std::make_unique<Gather<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::pad: return std::make_unique<Pad<T>>(spec, std::move(ids), std::move(shapes));
+    case LayerKind::lrn: return std::make_unique<Lrn<T>>(spec, std::move(ids), std::move(shapes));
   }
   throw ModelError("layer '" + spec.name + "': unknown layer kind");
 }
 
 bool is_head(LayerKind kind) {
   return kind == LayerKind::softmax || kind == LayerKind::logsoftmax;
+}
+
+// Layers that may follow the head: they only reshape its output on the way to the model output.
+bool is_shape_only(LayerKind kind) {
+  return kind == LayerKind::reshape || kind == LayerKind::flatten;
 }
 
 template <class T>
@@ -78,8 +92,13 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
   std::vector<Shape> value_shapes{input_shape_};
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
-    DTD_CHECK(!is_head(ls.kind) || i + 1 == spec.layers.size(), ModelError, to_string(ls.kind), " layer '", ls.name,
-              "' is supported only as the last layer (the output head)");
+    // A head is the last layer, or followed only by a chain of reshapes, each consuming the previous layer.
+    bool head_ok = true;
+    for (size_t k = i + 1; is_head(ls.kind) && k < spec.layers.size(); ++k)
+      head_ok = head_ok && is_shape_only(spec.layers[k].kind) && spec.layers[k].inputs.size() == 1 &&
+                spec.layers[k].inputs[0] == spec.layers[k - 1].output;
+    DTD_CHECK(head_ok, ModelError, to_string(ls.kind), " layer '", ls.name,
+              "' is supported only as the output head: the last layer, or followed only by reshapes to the output");
     std::vector<int> in;
     std::vector<Shape> shapes;
     for (const std::string& name : ls.inputs) {
@@ -98,8 +117,12 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
   DTD_CHECK(out != ids.end(), ModelError, "model output '", spec.output, "' is not produced by any layer");
   output_value_ = out->second;
   logits_value_ = output_value_;
-  if (output_value_ > 0 && is_head(layers_[static_cast<size_t>(output_value_ - 1)]->kind()))
-    logits_value_ = layers_[static_cast<size_t>(output_value_ - 1)]->inputs()[0];
+  // Relevance starts at the head's input; reshapes after the head are part of forward() only.
+  int head = output_value_;
+  while (head > 0 && is_shape_only(layers_[static_cast<size_t>(head - 1)]->kind()))
+    head = layers_[static_cast<size_t>(head - 1)]->inputs()[0];
+  if (head > 0 && is_head(layers_[static_cast<size_t>(head - 1)]->kind()))
+    logits_value_ = layers_[static_cast<size_t>(head - 1)]->inputs()[0];
 }
 
 template <class T>

@@ -27,7 +27,12 @@ void bind_spec(py::module_& m) {
       .value("layernorm", LayerKind::layernorm)
       .value("globalmaxpool", LayerKind::globalmaxpool)
       .value("activation", LayerKind::activation)
-      .value("gate", LayerKind::gate);
+      .value("gate", LayerKind::gate)
+      .value("transpose", LayerKind::transpose)
+      .value("slice", LayerKind::slice)
+      .value("gather", LayerKind::gather)
+      .value("pad", LayerKind::pad)
+      .value("lrn", LayerKind::lrn);
 
   py::enum_<RuleKind>(m, "RuleKind")
       .value("zplus", RuleKind::zplus)

@@ -74,7 +74,7 @@ class Explanation:
 _Box = tuple[int, np.ndarray, np.ndarray, float, "tuple[float, float] | None"]
 
 #: Layers through which input bounds are mapped onto the first conv/dense layer (elementwise and monotone).
-_BOUNDS_MAPPED = ("affine", "relu", "flatten", "reshape")
+_BOUNDS_MAPPED = ("affine", "relu", "flatten", "reshape", "transpose", "slice", "gather", "pad")
 
 
 def _composite(rules: str | Composite | Rule, low: Any, high: Any, eps: float | None) -> Composite:
@@ -116,38 +116,32 @@ def _bounds(value: Any, what: str, sample_shape: tuple[int, ...], layer_shape: t
     return np.ascontiguousarray(full, dtype=np.float64).ravel()
 
 
-def _input_map(model: Model, layer: Any) -> list[Any] | None:
-    """The layers between the model input and ``layer`` when they are a chain of affine, ReLU and reshape layers
-    with at least one affine or ReLU among them (bounds given for the model input then map onto ``layer``'s
-    input), in forward order; None otherwise."""
-    chain = []
-    value = layer.inputs[0]
+def _input_map(model: Model, layer: Any) -> bool:
+    """True when the layers between the model input and ``layer`` are a chain of single-input layers that map each
+    input element to at most one value monotonically (affine, ReLU, and the data movements: reshape, transpose,
+    slice, gather, pad), with at least one that changes values or positions: bounds given for the model input
+    then map onto ``layer``'s input (see :func:`_map_bounds`)."""
+    value, kinds = layer.inputs[0], []
     while value != 0:
         producer = model.layers[value - 1]
         if producer.kind not in _BOUNDS_MAPPED or len(producer.inputs) != 1:
-            return None
-        chain.append(producer)
+            return False
+        kinds.append(producer.kind)
         value = producer.inputs[0]
-    chain.reverse()
-    return chain if any(p.kind in ("affine", "relu") for p in chain) else None
+    return any(k not in ("flatten", "reshape") for k in kinds)
 
 
-def _map_bounds(
-    model: Model, chain: list[Any], lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Input bounds (flat, model input shape) mapped through ``chain``: ``min/max(s l + t, s h + t)`` through an
-    affine layer, clamped at 0 through a ReLU; reshapes keep the flat order."""
-    for layer in chain:
-        if layer.kind == "affine":
-            scale, shift = model._affine[layer.index]
-            shape = layer.input_shapes[0]
-            s = np.broadcast_to(scale, shape).ravel()
-            t = np.broadcast_to(shift, shape).ravel()
-            a, b = s * lo + t, s * hi + t
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-        elif layer.kind == "relu":
-            lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+def _map_bounds(model: Model, layer: Any, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Input bounds (flat, model input shape) mapped onto ``layer``'s input through the chain of
+    :func:`_input_map`: each element of that input is a monotone function of one input element (``s x + t``,
+    ``max(x, 0)``, a copy) or a constant (a padded position), so the box's image is ``[min(f(l), f(h)),
+    max(f(l), f(h))]`` elementwise: both bounds are run through the network in float64."""
+    net = model.network(np.dtype(np.float64))
+    images = []
+    for bound in (lo, hi):
+        trace = net.trace(np.ascontiguousarray(bound.reshape((1, *model.input_shape))), None)
+        images.append(np.asarray(trace.value(layer.inputs[0]), dtype=np.float64).ravel())
+    return np.ascontiguousarray(np.minimum(*images)), np.ascontiguousarray(np.maximum(*images))
 
 
 def _rule_specs(
@@ -182,10 +176,11 @@ def _rule_specs(
                 hi_v = high if rule.high is None else rule.high
                 if lo_v is None or hi_v is None:
                     raise ValueError(f"ZBox on layer '{layer.name}' needs bounds: pass low= and high=")
-                # Bounds are given in the model input's space; through affine layers (input normalisation in
-                # the graph, BatchNormalization) they are mapped onto the layer's input, and checked on the input.
+                # Bounds are given in the model input's space; through affine layers (input normalisation in the
+                # graph, BatchNormalization) and data movements (an NHWC graph's Transpose, Pad) they are mapped onto
+                # the layer's input, and checked on the model input.
                 chain = _input_map(model, layer)
-                target = model.input_shape if chain is not None else layer.input_shapes[0]
+                target = model.input_shape if chain else layer.input_shapes[0]
                 lo = _bounds(lo_v, "low", model.input_shape, target)
                 hi = _bounds(hi_v, "high", model.input_shape, target)
                 if np.any(lo > hi):
@@ -193,12 +188,12 @@ def _rule_specs(
                     raise ValueError(
                         f"low > high for the z^beta bounds (first at flat index {bad}: {lo[bad]} > {hi[bad]})"
                     )
-                spec.low, spec.high = _map_bounds(model, chain, lo, hi) if chain is not None else (lo, hi)
+                spec.low, spec.high = _map_bounds(model, layer, lo, hi) if chain else (lo, hi)
                 uniform = (
                     (float(lo[0]), float(hi[0])) if np.all(lo == lo[0]) and np.all(hi == hi[0]) else None
                 )
                 tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
-                boxes.append((0 if chain is not None else layer.inputs[0], lo, hi, tol, uniform))
+                boxes.append((0 if chain else layer.inputs[0], lo, hi, tol, uniform))
         spec.maxpool, spec.add = maxpool, add
         specs.append(spec)
         names.append(name)

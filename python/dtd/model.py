@@ -78,13 +78,6 @@ class Model:
             )
             for i, d in enumerate(net.layers)
         ]
-        # The constants of the affine layers, for mapping input bounds onto the first conv/dense layer (api.py).
-        self._affine: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        if any(layer.kind == "affine" for layer in self.layers):
-            for layer, layer_spec in zip(self.layers, spec.layers, strict=True):
-                if layer.kind == "affine":
-                    weights = layer_spec.weights
-                    self._affine[layer.index] = (np.asarray(weights["scale"]), np.asarray(weights["shift"]))
         if reload is not None:
             # The float32 network holds its own copy of the weights; the float64 spec (twice their size) is
             # rebuilt from the source only if a float64 network or the spec is asked for.

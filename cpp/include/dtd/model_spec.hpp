@@ -30,6 +30,11 @@ enum class LayerKind {
   globalmaxpool,  // any number of spatial axes
   activation,     // ints op (ActivationOp); floats alpha, beta, gamma, min, max; PRelu: weight "slope"
   gate,           // inputs [signal, gate]: y = signal * gate, the gate broadcast against the signal
+  transpose,      // ints perm (ONNX perm, batch axis included: perm[0] == 0)
+  slice,          // ints axes (ONNX axes, >= 1 or negative), starts, ends, optional steps; clamped as ONNX does
+  gather,         // ints axis, indices (constant), optional squeeze (1: one scalar index, the axis is dropped)
+  pad,            // ints pads (ONNX order, batch entries 0; negative crops), mode (PadMode); floats value
+  lrn,            // ints size; floats alpha, beta, bias (ONNX LRN across axis 1)
 };
 
 /// Name of a kind as used in messages and in Python ("dense", "conv", ...).

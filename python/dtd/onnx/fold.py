@@ -555,7 +555,13 @@ def refine_shapes(ctx: ConversionContext, node: Node, target: list[int]) -> None
     model = ctx.shape_model
     name = ctx.unique_name(f"{node.name}__dtd_target")
     model.graph.initializer.append(numpy_helper.from_array(np.asarray(target, dtype=np.int64), name))
-    model.graph.node[node.index].input[1] = name
+    proto = model.graph.node[node.index]
+    proto.input[1] = name
+    # allowzero=1 would read the batch placeholder 0 as an empty axis; the target has no other 0 (checked by
+    # the Reshape converter), so allowzero=0 means the same there.
+    for attr in proto.attribute:
+        if attr.name == "allowzero":
+            attr.i = 0
     # The copy differs from the model only by constant targets: its inference knows at least as much.
     shapes = g.infer_shapes(model)
     ctx.shapes.clear()

@@ -11,7 +11,7 @@ from ..errors import ModelLoadError, UnsupportedModelError
 from . import (
     fold,
     fuse,
-    ops,  # noqa: F401  (registers the converters)
+    ops,  # registers the converters
 )
 from . import graph as g
 from .context import ConversionContext, LayerDraft, Node
@@ -165,7 +165,7 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
         raise ModelLoadError(
             f"the model computes no layer: its output '{out_value.name}' is not a layer output"
         )
-    layers = _reachable(ctx.layers, output)
+    layers = _reachable(ops.pad.fold_into_consumers(ctx, ctx.layers, output), output)
     out_shape = shapes.get(out_value.name)
     output_shape = None
     ceil_pools = any(layer.ints.get("ceil_mode", [0])[0] for layer in layers)

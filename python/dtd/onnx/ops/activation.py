@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
+from .shape import reaches_output_through_reshapes
 
 #: Op codes of the ``activation`` kind: the values of dtd::ActivationOp (cpp/include/dtd/model_spec.hpp).
 ACTIVATION_OP = {
@@ -189,11 +190,13 @@ def convert_erf_gelu(ctx: ConversionContext, node: Node) -> None:
 
 @register("Softmax", "LogSoftmax")
 def convert_softmax(ctx: ConversionContext, node: Node) -> None:
-    """Softmax/LogSoftmax, allowed only as the op that produces the graph output."""
-    if not node.outputs or not ctx.is_graph_output(node.outputs[0]):
+    """Softmax/LogSoftmax, allowed only as the head: the op producing the graph output, or followed only by shape
+    ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) on the way to it."""
+    if not node.outputs or not reaches_output_through_reshapes(ctx, node.outputs[0]):
         raise UnsupportedModelError(
-            f"{node.describe()}: {node.op_type} is only supported as the last op of the model (the one that "
-            "produces the graph output); explanations start from its input, the logits"
+            f"{node.describe()}: {node.op_type} is only supported as the head of the model (the last op, or "
+            "followed only by Reshape/Flatten/Squeeze/Unsqueeze/Identity before the graph output); "
+            "explanations start from its input, the logits"
         )
     source = ctx.data_input(node, 0)
     rank = ctx.rank_of(source)

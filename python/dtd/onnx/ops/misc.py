@@ -24,7 +24,15 @@ def convert_identity(ctx: ConversionContext, node: Node) -> None:
 
 @register("Dropout")
 def convert_dropout(ctx: ConversionContext, node: Node) -> None:
-    """Dropout (inference mode) is removed; a used mask output or training mode is unsupported."""
+    """Dropout (inference mode) is removed; a used mask output or training mode is unsupported.
+
+    Opset < 7: the ``is_test`` attribute (0: training); 7 to 11: a ``ratio`` attribute (irrelevant at inference);
+    from 12: ``ratio`` and ``training_mode`` inputs.
+    """
+    if node.opset < 7 and not node.int_attr("is_test", 0):
+        raise UnsupportedModelError(
+            f"{node.describe()}: Dropout with is_test=0 (training mode) is not supported"
+        )
     if len(node.outputs) > 1 and node.outputs[1] and ctx.consumers.get(node.outputs[1], 0) > 0:
         raise UnsupportedModelError(f"{node.describe()}: the mask output of Dropout is used; not supported")
     if node.input(2):

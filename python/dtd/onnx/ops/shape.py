@@ -1,8 +1,11 @@
-"""Flatten, Reshape, Concat, and the layout ops that amount to a reshape (Squeeze, Unsqueeze, Transpose).
+"""Flatten, Reshape, Concat, the layout ops that amount to a reshape (Squeeze, Unsqueeze, size-1 Transpose),
+and the data movements Transpose, Slice, Split and Gather on per-sample axes.
 
 A Reshape target computed from the input's shape (PyTorch's ``x.view(x.size(0), -1)``) is evaluated at
 import by :mod:`dtd.onnx.fold`. Squeeze, Unsqueeze and a Transpose that only moves size-1 axes do not move
-any data: they become ``reshape`` layers to the per-sample shape known from shape inference.
+any data: they become ``reshape`` layers to the per-sample shape known from shape inference. Slice and
+Gather of shape values (the arithmetic in front of a Reshape) are evaluated by :mod:`dtd.onnx.fold` before
+these converters see them.
 """
 
 from __future__ import annotations
@@ -33,11 +36,18 @@ def convert_flatten(ctx: ConversionContext, node: Node) -> None:
 
 @register("Reshape")
 def convert_reshape(ctx: ConversionContext, node: Node) -> None:
-    """Reshape with a constant target shape (batch entry included); allowzero=1 is unsupported."""
-    if node.int_attr("allowzero", 0):
-        raise UnsupportedModelError(f"{node.describe()}: Reshape with allowzero=1 is not supported")
+    """Reshape with a constant target shape (batch entry included).
+
+    allowzero=1 (opset 14+) only changes what a 0 entry means (an empty axis instead of a copy of the input's
+    extent): without a 0 entry it is the same as allowzero=0; an empty tensor is unsupported.
+    """
     source = ctx.data_input(node, 0)
+    allowzero = node.opset >= 14 and bool(node.int_attr("allowzero", 0))
     if ctx.is_batch_value(node.input(1)):
+        pair = ctx.value_pair(node.input(1))
+        assert pair is not None
+        if allowzero:
+            _check_no_zero(node, [int(v) for v in np.asarray(pair[0]).reshape(-1)])
         target = fold.reshape_target(ctx, node)
         ctx.add_layer(node, "reshape", [source], ints={"shape": target})
         fold.refine_shapes(ctx, node, target)
@@ -47,9 +57,20 @@ def convert_reshape(ctx: ConversionContext, node: Node) -> None:
             f"{node.describe()}: the target shape '{node.input(1)}' is computed at run time from data, not "
             "from shapes; only a constant shape or one computed from the input's shape is supported"
         )
-    shape = np.asarray(ctx.raw_constant(node, 1, "shape")).reshape(-1)
-    fold.check_reshape_keeps_batch(ctx, node, source, [int(v) for v in shape])
-    ctx.add_layer(node, "reshape", [source], ints={"shape": [int(v) for v in shape]})
+    shape = [int(v) for v in np.asarray(ctx.raw_constant(node, 1, "shape")).reshape(-1)]
+    if allowzero:
+        _check_no_zero(node, shape)
+    fold.check_reshape_keeps_batch(ctx, node, source, shape)
+    ctx.add_layer(node, "reshape", [source], ints={"shape": shape})
+
+
+def _check_no_zero(node: Node, target: list[int]) -> None:
+    """allowzero=1 with a 0 entry: the result is an empty tensor, outside dtd's scope."""
+    if 0 in target:
+        raise UnsupportedModelError(
+            f"{node.describe()}: Reshape with allowzero=1 and the target shape {target} has an axis of length 0 "
+            "(an empty tensor); not supported (with allowzero=0 a 0 entry copies the input's extent)"
+        )
 
 
 def _known_sample_shape(ctx: ConversionContext, node: Node, source: str) -> tuple[int, ...]:
@@ -130,7 +151,7 @@ def convert_unsqueeze(ctx: ConversionContext, node: Node) -> None:
 
 @register("Transpose")
 def convert_transpose(ctx: ConversionContext, node: Node) -> None:
-    """Transpose that keeps the batch axis first and the data in place (it only moves size-1 axes)."""
+    """Transpose keeping the batch axis first: a reshape when it only moves size-1 axes, else a transpose layer."""
     source = ctx.data_input(node, 0)
     sample = _known_sample_shape(ctx, node, source)
     shape = (1, *sample)
@@ -143,15 +164,182 @@ def convert_transpose(ctx: ConversionContext, node: Node) -> None:
         raise UnsupportedModelError(
             f"{node.describe()}: Transpose with perm {perm} moves the batch axis; not supported"
         )
-    if [a for a in perm if shape[a] != 1] != [a for a in range(len(shape)) if shape[a] != 1]:
-        raise UnsupportedModelError(
-            f"{node.describe()}: Transpose with perm {perm} of [N, {', '.join(map(str, sample))}] reorders "
-            "the data; only transposes that move size-1 axes (no-ops on the memory layout) are supported"
-        )
     if perm == sorted(perm):
         ctx.alias(node.outputs[0], source)
         return
-    _as_reshape(ctx, node, source, [shape[a] for a in perm[1:]])
+    if [a for a in perm if shape[a] != 1] == [a for a in range(len(shape)) if shape[a] != 1]:
+        # Only size-1 axes move: the memory layout is unchanged.
+        _as_reshape(ctx, node, source, [shape[a] for a in perm[1:]])
+        return
+    ctx.add_layer(node, "transpose", [source], ints={"perm": perm})
+
+
+# -- Slice, Split, Gather on data ------------------------------------------------------------------------
+#: An end at or beyond this is "to the end of the axis" (PyTorch writes INT64_MAX, others INT32_MAX).
+_TO_THE_END = 2**31 - 1
+
+
+def _data_axis(ctx: ConversionContext, node: Node, source: str, axis: int) -> int:
+    """A non-negative axis of data value ``source`` (batch counted), checked against its rank when known."""
+    rank = ctx.rank_of(source)
+    if rank is not None:
+        if not -rank <= axis < rank:
+            raise ModelLoadError(f"{node.describe()}: axis {axis} is out of range for rank {rank}")
+        axis %= rank
+    elif axis < 0:
+        raise UnsupportedModelError(
+            f"{node.describe()}: the rank of '{node.input(0)}' is not known, so the negative axis {axis} cannot "
+            "be placed"
+        )
+    if axis == 0:
+        raise UnsupportedModelError(
+            f"{node.describe()}: {node.op_type} on the batch axis (axis 0) is not supported; only per-sample "
+            "axes can be sliced, split or gathered"
+        )
+    return axis
+
+
+def _ints_input(ctx: ConversionContext, node: Node, index: int, what: str) -> list[int] | None:
+    if not node.input(index):
+        return None
+    return [int(v) for v in np.asarray(ctx.raw_constant(node, index, what)).reshape(-1)]
+
+
+@register("Slice")
+def convert_slice(ctx: ConversionContext, node: Node) -> None:
+    """Slice of a data tensor on per-sample axes (opset < 10: attributes; from 10: inputs, with steps)."""
+    source = ctx.data_input(node, 0)
+    if node.opset < 10:
+        starts = node.ints_attr("starts", [])
+        ends = node.ints_attr("ends", [])
+        axes = node.optional_ints_attr("axes")
+        steps = None
+    else:
+        starts = _ints_input(ctx, node, 1, "starts") or []
+        ends = _ints_input(ctx, node, 2, "ends") or []
+        axes = _ints_input(ctx, node, 3, "axes")
+        steps = _ints_input(ctx, node, 4, "steps")
+    if axes is None:
+        axes = list(range(len(starts)))
+    if steps is None:
+        steps = [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ModelLoadError(
+            f"{node.describe()}: starts {starts}, ends {ends}, axes {axes} and steps {steps} differ in length"
+        )
+    keep: list[tuple[int, int, int, int]] = []
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        if step == 0:
+            raise ModelLoadError(f"{node.describe()}: a step of 0 on axis {axis}")
+        rank = ctx.rank_of(source)
+        if (
+            (axis == 0 or (rank is not None and axis == -rank))
+            and start == 0
+            and end >= _TO_THE_END
+            and step == 1
+        ):
+            continue  # the whole batch axis: a no-op
+        keep.append((start, end, _data_axis(ctx, node, source, axis), step))
+    if not keep:
+        ctx.alias(node.outputs[0], source)
+        return
+    ctx.add_layer(
+        node,
+        "slice",
+        [source],
+        ints={
+            "starts": [k[0] for k in keep],
+            "ends": [k[1] for k in keep],
+            "axes": [k[2] for k in keep],
+            "steps": [k[3] for k in keep],
+        },
+    )
+
+
+@register("Split")
+def convert_split(ctx: ConversionContext, node: Node) -> None:
+    """Split along a per-sample axis -> one slice layer per output.
+
+    The sizes come from the ``split`` attribute (opset < 13), the ``split`` input (from 13), or else equal
+    parts: as many as outputs (``num_outputs`` from opset 18, where the last part may be smaller).
+    """
+    source = ctx.data_input(node, 0)
+    axis = _data_axis(ctx, node, source, node.int_attr("axis", 0))
+    extent = ctx.dim_of(source, axis)
+    sizes = node.optional_ints_attr("split") if node.opset < 13 else _ints_input(ctx, node, 1, "split")
+    count = len(node.outputs)
+    if sizes is None:
+        if extent is None:
+            raise UnsupportedModelError(
+                f"{node.describe()}: the length of axis {axis} of '{node.input(0)}' is not known at import"
+            )
+        if node.opset >= 18 and "num_outputs" in node.attrs:
+            count = node.int_attr("num_outputs", count)
+            part = -(-extent // count)
+            sizes = [min(part, extent - k * part) for k in range(count)]
+        elif extent % count:
+            raise ModelLoadError(
+                f"{node.describe()}: axis {axis} of length {extent} does not split into {count} equal parts"
+            )
+        else:
+            sizes = [extent // count] * count
+    if len(sizes) != len(node.outputs) or any(s < 1 for s in sizes):
+        raise (UnsupportedModelError if any(s == 0 for s in sizes) else ModelLoadError)(
+            f"{node.describe()}: split sizes {sizes} for {len(node.outputs)} outputs (empty parts are not supported)"
+        )
+    if extent is not None and sum(sizes) != extent:
+        raise ModelLoadError(
+            f"{node.describe()}: split sizes {sizes} do not add up to the axis length {extent}"
+        )
+    start = 0
+    for k, (output, size) in enumerate(zip(node.outputs, sizes, strict=True)):
+        if output:
+            ints = {"starts": [start], "ends": [start + size], "axes": [axis], "steps": [1]}
+            name = ctx.unique_name(f"{node.name}_{k}")
+            ctx.add_layer(node, "slice", [source], ints=ints, output=output, name=name)
+        start += size
+
+
+@register("Gather")
+def convert_gather(ctx: ConversionContext, node: Node) -> None:
+    """Gather of a data tensor with constant indices (a scalar or a vector) on a per-sample axis -> gather."""
+    source = ctx.data_input(node, 0)
+    axis = _data_axis(ctx, node, source, node.int_attr("axis", 0))
+    indices = np.asarray(ctx.raw_constant(node, 1, "indices"))
+    if indices.ndim > 1 or indices.size == 0:
+        raise UnsupportedModelError(
+            f"{node.describe()}: indices of shape {list(indices.shape)}; only a scalar or a non-empty vector of "
+            "indices is supported"
+        )
+    values = [int(v) for v in indices.reshape(-1)]
+    extent = ctx.dim_of(source, axis)
+    if extent is not None and any(not -extent <= v < extent for v in values):
+        raise ModelLoadError(
+            f"{node.describe()}: indices {values} out of range for axis {axis} of length {extent} (shape "
+            f"{ctx.shape_of(source)})"
+        )
+    ints = {"axis": [axis], "indices": values, "squeeze": [int(indices.ndim == 0)]}
+    ctx.add_layer(node, "gather", [source], ints=ints)
+
+
+def reaches_output_through_reshapes(ctx: ConversionContext, value: str) -> bool:
+    """True when ``value`` is the graph output, or feeds only a chain of shape ops (Reshape, Flatten,
+    Squeeze, Unsqueeze, Identity, Dropout) that ends at the graph output."""
+    model = ctx.model
+    for _ in range(1 + (len(model.graph.node) if model is not None else 0)):
+        if ctx.is_graph_output(value):
+            return True
+        if model is None:
+            return False
+        # Shape and Size read only the shape (the arithmetic of a computed Reshape target).
+        users = [n for n in model.graph.node if value in n.input and n.op_type not in ("Shape", "Size")]
+        if len(users) != 1 or users[0].op_type not in _RESHAPE_OPS or users[0].input[0] != value:
+            return False
+        value = users[0].output[0]
+    return False
+
+
+_RESHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
 
 
 @register("Concat")
