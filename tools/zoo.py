@@ -77,9 +77,14 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, path: Path | None = None) -> str:
+    """The exception's type and first line, without the file's temporary folder and the list of supported
+    ops that an unsupported-op message ends with."""
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
+    if path is not None:
+        line = line.replace(str(path), path.name)
+    line = line.split("; supported ops:")[0]
     return f"{type(exc).__name__}: {line}"[:300]
 
 
@@ -159,7 +164,7 @@ def evaluate(path: Path, size: int) -> dict[str, Any]:
     try:
         model = dtd.load(path)
     except Exception as exc:
-        result["error"] = "load: " + _first_line(exc)
+        result["error"] = "load: " + _first_line(exc, path)
         return result
     result["loads"] = True
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -176,7 +181,7 @@ def evaluate(path: Path, size: int) -> dict[str, Any]:
         low, high = (0.0 - MEAN) / STD, (1.0 - MEAN) / STD
         result["ratio_bounds"] = _ratio(dtd.explain(model, x, low=low, high=high, return_details=True))
     except Exception as exc:
-        result["error"] = _first_line(exc)
+        result["error"] = _first_line(exc, path)
     return result
 
 
@@ -232,7 +237,8 @@ def write_doc(rows: list[Row], command: str, path: Path) -> None:
         "z⁺ above) and with the image's bounds (`bounded`: z^β first); 1 means fully conserved (random BatchNorm",
         "biases absorb or create relevance). `explain`: seconds for one `dtd.explain(..., return_details=True)`.",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}`"
+        + ("" if {r.model for r in rows} >= set(MODELS) else f" (a subset of the {len(MODELS)} models)"),
         "",
         f"Machine: {_machine()}; dtd {getattr(dtd, '__version__', '?')} with {dtd.get_num_threads()} threads, "
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, onnx {onnx.__version__}; "
