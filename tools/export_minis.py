@@ -11,10 +11,12 @@ Exporters: ``dynamo`` (``torch.onnx.export(..., dynamo=True)`` at its default op
 dynamic where the exporter allows it (the README says where it is not). Weights are kept inside the file (no
 external data).
 
-Needs torch, torchvision, onnx and onnxscript (not dtd's test dependencies)::
+Needs torch, torchvision, onnx, onnxscript and onnxruntime (tools/requirements-zoo.txt; not dtd's test
+dependencies), in a virtualenv of their own::
 
-    /work/venvs/torch/bin/python tools/export_minis.py            # all families
-    /work/venvs/torch/bin/python tools/export_minis.py --families resnet_basic,convnext --out /tmp/minis
+    pip install -r tools/requirements-zoo.txt
+    python tools/export_minis.py                                  # all families, into tests/data/zoo_minis
+    python tools/export_minis.py --families resnet_basic,convnext # re-export some (the README is rewritten)
 """
 
 from __future__ import annotations
