@@ -98,7 +98,8 @@ def fold_input_affine_conv(
     factors = scale.reshape(group, c_per_group)[groups]
     if pending.has_shift:
         offsets = shift.reshape(group, c_per_group)[groups]
-        extra = np.einsum("oc...,oc->o", weight, offsets)
+        spread = offsets.reshape(offsets.shape + (1,) * (weight.ndim - 2))
+        extra = (weight * spread).sum(axis=tuple(range(1, weight.ndim)))
         bias = extra if bias is None else bias + extra
     return weight * factors.reshape(factors.shape + (1,) * (weight.ndim - 2)), bias
 
