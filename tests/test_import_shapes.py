@@ -444,3 +444,14 @@ def test_reshape_target_from_data() -> None:
     target = b.node("Cast", [r], to=TensorProto.INT64)
     model = b.build(b.node("Reshape", [r, target], name="rs"))
     raises_on_load(model, UnsupportedModelError, "Cast", "data tensor")
+
+
+def test_node_names_stay_unique_and_linear_for_shared_names() -> None:
+    # Issue 10, defect 5: 40,000 nodes sharing one name (or none) took minutes to name (each probed every suffix).
+    from dtd.onnx import graph
+
+    nodes = [onnx.helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name="same") for i in range(40_000)]
+    nodes += [onnx.helper.make_node("Relu", ["a"], ["b"], name="same_3")]
+    names = graph.node_names(nodes)
+    assert len(set(names)) == len(names) == 40_001
+    assert names[:3] == ["same", "same_1", "same_2"]

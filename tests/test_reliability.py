@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 import dtd
@@ -96,3 +97,34 @@ def test_buffer_cache_is_bounded() -> None:
     finally:
         dtd.set_cached_memory_limit(256 << 20)
     assert dtd.release_cached_memory() >= 0
+
+
+def test_non_finite_input_is_refused() -> None:
+    # Issue 10, defect 13: NaN or inf in the input gave non-finite relevance without a word.
+    ex = dtd.load_example()
+    x = ex.images[:3].copy()
+    x[1, 0, 5, 7] = np.nan
+    x[2, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"2 NaN or infinite value\(s\).*index \[1, 0, 5, 7\]"):
+        dtd.explain(ex.model, x)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        dtd.sensitivity(ex.model, x)
+
+
+def test_bounds_beyond_float32_are_refused() -> None:
+    ex = dtd.load_example()
+    x = ex.images[:1].astype(np.float32)
+    with pytest.raises(ValueError, match="do not fit in float32"):
+        dtd.explain(ex.model, x, low=-1e300, high=1e300)
+    # the same bounds are fine in float64
+    assert np.all(np.isfinite(dtd.explain(ex.model, x.astype(np.float64), low=-1e300, high=1e300)))
+
+
+def test_float32_overflow_in_the_relevance_is_reported() -> None:
+    b = GraphBuilder((4,), seed=1)
+    w = b.const(np.full((4, 4), 1e20, dtype=np.float32))
+    y = b.node("Gemm", [b.relu(b.node("Gemm", ["x", w], transB=1)), w], transB=1)
+    model = dtd.load(b.build(y))
+    x = np.full((1, 4), 1e10, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"NaN or infinite|float32 overflow"):
+        dtd.explain(model, x, rules="positive")

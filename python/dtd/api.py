@@ -207,7 +207,26 @@ def _batch(model: Model, x: Any) -> tuple[np.ndarray, bool, Any]:
     arr = np.asarray(x)
     single = arr.ndim == len(model.input_shape)
     batch = model.check_input(arr[None] if single else arr)
+    _check_finite(batch, "input")
     return batch, single, model.network(batch.dtype)
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    """Raise ValueError naming how many of ``values`` are NaN or infinite and where the first one is."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad = int(finite.size - np.count_nonzero(finite))
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), values.shape))
+    hint = (
+        " (float32 overflow: explain in float64, or scale the input)"
+        if what != "input" and values.dtype == np.float32
+        else ""
+    )
+    raise ValueError(
+        f"the {what} holds {bad} NaN or infinite value(s) of {values.size}, the first at index {list(first)} "
+        f"({values[first]}){hint}"
+    )
 
 
 def _trace(net: Any, batch: np.ndarray, plan: Any = None) -> tuple[Any, np.ndarray]:
@@ -238,6 +257,14 @@ def _plan(
     if cached is not None:
         return cached
     specs, names, boxes = _rule_specs(model, _composite(rules, low, high, eps), low, high)
+    limit = float(np.finfo(dtype).max)
+    for spec in specs:
+        for bound in (spec.low, spec.high):
+            if len(bound) and float(np.max(np.abs(bound))) > limit:
+                raise ValueError(
+                    f"z^beta bounds of magnitude up to {float(np.max(np.abs(bound))):.3g} do not fit in "
+                    f"{np.dtype(dtype).name} (largest {limit:.3g}); give finite bounds of the input's range"
+                )
     result = (net.prepare(specs), names, boxes)
     if key is not None:
         if len(model._plans) >= 16:
@@ -382,6 +409,7 @@ def explain(
         results.append(rel)
         reports.append(rep)
     relevance = np.stack(results, axis=1) if multi else results[0]
+    _check_finite(relevance, "relevance")
     if single:
         relevance = relevance[0]
     if not return_details:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .api import _batch, _output_relevance, _trace
+from .api import _batch, _check_finite, _output_relevance, _trace
 from .model import Model
 
 __all__ = ["sensitivity"]
@@ -47,6 +47,7 @@ def sensitivity(model: Model, x: np.ndarray, target: Any = None, kind: str = "sq
     plan = net.prepare([spec] * len(model.layers))
     grads = [net.relevance(trace, g.reshape((-1, *model.logits_shape)), plan)[0] for g in passes]
     grad = np.stack(grads, axis=1) if multi else grads[0]
+    _check_finite(grad, "gradient")
     if kind == "squared":
         grad = grad * grad
     elif kind == "gradient_x_input":

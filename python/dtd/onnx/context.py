@@ -248,6 +248,7 @@ class ConversionContext:
         #: Layer outputs whose ONNX leading axis is not the batch axis alone (after Flatten with axis >= 2).
         self.merged_batch: set[str] = set()
         self._used_names: set[str] = set(reserved_names or ())
+        self._next_suffix: dict[str, int] = {}
 
     # -- names -------------------------------------------------------------------------------------------
     def static_resolve(self, name: str) -> str:
@@ -537,8 +538,13 @@ class ConversionContext:
 
     def unique_name(self, base: str) -> str:
         """A layer/value name derived from ``base`` that no node, layer or value uses yet."""
-        name, k = base, 1
-        while name in self._used_names or name in self.shapes or name in self.constants:
-            name, k = f"{base}_{k}", k + 1
+        taken = lambda n: n in self._used_names or n in self.shapes or n in self.constants  # noqa: E731
+        name, k = base, self._next_suffix.get(base, 1)
+        if taken(name):
+            name = f"{base}_{k}"
+            while taken(name):
+                k += 1
+                name = f"{base}_{k}"
+            self._next_suffix[base] = k + 1
         self._used_names.add(name)
         return name

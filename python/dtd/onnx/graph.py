@@ -203,12 +203,17 @@ def graph_output(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
 def node_names(nodes: list[onnx.NodeProto]) -> list[str]:
     """Unique names: the node's own name, else ``<op_type>_<index>``; duplicates get a ``_<k>`` suffix."""
     used: set[str] = set()
+    next_suffix: dict[str, int] = {}  # per base, the first suffix not yet tried: linear in the node count
     names: list[str] = []
     for index, node in enumerate(nodes):
         base = node.name or f"{node.op_type}_{index}"
-        name, k = base, 1
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
+        name, k = base, next_suffix.get(base, 1)
+        if name in used:
+            name = f"{base}_{k}"
+            while name in used:
+                k += 1
+                name = f"{base}_{k}"
+            next_suffix[base] = k + 1
         used.add(name)
         names.append(name)
     return names
