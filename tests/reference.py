@@ -505,6 +505,7 @@ def relevance(
     add: str = "zplus",
     eps: float = 1e-6,
     report: list[LayerReport] | None = None,
+    avgpool: str = "proportional",
 ) -> np.ndarray:
     """Input relevance [N, *input_shape] for output relevance ``r_out`` [N, n_out] (at the logits).
 
@@ -541,6 +542,10 @@ def relevance(
             assert lay.M is not None
             z = a @ lay.M
             outs = [a * ((r / stab(z, eps)) @ lay.M.T)]
+        elif node.op in ("avgpool", "globalavgpool") and avgpool == "flat":
+            assert lay.W is not None
+            mask = (lay.W != 0).astype(np.float64)  # the in-bounds taps of each window
+            outs = [(r / mask.sum(axis=0)) @ mask.T]
         elif node.op in ("avgpool", "globalavgpool"):
             assert lay.W is not None
             z = a @ lay.W

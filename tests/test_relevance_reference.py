@@ -311,3 +311,30 @@ def test_maxpool_ties_go_to_first_cell(seed: int) -> None:
     want = ref.explain(net, x, rules)
     got = dtd.explain(model, x, rules=dtd.rules.Composite(default=dtd.rules.ZPlus()))
     assert rel_err(got, want) <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("key", ["cnn_avgpool_cip0", "cnn_avgpool_cip1", "cnn_globalavgpool", "resnet"])
+def test_flat_average_pooling(key: str, dtype: Any) -> None:
+    """Composite(avgpool="flat"): uniform over each window's in-bounds taps, against the reference."""
+    net, model = loaded(key, 0)
+    x, _, _ = make_input(net, 3, 0, None)
+    x = x.astype(dtype)
+    comp = dtd.rules.Composite(default=dtd.rules.ZPlus(), first=dtd.rules.Flat(), avgpool="flat", eps=1e-6)
+    got = dtd.explain(model, x, rules=comp)
+    rules = ref.assign(net, ref.ZPlus(), ref.Flat())
+    want = ref.explain(net, x.astype(np.float64), rules, eps=1e-6, avgpool="flat")
+    assert rel_err(got, want) < TOL[dtype]
+    det = dtd.explain(model, x, rules=comp, return_details=True)
+    pools = [layer for layer in det.layers if layer.kind in ("avgpool", "globalavgpool")]
+    assert pools and all(layer.rule == "flat" for layer in pools)
+    for layer in pools:  # flat pooling passes on exactly what it receives
+        np.testing.assert_allclose(
+            layer.relevance_in, layer.relevance_out, rtol=1e-5 if dtype == np.float32 else 1e-12
+        )
+
+
+def test_avgpool_mode_is_checked() -> None:
+    _, model = loaded("cnn_globalavgpool", 0)
+    with pytest.raises(ValueError, match="avgpool must be one of"):
+        dtd.explain(model, np.zeros((1, *model.input_shape)), rules=dtd.rules.Composite(avgpool="uniform"))

@@ -48,6 +48,9 @@ void bind_spec(py::module_& m) {
       .value("winner_take_all", MaxPoolMode::winner_take_all)
       .value("proportional", MaxPoolMode::proportional);
 
+  py::enum_<AvgPoolMode>(m, "AvgPoolMode")
+      .value("proportional", AvgPoolMode::proportional)
+      .value("flat", AvgPoolMode::flat);
   py::enum_<AddMode>(m, "AddMode").value("zplus", AddMode::zplus).value("proportional", AddMode::proportional);
 
   py::class_<LayerSpec>(m, "LayerSpec", "One layer of a ModelSpec: kind, value names, attributes, weights.")
@@ -93,6 +96,7 @@ void bind_spec(py::module_& m) {
       .def_readwrite("bias", &RuleSpec::bias)
       .def_readwrite("maxpool", &RuleSpec::maxpool)
       .def_readwrite("add", &RuleSpec::add)
+      .def_readwrite("avgpool", &RuleSpec::avgpool)
       .def_property(
           "low", [](const RuleSpec& r) { return r.low; },
           [](RuleSpec& r, const py_interop::CArray<double>& a) { r.low.assign(a.data(), a.data() + a.size()); })

@@ -149,9 +149,11 @@ def _rule_specs(
 ) -> tuple[list[_core.RuleSpec], list[str], list[_Box]]:
     """One RuleSpec per layer, the rule names for the report, and the z^beta layers with their bounds."""
     specs, names, boxes = [], [], []
+    layer_rules = composite.layer_rules(model)  # checks the modes too
     maxpool = getattr(_core.MaxPoolMode, composite.maxpool)
     add = getattr(_core.AddMode, composite.add)
-    for layer, rule in zip(model.layers, composite.layer_rules(model), strict=True):
+    avgpool = getattr(_core.AvgPoolMode, composite.avgpool)
+    for layer, rule in zip(model.layers, layer_rules, strict=True):
         if rule is None:
             spec = _core.RuleSpec()
             spec.eps = float(DEFAULT_EPS if composite.eps is None else composite.eps)
@@ -163,7 +165,7 @@ def _rule_specs(
                 "gate": "signal_take_all",
             }.get(layer.kind, "-")
             if layer.kind in ("avgpool", "globalavgpool"):
-                name = "proportional"
+                name = composite.avgpool
             elif layer.kind == "affine":
                 name = "identity"
             elif layer.kind == "layernorm":
@@ -194,7 +196,7 @@ def _rule_specs(
                 )
                 tol = 1e-5 * max(1.0, float(np.max(hi - lo)))
                 boxes.append((0 if chain else layer.inputs[0], lo, hi, tol, uniform))
-        spec.maxpool, spec.add = maxpool, add
+        spec.maxpool, spec.add, spec.avgpool = maxpool, add, avgpool
         specs.append(spec)
         names.append(name)
     return specs, names, boxes

@@ -168,6 +168,7 @@ class Flat(Rule):
 
 _MAXPOOL_MODES = ("winner_take_all", "proportional")
 _ADD_MODES = ("zplus", "proportional")
+_AVGPOOL_MODES = ("proportional", "flat")
 _PARAMETRIC = ("dense", "conv")
 #: Kinds that take a rule although they are not parametric: an affine layer passes relevance through unless
 #: given Epsilon (the shift included in the denominator).
@@ -192,6 +193,9 @@ class Composite:
         How max pooling (MaxPool and GlobalMaxPool) redistributes relevance.
     add : {"zplus", "proportional"}
         How a residual Add splits relevance between its inputs.
+    avgpool : {"proportional", "flat"}
+        How average pooling (AveragePool, GlobalAveragePool) redistributes relevance: in proportion to the inputs,
+        or flat, uniformly over each window's in-bounds taps (the LRP Toolbox's flat/ww presets).
     eps : float, optional
         Stabilizer of the proportional redistributions (pooling, Add); None: :data:`DEFAULT_EPS`.
     """
@@ -201,6 +205,7 @@ class Composite:
     overrides: Mapping[str | int, Rule] | None = None
     maxpool: str = "winner_take_all"
     add: str = "zplus"
+    avgpool: str = "proportional"
     eps: float | None = None
 
     def layer_rules(self, model: Any) -> list[Rule | None]:
@@ -209,6 +214,8 @@ class Composite:
             raise ValueError(f"maxpool must be one of {_MAXPOOL_MODES}, got {self.maxpool!r}")
         if self.add not in _ADD_MODES:
             raise ValueError(f"add must be one of {_ADD_MODES}, got {self.add!r}")
+        if self.avgpool not in _AVGPOOL_MODES:
+            raise ValueError(f"avgpool must be one of {_AVGPOOL_MODES}, got {self.avgpool!r}")
         layers = model.layers
         rules: list[Rule | None] = [self.default if layer.parametric else None for layer in layers]
         first = next((layer.index for layer in layers if layer.parametric), None)

@@ -21,6 +21,9 @@ const char* to_string(RuleKind kind);
 
 enum class MaxPoolMode { winner_take_all, proportional };
 enum class AddMode { zplus, proportional };
+/// Average pooling (and global average pooling): in proportion to the inputs (the z-rule of the pooled sum), or
+/// flat: uniform over each window's in-bounds taps, whatever the input (the LRP Toolbox's flat/ww presets).
+enum class AvgPoolMode { proportional, flat };
 
 struct RuleSpec {
   RuleKind kind = RuleKind::zplus;
@@ -36,6 +39,7 @@ struct RuleSpec {
   std::vector<double> low, high;  // zbox: bounds with the layer's per-sample input shape (already broadcast)
   MaxPoolMode maxpool = MaxPoolMode::winner_take_all;
   AddMode add = AddMode::zplus;
+  AvgPoolMode avgpool = AvgPoolMode::proportional;
 };
 
 /// A RuleSpec ready for one layer of a Network<T>: the bounds in T, and the terms of the denominator that do not

@@ -190,6 +190,16 @@ void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
             for_each_tap(g_, oz, oy, ox, [&](int64_t i) { ri[i] += g; });
             return;
           }
+          if (rule.avgpool == AvgPoolMode::flat) {
+            // Uniform over the window's in-bounds taps: R_j / n_j each.
+            if (r[j] == T(0)) return;
+            int64_t taps = 0;
+            for_each_tap(g_, oz, oy, ox, [&](int64_t) { ++taps; });
+            if (taps == 0) return;
+            const T share = r[j] / static_cast<T>(taps);
+            for_each_tap(g_, oz, oy, ox, [&](int64_t i) { ri[i] += share; });
+            return;
+          }
           const T s = detail::stabilized_ratio(r[j], z[j], eps) / static_cast<T>(divisor(oz, oy, ox));
           if (s == T(0)) return;
           for_each_tap(g_, oz, oy, ox, [&](int64_t i) { ri[i] += x[i] * s; });
@@ -229,7 +239,8 @@ void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const 
   for (int64_t pl = 0; pl < planes; ++pl) {
     const T* x = in[0]->ptr() + pl * hw;
     T* ri = r_in[0].ptr() + pl * hw;
-    if (rule.kind == RuleKind::gradient) {
+    if (rule.kind == RuleKind::gradient || rule.avgpool == AvgPoolMode::flat) {
+      // The gradient, and the flat rule: the output's relevance spread evenly over the plane.
       std::fill(ri, ri + hw, r_out.ptr()[pl] / static_cast<T>(hw));
       continue;
     }
