@@ -74,6 +74,7 @@ class Row:
     ratio_default: float | None = None
     ratio_bounds: float | None = None
     explain_s: float | None = None
+    checks: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,10 +180,29 @@ def evaluate(path: Path, size: int) -> dict[str, Any]:
         result["explain_s"] = time.perf_counter() - start
         result["ratio_default"] = _ratio(details)
         low, high = (0.0 - MEAN) / STD, (1.0 - MEAN) / STD
-        result["ratio_bounds"] = _ratio(dtd.explain(model, x, low=low, high=high, return_details=True))
+        bounded = dtd.explain(model, x, low=low, high=high, return_details=True)
+        result["ratio_bounds"] = _ratio(bounded)
+        again = dtd.explain(model, x, return_details=True)
+        finite = bool(np.all(np.isfinite(details.relevance)) and np.all(np.isfinite(bounded.relevance)))
+        same = bool(np.array_equal(again.relevance, details.relevance))
+        gap = max(_report_gap(details), _report_gap(bounded))
+        result["checks"] = (
+            f"{'finite' if finite else 'NOT FINITE'}, {'repeatable' if same else 'NOT REPEATABLE'}, "
+            f"report gap {gap:.1e}"
+        )
     except Exception as exc:
         result["error"] = _first_line(exc, path)
     return result
+
+
+def _report_gap(details: Any) -> float:
+    """How far the per-layer report is from accounting for ``f_c - sum R`` (relative to |f_c|): the relevance each
+    layer absorbed (received minus passed on), summed over the layers, against the total difference."""
+    f_c = float(details.logits[0, details.targets[0]])
+    absorbed = sum(
+        float(np.sum(layer.relevance_out)) - float(np.sum(layer.relevance_in)) for layer in details.layers
+    )
+    return abs((f_c - float(details.relevance[0].sum())) - absorbed) / max(abs(f_c), 1e-30)
 
 
 def _ratio(details: Any) -> float:
@@ -236,6 +256,8 @@ def write_doc(rows: list[Row], command: str, path: Path) -> None:
         "`sum R / f_c`: the relevance total over the explained logit with the default rules (`real`: w² first,",
         "z⁺ above) and with the image's bounds (`bounded`: z^β first); 1 means fully conserved (random BatchNorm",
         "biases absorb or create relevance). `explain`: seconds for one `dtd.explain(..., return_details=True)`.",
+        "`checks`: the relevance is finite, identical across two calls, and the per-layer report accounts for",
+        "`f_c - sum R` (report gap: |(f_c - sum R) - sum over layers of the relevance each absorbed| / |f_c|).",
         "",
         f"Command: `{command}`"
         + ("" if {r.model for r in rows} >= set(MODELS) else f" (a subset of the {len(MODELS)} models)"),
@@ -245,15 +267,15 @@ def write_doc(rows: list[Row], command: str, path: Path) -> None:
         f"{datetime.date.today().isoformat()}.",
         "",
         "| model | exporter | opset | params (M) | MB | loads | fwd err | sum R / f_c | with bounds | explain (s) "
-        "| first error |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| checks | first error |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         error = r.error.replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| {r.model} | {r.exporter} | {r.opset or ''} | {_fmt(r.params_m, '.1f')} | {_fmt(r.size_mb, '.1f')} "
             f"| {'yes' if r.loads else 'no'} | {_fmt(r.fwd_rel_err, '.1e')} | {_fmt(r.ratio_default, '.4f')} "
-            f"| {_fmt(r.ratio_bounds, '.4f')} | {_fmt(r.explain_s, '.2f')} | {error} |"
+            f"| {_fmt(r.ratio_bounds, '.4f')} | {_fmt(r.explain_s, '.2f')} | {r.checks} | {error} |"
         )
     loaded = sum(r.loads and not r.error for r in rows)
     lines += ["", f"{loaded} of {len(rows)} exports load and explain without error.", ""]
