@@ -189,6 +189,27 @@ def _reachable(layers: list[LayerDraft], output: str) -> list[LayerDraft]:
     return [layer for layer in layers if layer.output in keep]
 
 
+def layer_shapes(
+    input_name: str, input_shape: list[int], layers: list[LayerDraft], output: str
+) -> dict[str, tuple[int, ...]]:
+    """Per-sample output shapes of the layers ``output`` depends on, as the C++ layers compute them.
+
+    Builds the (float64) network of those drafts; the caller's drafts are not modified.
+
+    Raises
+    ------
+    ModelLoadError, ValueError
+        When a draft is invalid (the C++ side rejects it).
+    """
+    from .. import _core
+
+    reachable = _reachable(layers, output)
+    partial = ConvertedGraph(input_name, list(input_shape), "float64", output, reachable, 0, None, False)
+    net = _core.Network64(build_spec(partial))
+    by_name = {layer.name: layer.output for layer in reachable}
+    return {by_name[info["name"]]: tuple(int(d) for d in info["output_shape"]) for info in net.layers}
+
+
 def build_spec(converted: ConvertedGraph) -> Any:
     """Turn drafts into a ``dtd._core.ModelSpec``.
 
