@@ -105,7 +105,7 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
             name = static_alias[name]
         return name
 
-    fusion = fuse.find(nodes, order, consts, out_value.name, names)
+    fusion = fuse.find(nodes, order, consts, out_value.name, names, opset)
     order = [i for i in order if i not in fusion.absorbed]
     consumers: dict[str, int] = {}
     for i in order:
