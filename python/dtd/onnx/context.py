@@ -247,6 +247,10 @@ class ConversionContext:
         self.batch_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         #: Layer outputs whose ONNX leading axis is not the batch axis alone (after Flatten with axis >= 2).
         self.merged_batch: set[str] = set()
+        #: Values that a Reshape to one axis made of the whole batch (``mean.view(-1)``), awaiting a Gather that
+        #: takes every sample's values back from its own sample (PyTorch's ``as_strided``): value -> (the
+        #: Reshape's source, its refusal for any other consumer).
+        self.batch_flattened: dict[str, tuple[str, str]] = {}
         #: Shapes of layer outputs computed by dtd's layers (:meth:`layer_shape`), batch axis included.
         self._layer_shapes: dict[str, Shape] = {}
         self._used_names: set[str] = set(reserved_names or ())
@@ -432,6 +436,8 @@ class ConversionContext:
                 f"{node.describe()}: input {index} '{name}' is a value computed from the batch size (shape "
                 "arithmetic); it is only supported as the target shape of a Reshape"
             )
+        if resolved in self.batch_flattened:
+            raise UnsupportedModelError(self.batch_flattened[resolved][1])
         if resolved != self.input_name and resolved not in self._producer and resolved not in self._scaled:
             raise ModelLoadError(f"{node.describe()}: input {index} '{name}' is not produced by any layer")
         return resolved

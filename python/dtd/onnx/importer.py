@@ -161,6 +161,8 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
             f"the model computes no layer: its output '{out_value.name}' is {what} (after removing "
             "Identity/Dropout and evaluating constants at import)"
         )
+    if output in ctx.batch_flattened:
+        raise UnsupportedModelError(ctx.batch_flattened[output][1])
     if ctx.producer(output) is None:
         raise ModelLoadError(
             f"the model computes no layer: its output '{out_value.name}' is not a layer output"
