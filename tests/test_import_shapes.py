@@ -238,6 +238,77 @@ def test_second_computed_reshape_uses_the_first_ones_shape() -> None:
     assert [layer.output_shape for layer in net.layers if layer.kind == "reshape"] == [(6, 4), (24,)]
 
 
+def test_shape_after_a_computed_slice_comes_from_the_layers() -> None:
+    """``x.chunk(2, dim=1)`` exported with Slice bounds computed from the shape (ShuffleNet v2): ONNX shape
+    inference cannot see the folded bounds, so it loses the shape of everything after the Slice; the importer
+    takes it from the layers already converted, for a later Shape (a channel shuffle's view)."""
+    b = GraphBuilder((4, 3, 3), seed=13)
+    r = b.relu(b.conv("x", 6, kernel=(1, 1)))
+    shape = b.node("Shape", [r])
+    channels = b.node("Gather", [shape, b.const(_i64(1))], axis=0)
+    half = b.node("Div", [channels, b.const(_i64(2))])
+    axis = b.const(_i64(1))
+    left = b.node("Slice", [r, b.const(_i64(0)), half, axis])
+    right = b.node("Slice", [r, half, b.node("Mul", [half, b.const(_i64(2))]), axis])
+    conv = b.node(
+        "Conv", [right, b.weight((3, 3, 3, 3)), b.weight((3,), 0.5)], kernel_shape=[3, 3], pads=[1] * 4
+    )
+    joined = b.node("Concat", [left, b.relu(conv)], axis=1)
+    dims = b.node("Shape", [joined], name="shape_after_slice")
+    batch = b.node("Gather", [dims, b.const(_i64(0))], axis=0)
+    groups = b.node("Div", [b.node("Gather", [dims, b.const(_i64(1))], axis=0), b.const(_i64(3))])
+    rest = b.node("Slice", [dims, b.const(_i64(2)), b.const(_i64(4))])
+    target = b.node("Concat", [batch, b.const(_i64(3)), groups, rest], axis=0)
+    shuffled = b.node("Transpose", [b.node("Reshape", [joined, target])], perm=[0, 2, 1, 3, 4])
+    net = check_against_ort(b.build(_head(b, b.node("Flatten", [shuffled], axis=1), 54)), seed=13)
+    assert next(layer.output_shape for layer in net.layers if layer.kind == "reshape") == (3, 2, 3, 3)
+
+
+def _as_strided(b: GraphBuilder, data: str, channels: int, within: np.ndarray) -> str:
+    """``data.view(-1)`` gathered back with indices ``n * channels + within`` (PyTorch's as_strided export)."""
+    flat = b.node("Reshape", [data, b.const(_i64(-1))], name="flat")
+    batch = _batch_scalar(b, b.input)
+    rows = b.node("Range", [b.const(np.array(0, np.int64)), batch, b.const(np.array(1, np.int64))])
+    starts = b.node(
+        "Unsqueeze", [b.node("Mul", [rows, b.const(np.array(channels, np.int64))]), b.const(_i64(1, 2, 3))]
+    )
+    indices = b.node("Add", [starts, b.const(within.astype(np.int64))])
+    return b.node("Gather", [flat, indices], axis=0, name="as_strided")
+
+
+@pytest.mark.parametrize("order", ["contiguous", "reversed"])
+def test_as_strided_gather_after_flattening_the_batch(order: str) -> None:
+    """``torch.as_strided`` on a pooled [N, C, 1, 1] tensor (torch.onnx dynamo): Reshape to [-1], then a Gather
+    whose indices come from the batch size; each sample's values stay in that sample."""
+    b = GraphBuilder((2, 5, 5), seed=14)
+    pooled = b.node("ReduceMean", [b.relu(b.conv("x", 6))], axes=[2, 3], keepdims=1)
+    within = np.arange(6) if order == "contiguous" else np.arange(6)[::-1]
+    strided = _as_strided(b, pooled, 6, within.reshape(1, 6, 1, 1))
+    net = check_against_ort(b.build(_head(b, b.node("Flatten", [strided], axis=1), 6)), seed=14)
+    kinds = [layer.kind for layer in net.layers]
+    if order == "contiguous":
+        assert "gather" not in kinds  # the sample as it was: no layer at all
+    else:
+        assert kinds[kinds.index("gather") - 1 : kinds.index("gather") + 2] == [
+            "reshape",
+            "gather",
+            "reshape",
+        ]
+
+
+def test_flattened_batch_refusals() -> None:
+    b = GraphBuilder((2, 5, 5), seed=15)
+    pooled = b.node("ReduceMean", [b.relu(b.conv("x", 6))], axes=[2, 3], keepdims=1)
+    strided = _as_strided(b, pooled, 6, (np.arange(6) + 1).reshape(1, 6, 1, 1))  # reads the next sample
+    raises_on_load(b.build(strided), UnsupportedModelError, "as_strided", "each sample", "across the batch")
+    b = GraphBuilder((2, 5, 5), seed=15)
+    flat = b.node("Reshape", [b.relu(b.conv("x", 6)), b.const(_i64(-1))], name="flat")
+    raises_on_load(b.build(b.relu(flat)), UnsupportedModelError, "Reshape 'flat'", "across the batch")
+    b = GraphBuilder((2, 5, 5), seed=15)
+    flat = b.node("Reshape", [b.relu(b.conv("x", 6)), b.const(_i64(-1))], name="flat")
+    raises_on_load(b.build(flat), UnsupportedModelError, "Reshape 'flat'", "across the batch")
+
+
 def test_shape_of_a_static_batch_input_stays_symbolic() -> None:
     """An input declared with batch 1 still runs with any batch: its Shape's batch entry is not folded."""
     b = GraphBuilder(SAMPLE, seed=11)

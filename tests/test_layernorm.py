@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import helper
 
 import dtd
 import reference as ref
@@ -163,3 +164,106 @@ def test_layernorm_refusals() -> None:
     b = GraphBuilder((L, C), opset=16)
     h = b.node("LayerNormalization", ["x", b.const(np.ones(C, dtype=np.float32))])
     raises_on_load(b.build(h), UnsupportedModelError, "LayerNormalization")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# LayerNormalization written out (PyTorch before opset 17): fused into one layernorm layer (dtd.onnx.fuse)
+# ---------------------------------------------------------------------------------------------------------
+def _decomposed_ln(
+    opset: int,
+    axes: list[int],
+    square: str = "Pow",
+    scale: bool = True,
+    bias: bool = True,
+    swap: bool = False,
+    shape: tuple[int, ...] = (L, C),
+) -> tuple[GraphBuilder, str, np.ndarray, np.ndarray]:
+    """x -> ReduceMean, Sub, Pow 2 (or Mul d d), ReduceMean, Add eps, Sqrt, Div, [Mul scale], [Add bias]."""
+    b = GraphBuilder(shape, opset=opset, seed=50)
+    rank = len(shape) + 1
+    groups = tuple(shape[a % rank - 1] for a in sorted(a % rank for a in axes))
+    rng = np.random.default_rng(51)
+    g = rng.uniform(0.5, 1.5, groups) * rng.choice([-1, 1], groups) if scale else np.ones(groups)
+    g = g.astype(np.float32).astype(np.float64)
+    beta = (rng.normal(0, 0.3, groups) if bias else np.zeros(groups)).astype(np.float32).astype(np.float64)
+
+    def mean(v: str) -> str:
+        if opset >= 18:
+            return b.node("ReduceMean", [v, b.const(np.array(axes, dtype=np.int64))])
+        return b.node("ReduceMean", [v], axes=axes)
+
+    def binary(op: str, u: str, v: str) -> str:
+        return b.node(op, [v, u] if swap else [u, v])
+
+    d = b.node("Sub", ["x", mean("x")])
+    sq = b.node("Pow", [d, b.const(np.array(2.0, np.float32))]) if square == "Pow" else b.node("Mul", [d, d])
+    std = b.node("Sqrt", [binary("Add", mean(sq), b.const(np.array(1e-5, np.float32)))])
+    y = b.node("Div", [d, std])
+    if scale:
+        y = binary("Mul", y, b.const(g.astype(np.float32)))
+    if bias:
+        y = binary("Add", y, b.const(beta.astype(np.float32)))
+    return b, y, g, beta
+
+
+@pytest.mark.parametrize(
+    ("opset", "axes", "square", "scale", "bias", "swap"),
+    [
+        (11, [-1], "Pow", True, True, False),
+        (13, [-1], "Mul", True, True, True),
+        (13, [2], "Pow", False, True, False),
+        (13, [-2, -1], "Pow", True, False, True),
+        (18, [-1], "Pow", False, False, False),
+        (18, [1, 2], "Mul", True, True, False),
+    ],
+)
+def test_decomposed_layernorm_is_fused(
+    opset: int, axes: list[int], square: str, scale: bool, bias: bool, swap: bool
+) -> None:
+    b, out, g, beta = _decomposed_ln(opset, axes, square, scale, bias, swap)
+    onnx_model = b.build(out)
+    model = dtd.load(onnx_model)
+    assert [layer.kind for layer in model.layers] == ["layernorm"]
+    assert model.layers[0].name == b.nodes[0].name  # the first ReduceMean
+    x = np.random.default_rng(52).normal(0.5, 2.0, (3, L, C))
+    axis = min(a % 3 for a in axes)
+    want = ref.layernorm_forward(x, g, beta if bias else None, axis, float(np.float32(1e-5)))
+    np.testing.assert_allclose(model.forward(x), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        model.forward(x.astype(np.float32)), run_ort(onnx_model, x), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_decomposed_layernorm_relevance_is_the_layernorm_rule() -> None:
+    """The fused layer explains exactly like its LayerNormalization twin (same weights, same rule)."""
+    b, out, _, _ = _decomposed_ln(13, [-1])
+    mul, add = b.nodes[-2], b.nodes[-1]  # y * scale, + bias
+    assert (mul.op_type, add.op_type) == ("Mul", "Add")
+    n_ln = len(b.nodes)
+    h = b.relu(b.node("Add", [b.node("MatMul", [out, b.weight((C, 5))]), b.weight((5,), 0.1)]))
+    logits = b.gemm(b.node("Flatten", [h], axis=1), 3)
+    fused = dtd.load(b.build(logits))
+    twin = GraphBuilder((L, C), opset=17)
+    twin.initializers = list(b.initializers)
+    twin.nodes = [
+        helper.make_node(
+            "LayerNormalization", ["x", mul.input[1], add.input[1]], [out], axis=-1, epsilon=1e-5
+        ),
+        *b.nodes[n_ln:],
+    ]
+    twin_model = dtd.load(twin.build(logits))
+    assert [layer.kind for layer in fused.layers] == [layer.kind for layer in twin_model.layers]
+    x = np.random.default_rng(53).normal(0.0, 1.0, (4, L, C))
+    np.testing.assert_allclose(fused.forward(x), twin_model.forward(x), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(dtd.explain(fused, x), dtd.explain(twin_model, x), rtol=1e-6, atol=1e-12)
+
+
+def test_decomposed_layernorm_refusals_and_non_matches() -> None:
+    # Mean and variance over a leading axis: matched, but not a layer normalisation dtd supports.
+    b, out, _, _ = _decomposed_ln(13, [1])
+    raises_on_load(b.build(out), UnsupportedModelError, "ReduceMean", r"axes \[1\]", "trailing")
+    # The centred value has a third consumer: not fused, so the written-out ops are refused one by one.
+    b, out, _, _ = _decomposed_ln(13, [-1])
+    d = b.nodes[1].output[0]
+    out = b.node("Add", [out, d])
+    raises_on_load(b.build(out), UnsupportedModelError, "")

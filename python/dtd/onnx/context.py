@@ -247,6 +247,12 @@ class ConversionContext:
         self.batch_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         #: Layer outputs whose ONNX leading axis is not the batch axis alone (after Flatten with axis >= 2).
         self.merged_batch: set[str] = set()
+        #: Values that a Reshape to one axis made of the whole batch (``mean.view(-1)``), awaiting a Gather that
+        #: takes every sample's values back from its own sample (PyTorch's ``as_strided``): value -> (the
+        #: Reshape's source, its refusal for any other consumer).
+        self.batch_flattened: dict[str, tuple[str, str]] = {}
+        #: Shapes of layer outputs computed by dtd's layers (:meth:`layer_shape`), batch axis included.
+        self._layer_shapes: dict[str, Shape] = {}
         self._used_names: set[str] = set(reserved_names or ())
         self._next_suffix: dict[str, int] = {}
 
@@ -277,11 +283,53 @@ class ConversionContext:
         return self.static_resolve(name) == self.graph_output
 
     def shape_of(self, name: str) -> Shape | None:
-        """Inferred shape of a value (batch included), following aliases; None when unknown."""
+        """Shape of a value (batch included), following aliases; None when unknown.
+
+        From ONNX shape inference; where that leaves a data value's per-sample shape (partly) unknown (after a
+        Slice or Reshape whose parameters were computed at import, which inference cannot see), the shape dtd's
+        own layers give it: the network built from the drafts so far (:meth:`layer_shape`).
+        """
+        shape = None
         for candidate in (name, self.static_resolve(name), self.resolve(name)):
             if candidate in self.shapes:
-                return self.shapes[candidate]
-        return None
+                shape = self.shapes[candidate]
+                break
+        if shape is None or any(d is None for d in shape[1:]):
+            computed = self.layer_shape(name)
+            if computed is not None:
+                return computed
+        return shape
+
+    def layer_shape(self, name: str) -> Shape | None:
+        """The shape of data value ``name`` as dtd's layers compute it (batch axis as the input's), or None.
+
+        Builds the C++ network of the drafts that ``name`` depends on (once per new value: every layer output
+        of that network is remembered). None for the model input, constants, outputs whose leading ONNX axis
+        merges the batch with other axes, and drafts the C++ side rejects (their converter reports it).
+        """
+        resolved = self.resolve(name)
+        pending = self._scaled.get(resolved)
+        if pending is not None:
+            resolved = pending.source  # a pending affine map keeps the shape
+        if resolved in self._layer_shapes:
+            return self._layer_shapes[resolved]
+        if resolved not in self._producer or resolved in self.merged_batch:
+            return None
+        input_shape = self.shapes.get(self.input_name)
+        if input_shape is None or any(d is None for d in input_shape[1:]):
+            return None
+        from .importer import layer_shapes  # late: the importer imports this module
+
+        try:
+            samples = layer_shapes(
+                self.input_name, [int(d) for d in input_shape[1:] if d is not None], self.layers, resolved
+            )
+        except (ValueError, ModelLoadError, ImportError):
+            return None
+        for output, sample in samples.items():
+            if output not in self.merged_batch:
+                self._layer_shapes[output] = (input_shape[0], *sample)
+        return self._layer_shapes.get(resolved)
 
     def rank_of(self, name: str) -> int | None:
         """Inferred rank of a value (batch included), or None."""
@@ -389,6 +437,8 @@ class ConversionContext:
                 f"{node.describe()}: input {index} '{name}' is a value computed from the batch size (shape "
                 "arithmetic); it is only supported as the target shape of a Reshape"
             )
+        if resolved in self.batch_flattened:
+            raise UnsupportedModelError(self.batch_flattened[resolved][1])
         if resolved != self.input_name and resolved not in self._producer and resolved not in self._scaled:
             raise ModelLoadError(f"{node.describe()}: input {index} '{name}' is not produced by any layer")
         return resolved

@@ -9,12 +9,26 @@ The erf form of GELU (PyTorch before opset 20, Keras, older exporters)::
 is keyed on the Erf node: it is fused when every constant matches within 1e-6 and every intermediate value has
 no consumer but the next node of the pattern (and is not the graph output). The fused node replaces the
 pattern's last node and is converted by :func:`dtd.onnx.ops.activation.convert_erf_gelu`.
+
+LayerNormalization decomposed (PyTorch's export before opset 17, ``F.layer_norm`` and hand-written LayerNorm2d)::
+
+    m = ReduceMean(x, axes)            (keepdims=1; axes an attribute before opset 18, an input from 18)
+    d = x - m
+    v = ReduceMean(Pow(d, 2) or d * d, axes)
+    y = d / Sqrt(v + eps)
+    y = y * scale + bias               (each optional, constants, either operand order)
+
+is keyed on the first ReduceMean, under the same conditions (``d`` feeds exactly the Pow/Mul and the Div). The
+fused LayerNormalization node (``axes`` and ``epsilon`` attributes, ``""`` for an absent scale or bias) is
+converted by :func:`dtd.onnx.ops.norm.convert_decomposed_layernorm`, which checks that the axes are the trailing
+ones.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -141,22 +155,116 @@ def _erf_gelu(g: _Graph, erf: int) -> tuple[str, int, set[int]] | None:
     return x, first, nodes | {half}
 
 
+def _reduce_axes(g: _Graph, index: int, opset: int) -> list[int] | None:
+    """The constant axes of a ReduceMean with keepdims=1, or None (absent axes, computed axes, keepdims=0)."""
+    node = g.nodes[index]
+    if node.op_type != "ReduceMean" or len(node.output) != 1 or not node.input:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if int(attrs.get("keepdims", 1)) != 1:
+        return None
+    if opset < 18:
+        axes = attrs.get("axes")
+        return None if axes is None or len(node.input) != 1 else [int(a) for a in axes]
+    if len(node.input) != 2 or node.input[1] not in g.values:
+        return None
+    axes_value = np.asarray(g.values[node.input[1]])
+    return [int(a) for a in axes_value.reshape(-1)] if axes_value.size else None
+
+
+def _layernorm(g: _Graph, mean: int, opset: int) -> tuple[list[str], dict[str, Any], int, set[int]] | None:
+    """Match the decomposed LayerNormalization keyed on ReduceMean node ``mean``: (inputs of the fused node, its
+    attributes, index of the last node, indices of the pattern's nodes)."""
+    axes = _reduce_axes(g, mean, opset)
+    if axes is None:
+        return None
+    x = g.nodes[mean].input[0]
+    m = g.nodes[mean].output[0]
+    sub = g.only_consumer(m)
+    if sub is None or g.nodes[sub].op_type != "Sub" or list(g.nodes[sub].input) != [x, m]:
+        return None
+    d = g.nodes[sub].output[0]
+    users = sorted(set(g.consumers.get(d, [])))  # Mul(d, d) lists its node twice
+    if len(users) != 2 or d == g.output:
+        return None
+    square = div = None
+    for user in users:
+        unode = g.nodes[user]
+        pow2 = unode.op_type == "Pow" and len(unode.input) == 2 and g.is_scalar(unode.input[1], 2.0)
+        if pow2 and unode.input[0] == d:
+            square = user
+        elif unode.op_type == "Mul" and list(unode.input) == [d, d]:
+            square = user
+        elif unode.op_type == "Div" and len(unode.input) == 2 and unode.input[0] == d:
+            div = user
+    if square is None or div is None or len(g.nodes[square].output) != 1:
+        return None
+    var = g.only_consumer(g.nodes[square].output[0])
+    if var is None or _reduce_axes(g, var, opset) != axes:
+        return None
+    add = g.only_consumer(g.nodes[var].output[0])
+    if add is None:
+        return None
+    eps_name = g.binary(add, "Add", g.nodes[var].output[0])
+    eps = None if eps_name is None else g.scalar(eps_name)
+    if eps is None or not (eps >= 0 and math.isfinite(eps)):
+        return None
+    sqrt = g.only_consumer(g.nodes[add].output[0])
+    if sqrt is None or g.nodes[sqrt].op_type != "Sqrt" or len(g.nodes[sqrt].output) != 1:
+        return None
+    if g.only_consumer(g.nodes[sqrt].output[0]) != div or list(g.nodes[div].input) != [
+        d,
+        g.nodes[sqrt].output[0],
+    ]:
+        return None
+    members = {mean, sub, square, var, add, sqrt, div}
+    last, scale, bias = div, "", ""
+    for op_type in ("Mul", "Add"):
+        y = g.nodes[last].output[0]
+        nxt = g.only_consumer(y)
+        operand = None if nxt is None else g.binary(nxt, op_type, y)
+        if nxt is None or operand is None or operand not in g.values:
+            continue
+        if op_type == "Mul":
+            scale = operand
+        else:
+            bias = operand
+        last = nxt
+        members.add(nxt)
+    return [x, scale, bias], {"axes": axes, "epsilon": eps}, last, members
+
+
 def find(
     nodes: list[onnx.NodeProto],
     order: list[int],
     consts: dict[str, np.ndarray],
     output: str,
     names: list[str],
+    opset: int = 13,
 ) -> Fusion:
     """Find the fusable patterns among the graph's ``nodes`` (``order``: the nodes to convert, topologically).
 
     ``names`` are the nodes' unique names; a fused node takes the name of the node its pattern is keyed on.
+    ``opset`` is the default-domain opset (where ReduceMean's axes are).
     """
     from .ops.activation import convert_erf_gelu
+    from .ops.norm import convert_decomposed_layernorm
 
     g = _Graph(nodes, order, consts, output)
     absorbed: set[int] = set()
     replacements: dict[int, tuple[onnx.NodeProto, Converter]] = {}
+    for i in order:
+        if nodes[i].op_type != "ReduceMean" or i in absorbed:
+            continue
+        ln = _layernorm(g, i, opset)
+        if ln is None or ln[3] & absorbed or ln[2] in replacements:
+            continue
+        inputs, attrs, last, members = ln
+        fused = helper.make_node(
+            "LayerNormalization", inputs, [nodes[last].output[0]], name=names[i], **attrs
+        )
+        replacements[last] = (fused, convert_decomposed_layernorm)
+        absorbed |= members - {last}
     for i in order:
         if nodes[i].op_type != "Erf" or i in absorbed:
             continue

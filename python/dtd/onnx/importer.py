@@ -105,7 +105,7 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
             name = static_alias[name]
         return name
 
-    fusion = fuse.find(nodes, order, consts, out_value.name, names)
+    fusion = fuse.find(nodes, order, consts, out_value.name, names, opset)
     order = [i for i in order if i not in fusion.absorbed]
     consumers: dict[str, int] = {}
     for i in order:
@@ -161,6 +161,8 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
             f"the model computes no layer: its output '{out_value.name}' is {what} (after removing "
             "Identity/Dropout and evaluating constants at import)"
         )
+    if output in ctx.batch_flattened:
+        raise UnsupportedModelError(ctx.batch_flattened[output][1])
     if ctx.producer(output) is None:
         raise ModelLoadError(
             f"the model computes no layer: its output '{out_value.name}' is not a layer output"
@@ -187,6 +189,27 @@ def _reachable(layers: list[LayerDraft], output: str) -> list[LayerDraft]:
         keep.add(name)
         stack.extend(by_output[name].inputs)
     return [layer for layer in layers if layer.output in keep]
+
+
+def layer_shapes(
+    input_name: str, input_shape: list[int], layers: list[LayerDraft], output: str
+) -> dict[str, tuple[int, ...]]:
+    """Per-sample output shapes of the layers ``output`` depends on, as the C++ layers compute them.
+
+    Builds the (float64) network of those drafts; the caller's drafts are not modified.
+
+    Raises
+    ------
+    ModelLoadError, ValueError
+        When a draft is invalid (the C++ side rejects it).
+    """
+    from .. import _core
+
+    reachable = _reachable(layers, output)
+    partial = ConvertedGraph(input_name, list(input_shape), "float64", output, reachable, 0, None, False)
+    net = _core.Network64(build_spec(partial))
+    by_name = {layer.name: layer.output for layer in reachable}
+    return {by_name[info["name"]]: tuple(int(d) for d in info["output_shape"]) for info in net.layers}
 
 
 def build_spec(converted: ConvertedGraph) -> Any:

@@ -94,6 +94,35 @@ def convert_layernorm(ctx: ConversionContext, node: Node) -> None:
         raise UnsupportedModelError(
             f"{node.describe()}: only the first output (Y) is supported; Mean / InvStdDev are used"
         )
+    source, sample = _layernorm_input(ctx, node)
+    rank = len(sample) + 1
+    given = node.int_attr("axis", -1)
+    axis = given + rank if given < 0 else given
+    if not 0 <= axis < rank:
+        raise ModelLoadError(f"{node.describe()}: axis {given} is out of range for rank {rank}")
+    _add_layernorm(ctx, node, source, sample, axis, f"axis {given}", scale_required=True)
+
+
+def convert_decomposed_layernorm(ctx: ConversionContext, node: Node) -> None:
+    """The LayerNormalization that :mod:`dtd.onnx.fuse` found written out (ReduceMean, Sub, Pow, ReduceMean, Add,
+    Sqrt, Div, then an optional Mul by the scale and Add of the bias): the mean and variance must be taken over
+    the trailing axes. Inputs: x, scale or ``""``, bias or ``""``; attributes ``axes`` and ``epsilon``."""
+    source, sample = _layernorm_input(ctx, node)
+    rank = len(sample) + 1
+    given = node.ints_attr("axes", [])
+    if not given or any(not -rank <= a < rank for a in given):
+        raise ModelLoadError(f"{node.describe()}: ReduceMean axes {given} are out of range for rank {rank}")
+    axes = sorted({a % rank for a in given})
+    if axes != list(range(axes[0], rank)):
+        raise UnsupportedModelError(
+            f"{node.describe()} (written out with ReduceMean): the mean and variance are taken over the axes "
+            f"{given} of the input "
+            f"{['N', *sample]}; only the trailing axes (a layer normalisation) are supported"
+        )
+    _add_layernorm(ctx, node, source, sample, axes[0], f"axes {given}", scale_required=False)
+
+
+def _layernorm_input(ctx: ConversionContext, node: Node) -> tuple[str, tuple[int, ...]]:
     source = ctx.data_input(node, 0)
     sample = ctx.sample_shape(node.input(0))
     if sample is None:
@@ -101,20 +130,30 @@ def convert_layernorm(ctx: ConversionContext, node: Node) -> None:
             f"{node.describe()}: the shape of its input '{node.input(0)}' is not known at import (shape "
             f"inference gives {ctx.shape_of(node.input(0))})"
         )
-    rank = len(sample) + 1
-    given = node.int_attr("axis", -1)
-    axis = given + rank if given < 0 else given
-    if not 0 <= axis < rank:
-        raise ModelLoadError(f"{node.describe()}: axis {given} is out of range for rank {rank}")
+    return source, sample
+
+
+def _add_layernorm(
+    ctx: ConversionContext,
+    node: Node,
+    source: str,
+    sample: tuple[int, ...],
+    axis: int,
+    given: str,
+    scale_required: bool,
+) -> None:
     if axis == 0:
         raise UnsupportedModelError(
-            f"{node.describe()}: axis {given} normalises over the batch axis; only axes >= 1 are supported"
+            f"{node.describe()}: {given} normalises over the batch axis; only axes >= 1 are supported"
         )
     groups = sample[axis - 1 :]
     weights = {}
     for index, key, what in ((1, "scale", "Scale"), (2, "bias", "B")):
-        value = ctx.optional_constant(node, index, what) if index == 2 else ctx.constant(node, index, what)
+        required = index == 1 and scale_required
+        value = ctx.constant(node, index, what) if required else ctx.optional_constant(node, index, what)
         if value is None:
+            if key == "scale":
+                weights[key] = np.ones(groups)
             continue
         try:
             ok = np.broadcast_shapes(value.shape, groups) == groups
@@ -123,7 +162,7 @@ def convert_layernorm(ctx: ConversionContext, node: Node) -> None:
         if not ok:
             raise ModelLoadError(
                 f"{node.describe()}: {what} has shape {list(value.shape)}, which does not broadcast to the "
-                f"normalised shape {list(groups)} (input {['N', *sample]}, axis {given})"
+                f"normalised shape {list(groups)} (input {['N', *sample]}, {given})"
             )
         weights[key] = np.ascontiguousarray(np.broadcast_to(value, groups), dtype=np.float64)
     epsilon = node.float_attr("epsilon", 1e-5)

@@ -60,7 +60,14 @@ def convert_reshape(ctx: ConversionContext, node: Node) -> None:
     shape = [int(v) for v in np.asarray(ctx.raw_constant(node, 1, "shape")).reshape(-1)]
     if allowzero:
         _check_no_zero(node, shape)
-    fold.check_reshape_keeps_batch(ctx, node, source, shape)
+    try:
+        fold.check_reshape_keeps_batch(ctx, node, source, shape)
+    except UnsupportedModelError as exc:
+        if len(shape) != 1:
+            raise
+        # The whole batch in one axis: only a Gather that takes each sample back from its own values may follow.
+        ctx.batch_flattened[node.outputs[0]] = (source, str(exc))
+        return
     ctx.add_layer(node, "reshape", [source], ints={"shape": shape})
 
 
@@ -302,7 +309,15 @@ def convert_split(ctx: ConversionContext, node: Node) -> None:
 
 @register("Gather")
 def convert_gather(ctx: ConversionContext, node: Node) -> None:
-    """Gather of a data tensor with constant indices (a scalar or a vector) on a per-sample axis -> gather."""
+    """Gather of a data tensor with constant indices (a scalar or a vector) on a per-sample axis -> gather.
+
+    Also the gather PyTorch writes for ``as_strided`` after flattening the whole batch (``x.view(-1)``): indices
+    computed from the batch size that take every sample's values from that sample alone
+    (:func:`_gather_from_flattened_batch`)."""
+    flattened = ctx.batch_flattened.get(ctx.resolve(node.input(0)))
+    if flattened is not None:
+        _gather_from_flattened_batch(ctx, node, *flattened)
+        return
     source = ctx.data_input(node, 0)
     axis = _data_axis(ctx, node, source, node.int_attr("axis", 0))
     indices = np.asarray(ctx.raw_constant(node, 1, "indices"))
@@ -320,6 +335,48 @@ def convert_gather(ctx: ConversionContext, node: Node) -> None:
         )
     ints = {"axis": [axis], "indices": values, "squeeze": [int(indices.ndim == 0)]}
     ctx.add_layer(node, "gather", [source], ints=ints)
+
+
+def _gather_from_flattened_batch(ctx: ConversionContext, node: Node, source: str, refusal: str) -> None:
+    """Gather on axis 0 of ``source`` flattened with its batch (``source.view(-1)``), with indices computed from
+    the batch size: supported when, for both sentinel batch sizes, the indices have the batch as their first
+    axis and sample ``n``'s entries are ``n * S + k`` with the same ``k`` (``0 <= k < S``, ``S`` values per
+    sample) for every ``n``. That is a per-sample gather of the flattened sample: an alias when ``k`` recreates
+    the sample as it was (``as_strided`` with the contiguous strides), else reshape -> gather -> reshape."""
+    pair = ctx.value_pair(node.input(1))
+    sample = ctx.sample_shape(source)
+    if node.int_attr("axis", 0) != 0 or pair is None or pair[0] is pair[1] or sample is None:
+        raise UnsupportedModelError(refusal)
+    size = int(np.prod(sample))
+    per_sample: np.ndarray | None = None
+    for batch, value in zip(fold.SENTINEL_BATCHES, pair, strict=True):
+        idx = np.asarray(value)
+        ok = idx.dtype.kind in "iu" and idx.ndim >= 2 and idx.shape[0] == batch
+        if ok:
+            idx = np.where(idx < 0, idx + batch * size, idx).astype(np.int64)
+            k = idx - (np.arange(batch, dtype=np.int64) * size).reshape((-1,) + (1,) * (idx.ndim - 1))
+            ok = bool(np.all(k >= 0) and np.all(k < size) and np.all(k == k[:1]))
+            ok = ok and (per_sample is None or np.array_equal(k[0], per_sample))
+            per_sample = k[0]
+        if not ok:
+            raise UnsupportedModelError(
+                f"{node.describe()}: its indices '{node.input(1)}' do not take each sample's values from that "
+                f"sample alone; {refusal}"
+            )
+    assert per_sample is not None
+    flat = [int(v) for v in per_sample.reshape(-1)]
+    if per_sample.shape == tuple(sample) and flat == list(range(size)):
+        ctx.alias(node.outputs[0], source)  # the sample as it was
+        return
+    flat_name = ctx.unique_name(f"{node.name}_flat")
+    rows = ctx.add_layer(node, "reshape", [source], ints={"shape": [0, -1]}, output=flat_name, name=flat_name)
+    ints = {"axis": [1], "indices": flat, "squeeze": [0]}
+    if per_sample.ndim == 1:
+        ctx.add_layer(node, "gather", [rows.output], ints=ints)
+        return
+    picked = ctx.unique_name(f"{node.name}_gather")
+    ctx.add_layer(node, "gather", [rows.output], ints=ints, output=picked, name=picked)
+    ctx.add_layer(node, "reshape", [picked], ints={"shape": [0, *per_sample.shape]})
 
 
 def reaches_output_through_reshapes(ctx: ConversionContext, value: str) -> bool:
