@@ -106,7 +106,11 @@ def test_explanations_are_finite_and_repeatable(path: Path, bounded: bool) -> No
     assert first.dtype == np.float32
     assert np.all(np.isfinite(first))
     np.testing.assert_array_equal(first, second)
-    assert np.any(first != 0)
+    # Not a trivial map: some class's relevance reaches the input. (The argmax class alone may legitimately give
+    # zeros: in the 3-D CNN its only positive weight meets a dead ReLU unit, so z+ absorbs everything there.)
+    classes = np.tile(np.arange(int(np.prod(net.logits_shape)))[None], (len(x), 1))
+    every = dtd.explain(net, x, target=classes, **kwargs)
+    assert np.any(every != 0)
 
 
 @pytest.mark.parametrize("bounded", [False, True], ids=["default", "bounds"])
