@@ -777,6 +777,8 @@ def chain_relevance(
         else:
             raise ValueError(f"chain: unknown op {st.op!r}")
     return r
+
+
 # Element-wise activations, written from the ONNX operator definitions
 
 

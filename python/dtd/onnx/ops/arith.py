@@ -164,10 +164,7 @@ def _convert_gate(ctx: ConversionContext, node: Node) -> None:
     hard = [_hard_sigmoid_scale(ctx, node, k) for k in (0, 1)]
     is_gate = [
         hard[k] is not None
-        or (
-            ctx.pending_origin(node.inputs[k]) is None
-            and _gate_function(ctx, node.inputs[k]) is not None
-        )
+        or (ctx.pending_origin(node.inputs[k]) is None and _gate_function(ctx, node.inputs[k]) is not None)
         for k in (0, 1)
     ]
     shapes = [ctx.shape_of(node.inputs[k]) for k in (0, 1)]
