@@ -13,8 +13,8 @@
 #include "dtd/layers/concat.hpp"
 #include "dtd/layers/conv2d.hpp"
 #include "dtd/layers/dense.hpp"
-#include "dtd/layers/layernorm.hpp"
 #include "dtd/layers/gate.hpp"
+#include "dtd/layers/layernorm.hpp"
 #include "dtd/layers/lrn.hpp"
 #include "dtd/layers/pad.hpp"
 #include "dtd/layers/pool2d.hpp"
@@ -22,8 +22,8 @@
 #include "dtd/layers/reshape.hpp"
 #include "dtd/layers/slice.hpp"
 #include "dtd/layers/softmax.hpp"
-#include "dtd/threads.hpp"
 #include "dtd/layers/transpose.hpp"
+#include "dtd/threads.hpp"
 #include "parallel.hpp"
 
 namespace dtd {
