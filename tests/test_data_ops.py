@@ -308,10 +308,17 @@ def test_slice_of_the_batch_axis() -> None:
     raises_on_load(model, UnsupportedModelError, "'sl'", "batch axis")
 
 
-def test_empty_slice() -> None:
+@pytest.mark.parametrize(
+    ("starts", "ends", "steps"),
+    [((3,), (1,), (1,)), ((1000,), (1000,), (1,)), ((0,), (4,), (-1,)), ((-100,), (-50,), (1,))],
+    ids=["start_after_end", "start_out_of_bounds", "backwards_from_0", "before_the_axis"],
+)
+def test_empty_slice(starts: tuple[int, ...], ends: tuple[int, ...], steps: tuple[int, ...]) -> None:
+    """A valid ONNX slice with no element: an empty tensor, outside dtd's scope (not a malformed model)."""
     b = GraphBuilder((4,), opset=13)
-    model = b.build(b.node("Slice", ["x", b.const(_i64(3)), b.const(_i64(1)), b.const(_i64(1))], name="sl"))
-    raises_on_load(model, ModelLoadError, "'sl'", "empty")
+    inputs = ["x", b.const(_i64(*starts)), b.const(_i64(*ends)), b.const(_i64(1)), b.const(_i64(*steps))]
+    model = b.build(b.node("Slice", inputs, name="sl"))
+    raises_on_load(model, UnsupportedModelError, "'sl'", r"\(length 4\)", r"\['N', 4\]", "empty tensors")
 
 
 def test_slice_of_a_shape_value_still_folds() -> None:
@@ -376,6 +383,16 @@ def test_split(
 def test_split_equal_parts_that_do_not_divide() -> None:
     model = _split_model(13, None, 2)
     raises_on_load(model, ModelLoadError, "'sp'", "equal parts")
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_split_with_a_zero_size_part(opset: int) -> None:
+    """A zero-size split is valid ONNX but makes an empty tensor: unsupported, not malformed."""
+    raises_on_load(_split_model(opset, [3, 0, 4], 3), UnsupportedModelError, "'sp'", r"\[3, 0, 4\]", "empty")
+
+
+def test_split_sizes_for_another_number_of_outputs() -> None:
+    raises_on_load(_split_model(13, [3, 4, 0], 2), ModelLoadError, "'sp'", "for 2 outputs")
 
 
 def test_split_one_output_unused() -> None:
@@ -538,6 +555,23 @@ def test_pad_of_the_batch_axis() -> None:
     raises_on_load(
         _pad_model((3,), [1, 0, 0, 0], "constant", None, 13), UnsupportedModelError, "'pd'", "batch"
     )
+
+
+def test_pad_cropping_an_axis_to_nothing() -> None:
+    """Negative pads that crop an axis to length 0 make an empty tensor (valid ONNX, outside dtd's scope)."""
+    model = _pad_model((3, 4), [0, -1, 0, 0, -2, 0], "constant", None, 13)
+    raises_on_load(model, UnsupportedModelError, "'pd'", r"\['N', 3, 4\]", "length 0", "empty tensors")
+
+
+def test_pad_cropping_more_than_the_axis() -> None:
+    model = _pad_model((3, 4), [0, -2, 0, 0, -2, 0], "constant", None, 13)
+    raises_on_load(model, ModelLoadError, "'pd'", r"\['N', 3, 4\]", "crop more")
+
+
+def test_gather_with_empty_indices() -> None:
+    b = GraphBuilder((4, 3), opset=13)
+    model = b.build(b.node("Gather", ["x", b.const(np.zeros(0, np.int64))], axis=1, name="ga"))
+    raises_on_load(model, UnsupportedModelError, "'ga'", r"shape \[0\]", r"\['N', 4, 3\]")
 
 
 def _pad_then(op: str, value: float, **attrs: Any) -> onnx.ModelProto:

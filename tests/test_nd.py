@@ -117,6 +117,20 @@ POOL_CASES: dict[str, tuple[str, tuple[int, ...], int, dict[str, Any]]] = {
             "count_include_pad": 1,
         },
     ),
+    # ceil_mode adds a last window reaching past the input on every axis (taps there never count).
+    "avg3d_dilation_ceil_cip1_overhang": (
+        "AveragePool",
+        (1, 11, 10, 12),
+        19,
+        {
+            "kernel_shape": [3, 2, 3],
+            "dilations": [2, 2, 1],
+            "strides": [3, 3, 2],
+            "ceil_mode": 1,
+            "count_include_pad": 1,
+            "pads": [1, 0, 0, 0, 1, 0],
+        },
+    ),
     "avg3d_same_upper": (
         "AveragePool",
         (2, 5, 6, 7),
@@ -154,6 +168,50 @@ def test_conv_forward_matches_onnxruntime(case: str) -> None:
 def test_pool_forward_matches_onnxruntime(case: str) -> None:
     op, shape, opset, attrs = POOL_CASES[case]
     _check_forward(one_node(op, shape, opset=opset, **attrs), shape, 2)
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_avgpool_ceil_mode_window_past_the_input(count_include_pad: int) -> None:
+    """[1, 2, 3, 4, 5], kernel 2, stride 2, ceil_mode: the last window holds only 5. Taps beyond the padded
+    input never count, also with count_include_pad=1 (onnx >= 1.18 reference, onnxruntime, PyTorch; the onnx
+    1.17 reference and its test data divided by the full kernel and gave 2.5)."""
+    model = one_node(
+        "AveragePool",
+        (1, 5),
+        opset=19,
+        kernel_shape=[2],
+        strides=[2],
+        ceil_mode=1,
+        count_include_pad=count_include_pad,
+    )
+    x = np.arange(1.0, 6.0).reshape(1, 1, 5)
+    for dtype in (np.float32, np.float64):
+        np.testing.assert_allclose(
+            dtd.load(model).forward(x.astype(dtype))[0, 0], [1.5, 3.5, 5.0], rtol=1e-12
+        )
+
+
+def test_avgpool_dilated_ceil_count_include_pad_matches_the_onnx_reference() -> None:
+    """The ONNX node test's geometry (32^3, kernel 5, dilation 2, stride 3, ceil_mode, count_include_pad=1)
+    against the float64 NumPy reference and onnx.reference (which excludes the overhang since onnx 1.18)."""
+    onnx_reference = pytest.importorskip("onnx.reference")
+    attrs = {
+        "kernel_shape": [5, 5, 5],
+        "dilations": [2, 2, 2],
+        "strides": [3, 3, 3],
+        "ceil_mode": 1,
+        "count_include_pad": 1,
+    }
+    model = one_node("AveragePool", (1, 32, 32, 32), opset=19, **attrs)
+    x = np.random.default_rng(4).standard_normal((2, 1, 32, 32, 32))
+    got = dtd.load(model).forward(x)
+    assert got.shape == (2, 1, 9, 9, 9)
+    want = onnx_reference.ReferenceEvaluator(model).run(None, {"x": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The corner window: 4 of the 5 taps per axis lie in the input (the 5th, at 32, is past it).
+    np.testing.assert_allclose(
+        got[:, 0, 8, 8, 8], x[:, 0, 24:32:2, 24:32:2, 24:32:2].mean(axis=(1, 2, 3)), rtol=1e-12
+    )
 
 
 def test_layer_shapes_keep_the_rank() -> None:

@@ -71,6 +71,19 @@ def convert_pad(ctx: ConversionContext, node: Node) -> None:
         raise UnsupportedModelError(
             f"{node.describe()}: pads {pads} pad or crop the batch axis; only per-sample axes can be padded"
         )
+    shape = ctx.shape_of(source)
+    if shape is not None:
+        extents = [None if d is None else d + pads[a] + pads[rank + a] for a, d in enumerate(shape)]
+        shown = ["N", *shape[1:]]
+        if any(e is not None and e < 0 for e in extents[1:]):
+            raise ModelLoadError(
+                f"{node.describe()}: pads {pads} crop more than the input '{node.input(0)}' (shape {shown}) has"
+            )
+        if any(e == 0 for e in extents[1:]):
+            raise UnsupportedModelError(
+                f"{node.describe()}: pads {pads} crop an axis of '{node.input(0)}' (shape {shown}) to length 0; "
+                "empty tensors are not supported"
+            )
     if mode_name != "constant":
         value = 0.0
     if math.isnan(value):

@@ -77,10 +77,8 @@ def _window(node: Node, kernel: list[int]) -> dict[str, list[int]]:
 
 @register("MaxPool")
 def convert_maxpool(ctx: ConversionContext, node: Node) -> None:
-    """MaxPool; a column-major storage_order or a used Indices output is unsupported."""
+    """MaxPool; a used Indices output is unsupported (storage_order only orders Indices: ignored without)."""
     _check_attributes(node)
-    if node.int_attr("storage_order", 0) != 0:
-        raise UnsupportedModelError(f"{node.describe()}: storage_order=1 is not supported")
     if len(node.outputs) > 1 and node.outputs[1] and ctx.consumers.get(node.outputs[1], 0) > 0:
         raise UnsupportedModelError(
             f"{node.describe()}: the Indices output of MaxPool is used; not supported"

@@ -206,6 +206,11 @@ def _data_axis(ctx: ConversionContext, node: Node, source: str, axis: int) -> in
     return axis
 
 
+def _shape_text(ctx: ConversionContext, source: str) -> str:
+    shape = ctx.shape_of(source)
+    return "unknown" if shape is None else str(["N" if i == 0 else d for i, d in enumerate(shape)])
+
+
 def _ints_input(ctx: ConversionContext, node: Node, index: int, what: str) -> list[int] | None:
     if not node.input(index):
         return None
@@ -247,6 +252,14 @@ def convert_slice(ctx: ConversionContext, node: Node) -> None:
         ):
             continue  # the whole batch axis: a no-op
         keep.append((start, end, _data_axis(ctx, node, source, axis), step))
+    for start, end, axis, step in keep:
+        extent = ctx.dim_of(source, axis)
+        # ONNX clamps starts and ends exactly as Python's slice.indices does.
+        if extent is not None and not range(*slice(start, end, step).indices(extent)):
+            raise UnsupportedModelError(
+                f"{node.describe()}: the slice [{start}:{end}:{step}] of axis {axis} (length {extent}) of "
+                f"'{node.input(0)}' (shape {_shape_text(ctx, source)}) is empty; empty tensors are not supported"
+            )
     if not keep:
         ctx.alias(node.outputs[0], source)
         return
@@ -290,9 +303,12 @@ def convert_split(ctx: ConversionContext, node: Node) -> None:
             )
         else:
             sizes = [extent // count] * count
-    if len(sizes) != len(node.outputs) or any(s < 1 for s in sizes):
-        raise (UnsupportedModelError if any(s == 0 for s in sizes) else ModelLoadError)(
-            f"{node.describe()}: split sizes {sizes} for {len(node.outputs)} outputs (empty parts are not supported)"
+    if len(sizes) != len(node.outputs) or any(s < 0 for s in sizes):
+        raise ModelLoadError(f"{node.describe()}: split sizes {sizes} for {len(node.outputs)} outputs")
+    if any(s == 0 for s in sizes):
+        raise UnsupportedModelError(
+            f"{node.describe()}: split sizes {sizes} of axis {axis} of '{node.input(0)}' (shape "
+            f"{_shape_text(ctx, source)}) make empty outputs; empty tensors are not supported"
         )
     if extent is not None and sum(sizes) != extent:
         raise ModelLoadError(
@@ -323,8 +339,8 @@ def convert_gather(ctx: ConversionContext, node: Node) -> None:
     indices = np.asarray(ctx.raw_constant(node, 1, "indices"))
     if indices.ndim > 1 or indices.size == 0:
         raise UnsupportedModelError(
-            f"{node.describe()}: indices of shape {list(indices.shape)}; only a scalar or a non-empty vector of "
-            "indices is supported"
+            f"{node.describe()}: indices of shape {list(indices.shape)} into '{node.input(0)}' (shape "
+            f"{_shape_text(ctx, source)}); only a scalar or a non-empty vector of indices is supported"
         )
     values = [int(v) for v in indices.reshape(-1)]
     extent = ctx.dim_of(source, axis)
