@@ -124,7 +124,10 @@ def test_folded_constant_limit_can_be_raised_and_lowered() -> None:
     model = _model(nodes, [_x(4)], "y")
     with pytest.raises(ModelLoadError, match="ConstantOfShape 'fill'.*limit of 3"):
         dtd.load(model, limits=Limits(max_folded_constant=3))
-    assert dtd.load(model, limits=Limits(max_folded_constant=4)).output_shape == (2, 2)
+    # 4 elements of ConstantOfShape, 3 of Shape: 7 in all
+    with pytest.raises(ModelLoadError, match="Shape .*after 4 elements folded before it"):
+        dtd.load(model, limits=Limits(max_folded_constant=6))
+    assert dtd.load(model, limits=Limits(max_folded_constant=7)).output_shape == (2, 2)
     assert Limits().max_folded_constant == 2**26 and Limits().max_activation == 2**31
 
 
