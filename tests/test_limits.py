@@ -19,8 +19,13 @@ _PEAK = 64 << 20
 
 
 def _model(nodes, inputs, output, initializers=(), opset=13):
-    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
-                              initializer=list(initializers))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        inputs,
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        initializer=list(initializers),
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
@@ -32,7 +37,9 @@ def _x(*sample):
 
 def _reshape_by(const_nodes, shape_value: str):
     """x [N, 4] -> Reshape(x, <shape computed by const_nodes, ending in shape_value>)."""
-    return _model([*const_nodes, helper.make_node("Reshape", ["x", shape_value], ["y"], name="reshape")], [_x(4)], "y")
+    return _model(
+        [*const_nodes, helper.make_node("Reshape", ["x", shape_value], ["y"], name="reshape")], [_x(4)], "y"
+    )
 
 
 def _refused_cheaply(model, *patterns: str, limits: Limits | None = None) -> str:
@@ -60,16 +67,26 @@ def test_constant_of_shape_bomb() -> None:
         helper.make_node("ConstantOfShape", ["s"], ["big"], name="bomb"),
         helper.make_node("Shape", ["big"], ["t"]),
     ]
-    _refused_cheaply(_reshape_by(nodes, "t"), "ConstantOfShape 'bomb'", "268435456 elements", "max_folded_constant")
+    _refused_cheaply(
+        _reshape_by(nodes, "t"), "ConstantOfShape 'bomb'", "268435456 elements", "max_folded_constant"
+    )
 
 
 def test_tile_and_expand_bombs() -> None:
     base = [helper.make_node("Constant", [], ["v"], value=_int64("v", [[1, 2]]))]
-    tile = [*base, helper.make_node("Constant", [], ["r"], value=_int64("r", [1 << 14, 1 << 14])),
-            helper.make_node("Tile", ["v", "r"], ["big"], name="tile"), helper.make_node("Shape", ["big"], ["t"])]
+    tile = [
+        *base,
+        helper.make_node("Constant", [], ["r"], value=_int64("r", [1 << 14, 1 << 14])),
+        helper.make_node("Tile", ["v", "r"], ["big"], name="tile"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
     _refused_cheaply(_reshape_by(tile, "t"), "Tile 'tile'")
-    expand = [*base, helper.make_node("Constant", [], ["r"], value=_int64("r", [1 << 15, 1 << 14])),
-              helper.make_node("Expand", ["v", "r"], ["big"], name="expand"), helper.make_node("Shape", ["big"], ["t"])]
+    expand = [
+        *base,
+        helper.make_node("Constant", [], ["r"], value=_int64("r", [1 << 15, 1 << 14])),
+        helper.make_node("Expand", ["v", "r"], ["big"], name="expand"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
     _refused_cheaply(_reshape_by(expand, "t"), "Expand 'expand'")
 
 
@@ -97,8 +114,13 @@ def test_all_folded_constants_together() -> None:
     """Many constants, each under the limit, may not add up to more than it either."""
     nodes = [helper.make_node("Constant", [], ["s"], value=_int64("s", [1 << 18]))]
     nodes += [helper.make_node("ConstantOfShape", ["s"], [f"c{k}"], name=f"fill{k}") for k in range(8)]
-    nodes += [helper.make_node("Sum", [f"c{k}" for k in range(8)], ["total"]), helper.make_node("Shape", ["total"], ["t"])]
-    message = _refused_cheaply(_reshape_by(nodes, "t"), "ConstantOfShape 'fill4'", limits=Limits(max_folded_constant=2**20))
+    nodes += [
+        helper.make_node("Sum", [f"c{k}" for k in range(8)], ["total"]),
+        helper.make_node("Shape", ["total"], ["t"]),
+    ]
+    message = _refused_cheaply(
+        _reshape_by(nodes, "t"), "ConstantOfShape 'fill4'", limits=Limits(max_folded_constant=2**20)
+    )
     assert "folded before it" in message
 
 
@@ -122,10 +144,10 @@ def test_folded_constant_limit_can_be_raised_and_lowered() -> None:
         helper.make_node("Reshape", ["x", "t"], ["y"], name="reshape"),
     ]
     model = _model(nodes, [_x(4)], "y")
-    with pytest.raises(ModelLoadError, match="ConstantOfShape 'fill'.*limit of 3"):
+    with pytest.raises(ModelLoadError, match=r"ConstantOfShape 'fill'.*limit of 3"):
         dtd.load(model, limits=Limits(max_folded_constant=3))
     # 4 elements of ConstantOfShape, 3 of Shape: 7 in all
-    with pytest.raises(ModelLoadError, match="Shape .*after 4 elements folded before it"):
+    with pytest.raises(ModelLoadError, match=r"Shape .*after 4 elements folded before it"):
         dtd.load(model, limits=Limits(max_folded_constant=6))
     assert dtd.load(model, limits=Limits(max_folded_constant=7)).output_shape == (2, 2)
     assert Limits().max_folded_constant == 2**26 and Limits().max_activation == 2**31
@@ -134,7 +156,7 @@ def test_folded_constant_limit_can_be_raised_and_lowered() -> None:
 def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match="max_activation"):
         Limits(max_activation=0)
-    with pytest.raises(TypeError, match="dtd.Limits"):
+    with pytest.raises(TypeError, match=r"dtd.Limits"):
         dtd.load(b"", limits={"max_activation": 3})  # type: ignore[arg-type]
 
 
@@ -153,8 +175,10 @@ def test_declared_input_beyond_max_activation() -> None:
 def test_flatten_of_huge_input_then_gemm() -> None:
     """[N, 2^32, 2^32] -> Flatten -> Gemm was SIGFPE (a division by the wrapped extent 0) at load."""
     w = numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
-    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
-             helper.make_node("Gemm", ["f", "w"], ["y"], name="fc")]
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w"], ["y"], name="fc"),
+    ]
     model = _model(nodes, [_x(1 << 32, 1 << 32)], "y", [w])
     with pytest.raises(ModelLoadError):
         dtd.load(model)
@@ -173,7 +197,15 @@ def test_conv_pads_that_overflow(pads: list[int]) -> None:
 
 def test_maxpool_huge_kernel_and_pads_overflow() -> None:
     b = GraphBuilder((2, 6, 6))
-    model = b.build(b.node("MaxPool", ["x"], name="pool", kernel_shape=[2**62, 2], pads=[2**62 - 1, 0, 2**62 - 1, 0],
-                           dilations=[4, 1]))
+    model = b.build(
+        b.node(
+            "MaxPool",
+            ["x"],
+            name="pool",
+            kernel_shape=[2**62, 2],
+            pads=[2**62 - 1, 0, 2**62 - 1, 0],
+            dilations=[4, 1],
+        )
+    )
     with pytest.raises(ModelLoadError, match="pool"):
         dtd.load(model)

@@ -42,13 +42,22 @@ def test_every_importer_op_is_in_the_table() -> None:
 
 @pytest.mark.parametrize(
     ("op", "extra_inputs", "extra_outputs", "pattern"),
-    [("Relu", 1, 0, "2 inputs, expected 1"), ("Relu", 0, 1, "2 outputs, expected 1"),
-     ("Gemm", 2, 0, "5 inputs, expected 2 to 3"), ("Conv", 0, 2, "3 outputs, expected 1")],
+    [
+        ("Relu", 1, 0, "2 inputs, expected 1"),
+        ("Relu", 0, 1, "2 outputs, expected 1"),
+        ("Gemm", 2, 0, "5 inputs, expected 2 to 3"),
+        ("Conv", 0, 2, "3 outputs, expected 1"),
+    ],
 )
 def test_arity(op: str, extra_inputs: int, extra_outputs: int, pattern: str) -> None:
     b = GraphBuilder((2, 6, 6) if op == "Conv" else (8,))
-    out = b.conv("x", 3, name="n") if op == "Conv" else b.gemm("x", 4, name="n") if op == "Gemm" else b.node(
-        "Relu", ["x"], name="n")
+    out = (
+        b.conv("x", 3, name="n")
+        if op == "Conv"
+        else b.gemm("x", 4, name="n")
+        if op == "Gemm"
+        else b.node("Relu", ["x"], name="n")
+    )
     node = b.nodes[-1]
     for k in range(extra_inputs):
         node.input.append(b.weight((8,)) if k == 0 else "x")
@@ -104,28 +113,38 @@ def test_allowlisted_legacy_attribute_at_its_harmless_value() -> None:
 def test_auto_pad_with_explicit_pads() -> None:
     b = GraphBuilder((2, 6, 6))
     out = b.conv("x", 3, name="c", auto_pad="SAME_UPPER", pads=[1, 1, 1, 1])
-    raises_on_load(b.build(out), ModelLoadError, "Conv 'c'", "auto_pad SAME_UPPER together with explicit pads")
+    raises_on_load(
+        b.build(out), ModelLoadError, "Conv 'c'", "auto_pad SAME_UPPER together with explicit pads"
+    )
     b = GraphBuilder((2, 6, 6))
     dtd.load(b.build(b.conv("x", 3, name="c", auto_pad="SAME_UPPER", pads=[0, 0, 0, 0])))
 
 
 @pytest.mark.parametrize(
     "weight",
-    [np.ones((3, 2, 3, 3), np.int64), np.ones((3, 2, 3, 3), np.int8), np.ones((3, 2, 3, 3), np.complex64),
-     np.ones((3, 2, 3, 3), np.bool_)],
+    [
+        np.ones((3, 2, 3, 3), np.int64),
+        np.ones((3, 2, 3, 3), np.int8),
+        np.ones((3, 2, 3, 3), np.complex64),
+        np.ones((3, 2, 3, 3), np.bool_),
+    ],
     ids=["int64", "int8", "complex64", "bool"],
 )
 def test_weight_dtypes_refused(weight: np.ndarray) -> None:
     b = GraphBuilder((2, 6, 6))
     out = b.node("Conv", ["x", b.const(weight)], name="c", kernel_shape=[3, 3])
-    raises_on_load(b.build(out), ModelLoadError, "Conv 'c'", f"element type {weight.dtype.name}", "float16, bfloat16")
+    raises_on_load(
+        b.build(out), ModelLoadError, "Conv 'c'", f"element type {weight.dtype.name}", "float16, bfloat16"
+    )
 
 
 def test_float8_and_string_weights_refused() -> None:
     b = GraphBuilder((8,))
     fp8 = helper.make_tensor("w8", TensorProto.FLOAT8E4M3FN, [4, 8], [0.5] * 32)
     b.initializers.append(fp8)
-    raises_on_load(b.build(b.node("Gemm", ["x", "w8"], name="g", transB=1)), ModelLoadError, "Gemm 'g'", "float8")
+    raises_on_load(
+        b.build(b.node("Gemm", ["x", "w8"], name="g", transB=1)), ModelLoadError, "Gemm 'g'", "float8"
+    )
     b = GraphBuilder((8,))
     b.initializers.append(helper.make_tensor("ws", TensorProto.STRING, [4, 8], [b"a"] * 32))
     raises_on_load(b.build(b.node("Gemm", ["x", "ws"], name="g", transB=1)), ModelLoadError, "Gemm 'g'")
@@ -147,7 +166,9 @@ def test_negative_weight_dims() -> None:
     del w.dims[:]
     w.dims.extend([-1, 8])
     b.initializers.append(w)
-    raises_on_load(b.build(b.node("Gemm", ["x", "w"], name="g", transB=1)), ModelLoadError, "'w'", r"\[-1, 8\]")
+    raises_on_load(
+        b.build(b.node("Gemm", ["x", "w"], name="g", transB=1)), ModelLoadError, "'w'", r"\[-1, 8\]"
+    )
 
 
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
@@ -176,7 +197,9 @@ def test_unknown_input_elem_type() -> None:
 
 def test_broadcast_error_in_folding_is_dtd_error() -> None:
     b = GraphBuilder((4,))
-    s = b.node("Add", [b.const(np.array([1, 2], np.int64)), b.const(np.array([1, 2, 3], np.int64))], name="bad")
+    s = b.node(
+        "Add", [b.const(np.array([1, 2], np.int64)), b.const(np.array([1, 2, 3], np.int64))], name="bad"
+    )
     out = b.node("Reshape", ["x", s], name="r")
     raises_on_load(b.build(out), ModelLoadError, "Add 'bad'", "broadcast")
 
@@ -192,10 +215,17 @@ def test_numpy_errors_in_converters_become_dtd_errors(monkeypatch: pytest.Monkey
     from dtd.onnx import registry
 
     entries = registry._REGISTRY["Relu"]
-    monkeypatch.setitem(registry._REGISTRY, "Relu", [entries[0]._replace(fn=broken)] if hasattr(entries[0], "_replace")
-                        else [type(entries[0])(entries[0].since, entries[0].until, broken)])
+    monkeypatch.setitem(
+        registry._REGISTRY,
+        "Relu",
+        [entries[0]._replace(fn=broken)]
+        if hasattr(entries[0], "_replace")
+        else [type(entries[0])(entries[0].since, entries[0].until, broken)],
+    )
     b = GraphBuilder((8,))
-    raises_on_load(b.build(b.node("Relu", ["x"], name="r")), ModelLoadError, "Relu 'r'", "IndexError", "out of bounds")
+    raises_on_load(
+        b.build(b.node("Relu", ["x"], name="r")), ModelLoadError, "Relu 'r'", "IndexError", "out of bounds"
+    )
 
 
 def test_onnx_checker_agrees_on_the_refused_models() -> None:

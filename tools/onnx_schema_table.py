@@ -7,10 +7,8 @@ checks that the two agree. Run: ``python tools/onnx_schema_table.py``.
 
 from __future__ import annotations
 
-
 import onnx
 from onnx import defs
-
 
 #: Ops the importer reads beyond those with a converter: the Erf-GELU fusion (python/dtd/onnx/fuse.py).
 EXTRA_OPS = ("Erf",)
@@ -28,10 +26,19 @@ def table(ops: list[str]) -> dict[str, list[tuple[int, int, int, int, int, dict[
         first = max((i for i, s in enumerate(versions) if s.since_version <= MIN_OPSET), default=0)
         rows = []
         for schema in versions[first:]:
-            attrs = {name: onnx.AttributeProto.AttributeType.Name(a.type) for name, a in schema.attributes.items()}
+            attrs = {
+                name: onnx.AttributeProto.AttributeType.Name(a.type) for name, a in schema.attributes.items()
+            }
             max_in = schema.max_input if schema.max_input < 2**31 - 1 else -1
             max_out = schema.max_output if schema.max_output < 2**31 - 1 else -1
-            row = (schema.since_version, schema.min_input, max_in, schema.min_output, max_out, dict(sorted(attrs.items())))
+            row = (
+                schema.since_version,
+                schema.min_input,
+                max_in,
+                schema.min_output,
+                max_out,
+                dict(sorted(attrs.items())),
+            )
             if not rows or rows[-1][1:] != row[1:]:  # a version that changed only types: same row
                 rows.append(row)
         out[op] = rows

@@ -45,7 +45,8 @@ int64_t checked_numel(const Shape& shape, const What&... what) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (__builtin_mul_overflow(n, d, &n))
-      throw ModelError(concat(what..., ": the element count of ", to_string(shape), " does not fit in a 64-bit integer"));
+      throw ModelError(
+          concat(what..., ": the element count of ", to_string(shape), " does not fit in a 64-bit integer"));
   }
   return n;
 }
@@ -81,9 +82,8 @@ class ActivationLimitScope {
 template <class... What>
 void check_activation(int64_t elements, const What&... what) {
   const int64_t limit = build_activation_limit();
-  DTD_CHECK(elements <= limit, ModelError, what..., " has ", elements,
-            " elements per sample, more than the limit of ", limit,
-            " (ModelSpec.max_activation; raise it with dtd.load(..., limits=dtd.Limits(max_activation=...)))");
+  DTD_CHECK(elements <= limit, ModelError, what..., " has ", elements, " elements per sample, more than the limit of ",
+            limit, " (ModelSpec.max_activation; raise it with dtd.load(..., limits=dtd.Limits(max_activation=...)))");
 }
 
 }  // namespace dtd::detail

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "dtd/error.hpp"
 #include "checked.hpp"
+#include "dtd/error.hpp"
 #include "parallel.hpp"
 
 namespace dtd {

@@ -6,6 +6,7 @@
 #include <map>
 #include <numeric>
 
+#include "checked.hpp"
 #include "dtd/error.hpp"
 #include "dtd/layers/activation.hpp"
 #include "dtd/layers/add.hpp"
@@ -13,8 +14,8 @@
 #include "dtd/layers/concat.hpp"
 #include "dtd/layers/conv2d.hpp"
 #include "dtd/layers/dense.hpp"
-#include "dtd/layers/layernorm.hpp"
 #include "dtd/layers/gate.hpp"
+#include "dtd/layers/layernorm.hpp"
 #include "dtd/layers/lrn.hpp"
 #include "dtd/layers/pad.hpp"
 #include "dtd/layers/pool2d.hpp"
@@ -22,9 +23,8 @@
 #include "dtd/layers/reshape.hpp"
 #include "dtd/layers/slice.hpp"
 #include "dtd/layers/softmax.hpp"
-#include "dtd/threads.hpp"
 #include "dtd/layers/transpose.hpp"
-#include "checked.hpp"
+#include "dtd/threads.hpp"
 #include "parallel.hpp"
 
 namespace dtd {
@@ -127,8 +127,8 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
     }
     layers_.push_back(make_layer<T>(ls, std::move(in), std::move(shapes)));
     const Shape& out_shape = layers_.back()->output_shape();
-    const std::string what = detail::concat(to_string(ls.kind), " layer '", ls.name, "': output shape ",
-                                            to_string(out_shape));
+    const std::string what =
+        detail::concat(to_string(ls.kind), " layer '", ls.name, "': output shape ", to_string(out_shape));
     for (int64_t d : out_shape) DTD_CHECK(d >= 1, ModelError, what, " has an empty or negative axis");
     detail::check_activation(detail::checked_numel(out_shape, what), what);
     DTD_CHECK(ids.emplace(ls.output, static_cast<int>(i) + 1).second, ModelError, "layer '", ls.name,

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <type_traits>
 
-#include "../eigen_maps.hpp"
 #include "../checked.hpp"
+#include "../eigen_maps.hpp"
 #include "../geometry.hpp"
 
 namespace dtd {

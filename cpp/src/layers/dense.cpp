@@ -21,8 +21,8 @@ Dense<T>::Dense(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shap
             "': weight must be a matrix [out, in]");
   out_ = w->second.shape[0];
   in_ = x.back();
-  DTD_CHECK(in_ >= 1 && out_ >= 1, ModelError, "dense layer '", spec.name, "': input ", to_string(x),
-            " and weight ", to_string(w->second.shape), " need positive extents");
+  DTD_CHECK(in_ >= 1 && out_ >= 1, ModelError, "dense layer '", spec.name, "': input ", to_string(x), " and weight ",
+            to_string(w->second.shape), " need positive extents");
   rows_ = detail::checked_numel(x, detail::where(spec, "input shape")) / in_;
   this->load_weights(spec, {out_, in_}, out_);
   this->output_shape_ = x;

@@ -58,8 +58,8 @@ Shape reshape_shape(const LayerSpec& spec, const Shape& x) {
               to_string(x), " to ", to_string(target));
     out[static_cast<size_t>(infer)] = total / known;
   }
-  DTD_CHECK(detail::checked_numel(out, detail::where(spec, "shape")) == total, ModelError, "reshape layer '", spec.name, "': cannot reshape per-sample shape ",
-            to_string(x), " (", total, " values) to ", to_string(target),
+  DTD_CHECK(detail::checked_numel(out, detail::where(spec, "shape")) == total, ModelError, "reshape layer '", spec.name,
+            "': cannot reshape per-sample shape ", to_string(x), " (", total, " values) to ", to_string(target),
             " (the first entry is taken as the batch axis)");
   return out;
 }

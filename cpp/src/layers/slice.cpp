@@ -66,7 +66,9 @@ Slice<T>::Slice(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shap
       end = std::clamp<int64_t>(end, -1, dim - 1);
     }
     // Count first: i += step must not run past int64 for a step of, say, 2^62 (start and end lie in [-1, dim]).
-    const int64_t span = step > 0 ? end - start : start - end, stride = step > 0 ? step : step == INT64_MIN ? INT64_MAX : -step;
+    const int64_t span = step > 0 ? end - start : start - end, stride = step > 0            ? step
+                                                                        : step == INT64_MIN ? INT64_MAX
+                                                                                            : -step;
     const int64_t count = span <= 0 ? 0 : (span - 1) / stride + 1;
     std::vector<int64_t> coord;
     coord.reserve(static_cast<size_t>(count));

@@ -99,7 +99,15 @@ def import_model(src: SourceLike, limits: Limits | None = None) -> ImportedModel
         if not where:
             raise
         raise type(exc)(f"{where}{exc}") from exc
-    except (TypeError, ValueError, IndexError, KeyError, ArithmeticError, AttributeError, RuntimeError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        ArithmeticError,
+        AttributeError,
+        RuntimeError,
+    ) as exc:
         # NumPy or onnx internals on a malformed graph outside any one node's conversion: still dtd's error.
         raise ModelLoadError(f"{where}malformed model: {type(exc).__name__}: {exc}") from exc
     return ImportedModel(

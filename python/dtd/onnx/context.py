@@ -106,7 +106,9 @@ class Node:
         for attr in proto.attribute:
             try:
                 value = onnx.helper.get_attribute_value(attr)
-            except Exception as exc:  # an undefined attribute type, a tensor whose data does not match its dims
+            except (
+                Exception
+            ) as exc:  # an undefined attribute type, a tensor whose data does not match its dims
                 raise ModelLoadError(
                     f"{proto.op_type} '{name}': cannot decode attribute '{attr.name}': {type(exc).__name__}: {exc}"
                 ) from exc

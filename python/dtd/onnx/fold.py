@@ -471,11 +471,30 @@ def output_elements(node: Node, args: Args) -> int | None:
         shape = tuple(_ints(_arg(node, args, 1)))
         return _broadcast_elements(node, [np.asarray(_arg(node, args, 0)).shape, shape])
     if op == "Tile":
-        return np.asarray(_arg(node, args, 0)).size * math.prod(_shape_entries(node, _arg(node, args, 1), "repeats"))
+        return np.asarray(_arg(node, args, 0)).size * math.prod(
+            _shape_entries(node, _arg(node, args, 1), "repeats")
+        )
     if op == "Concat":
         return sum(a.size for a in present)
-    if op in ("Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual",
-              "And", "Or", "Min", "Max", "Sum", "Where"):
+    if op in (
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Mod",
+        "Equal",
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "And",
+        "Or",
+        "Min",
+        "Max",
+        "Sum",
+        "Where",
+    ):
         return _broadcast_elements(node, [a.shape for a in present])
     if op == "Gather" and len(present) == 2:
         data, indices = present
@@ -542,7 +561,9 @@ def try_fold(ctx: ConversionContext, node: Node) -> bool:
                 _check_folded_size(ctx, node, elements, "make")
         out_first = evaluate(node, firsts)
         out_second = evaluate(node, seconds) if varying else out_first
-        made = sum(int(np.asarray(out).size) for out in {id(o): o for o in (*out_first, *out_second)}.values())
+        made = sum(
+            int(np.asarray(out).size) for out in {id(o): o for o in (*out_first, *out_second)}.values()
+        )
         _check_folded_size(ctx, node, made, "have made")
         ctx.folded_elements += made
     except (ModelLoadError, UnsupportedModelError):

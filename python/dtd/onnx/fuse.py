@@ -53,13 +53,11 @@ class _Graph:
             if node.op_type == "Constant" and node.output:
                 for attr in node.attribute:
                     if attr.name == "value":
-                        # Only scalars matter here; a malformed tensor is reported by the Constant's converter,
-                        # which names the node.
-                        if len(attr.t.dims) <= 1 and all(d == 1 for d in attr.t.dims):
-                            try:
-                                self.values[node.output[0]] = numpy_helper.to_array(attr.t)
-                            except Exception:  # noqa: BLE001 - left to the converter
-                                pass
+                        # A malformed tensor is reported by the Constant's converter, which names the node.
+                        try:
+                            self.values[node.output[0]] = numpy_helper.to_array(attr.t)
+                        except Exception:
+                            pass
                     elif attr.name == "value_float":
                         self.values[node.output[0]] = np.asarray(attr.f)
 

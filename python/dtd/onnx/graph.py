@@ -118,7 +118,9 @@ def constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for tensor in graph.initializer:
         if any(d < 0 for d in tensor.dims):
-            raise ModelLoadError(f"initializer '{tensor.name}' has dims {list(tensor.dims)} with a negative entry")
+            raise ModelLoadError(
+                f"initializer '{tensor.name}' has dims {list(tensor.dims)} with a negative entry"
+            )
         try:
             out[tensor.name] = numpy_helper.to_array(tensor)
         except Exception as exc:
@@ -168,7 +170,11 @@ def data_input(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str
         raise UnsupportedModelError(f"the graph input '{value.name}' is not a tensor")
     if tensor_type.elem_type not in _FLOAT_TYPES:
         known = tensor_type.elem_type in onnx.TensorProto.DataType.values()
-        name = onnx.TensorProto.DataType.Name(tensor_type.elem_type) if known else f"{tensor_type.elem_type} (unknown)"
+        name = (
+            onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+            if known
+            else f"{tensor_type.elem_type} (unknown)"
+        )
         raise UnsupportedModelError(
             f"the graph input '{value.name}' has element type {name}; a float is expected"
         )

@@ -172,7 +172,15 @@ def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> Co
 
 #: Exceptions of NumPy and onnx internals that a malformed node can raise inside a converter or an import-time
 #: evaluation; at the dispatch point they become a ModelLoadError naming the node (dtd.load raises only dtd's).
-_INTERNAL_ERRORS = (TypeError, ValueError, IndexError, KeyError, ArithmeticError, AttributeError, RuntimeError)
+_INTERNAL_ERRORS = (
+    TypeError,
+    ValueError,
+    IndexError,
+    KeyError,
+    ArithmeticError,
+    AttributeError,
+    RuntimeError,
+)
 
 
 def _convert_node(
