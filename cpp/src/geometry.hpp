@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "checked.hpp"
 #include "dtd/error.hpp"
 #include "dtd/model_spec.hpp"
 
@@ -33,8 +34,10 @@ struct Axis {
   int64_t resolve(const LayerSpec& spec, int64_t auto_pad, bool ceil_mode) {
     DTD_CHECK(stride >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': stride must be >= 1");
     if (auto_pad == kSameUpper || auto_pad == kSameLower) {
-      const int64_t out = (in + stride - 1) / stride;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * stride + kernel_extent - in);
+      const std::string what = where(spec, "auto_pad (SAME padding)");
+      const int64_t out = checked_add(in, stride - 1, what) / stride;
+      const int64_t total =
+          std::max<int64_t>(0, checked_add(checked_mul(out - 1, stride, what), kernel_extent, what) - in);
       pad_begin = auto_pad == kSameUpper ? total / 2 : total - total / 2;
       pad_end = total - pad_begin;
     } else if (auto_pad == kValid) {
@@ -45,14 +48,15 @@ struct Axis {
     }
     DTD_CHECK(pad_begin >= 0 && pad_end >= 0, ModelError, to_string(spec.kind), " layer '", spec.name,
               "': negative pads");
-    const int64_t span = in + pad_begin + pad_end - kernel_extent;
+    const int64_t padded = checked_add(checked_add(in, pad_begin, where(spec, "pads")), pad_end, where(spec, "pads"));
+    const int64_t span = padded - kernel_extent;
     DTD_CHECK(span >= 0, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel extent ", kernel_extent,
-              " exceeds the padded input extent ", in + pad_begin + pad_end);
+              " exceeds the padded input extent ", padded);
     int64_t out = span / stride + 1;
     if (ceil_mode && span % stride != 0) {
       ++out;
       // The last window must start inside the input or the leading padding (ONNX / PyTorch convention).
-      if ((out - 1) * stride >= in + pad_begin) --out;
+      if (checked_mul(out - 1, stride, where(spec, "strides")) >= in + pad_begin) --out;
     }
     return out;
   }
@@ -85,7 +89,8 @@ inline Window window(const LayerSpec& spec, const Shape& spatial, const std::vec
     DTD_CHECK(kernel[i] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': kernel must be >= 1");
     DTD_CHECK(dil[i] >= 1, ModelError, to_string(spec.kind), " layer '", spec.name, "': dilations must be >= 1");
     g.in[a] = spatial[i], g.kernel[a] = kernel[i], g.stride[a] = strides[i], g.dil[a] = dil[i];
-    Axis axis{spatial[i], (kernel[i] - 1) * dil[i] + 1, strides[i], pads[i], pads[r + i]};
+    const int64_t extent = checked_mul(kernel[i] - 1, dil[i], where(spec, "dilations (dilated kernel extent)")) + 1;
+    Axis axis{spatial[i], extent, strides[i], pads[i], pads[r + i]};
     g.out[a] = axis.resolve(spec, auto_pad, ceil_mode);
     g.pad_begin[a] = axis.pad_begin, g.pad_end[a] = axis.pad_end;
   }

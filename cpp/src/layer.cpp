@@ -3,15 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "checked.hpp"
 #include "dtd/error.hpp"
 #include "parallel.hpp"
 
 namespace dtd {
 
 int64_t numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+  return detail::checked_numel(shape, "shape ", to_string(shape));
 }
 
 std::string to_string(const Shape& shape) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <numeric>
 
+#include "checked.hpp"
 #include "dtd/error.hpp"
 #include "dtd/layers/activation.hpp"
 #include "dtd/layers/add.hpp"
@@ -88,6 +89,22 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
   for (int64_t d : input_shape_)
     DTD_CHECK(d > 0, ModelError, "input '", spec.input_name,
               "' has a non-positive dimension: ", to_string(input_shape_));
+  DTD_CHECK(spec.max_activation >= 1, ModelError, "max_activation must be >= 1, got ", spec.max_activation);
+  // The layers' constructors size per-sample tables against the same limit (checked.hpp).
+  const detail::ActivationLimitScope limit(spec.max_activation);
+  const std::string input_what = detail::concat("input '", spec.input_name, "' of shape ", to_string(input_shape_));
+  detail::check_activation(detail::checked_numel(input_shape_, input_what), input_what);
+  for (const LayerSpec& ls : spec.layers)
+    for (const auto& [key, array] : ls.weights) {
+      bool dims_ok = true;
+      for (int64_t d : array.shape) dims_ok = dims_ok && d >= 0;
+      DTD_CHECK(dims_ok, ModelError, to_string(ls.kind), " layer '", ls.name, "': weight '", key, "' has shape ",
+                to_string(array.shape), " with a negative extent");
+      DTD_CHECK(detail::checked_numel(array.shape, detail::where(ls, "weight shape")) ==
+                    static_cast<int64_t>(array.data.size()),
+                ModelError, to_string(ls.kind), " layer '", ls.name, "': weight '", key, "' holds ", array.data.size(),
+                " values for shape ", to_string(array.shape));
+    }
   std::map<std::string, int> ids{{spec.input_name, 0}};
   std::vector<Shape> value_shapes{input_shape_};
   for (size_t i = 0; i < spec.layers.size(); ++i) {
@@ -109,6 +126,11 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
       shapes.push_back(value_shapes[static_cast<size_t>(it->second)]);
     }
     layers_.push_back(make_layer<T>(ls, std::move(in), std::move(shapes)));
+    const Shape& out_shape = layers_.back()->output_shape();
+    const std::string what =
+        detail::concat(to_string(ls.kind), " layer '", ls.name, "': output shape ", to_string(out_shape));
+    for (int64_t d : out_shape) DTD_CHECK(d >= 1, ModelError, what, " has an empty or negative axis");
+    detail::check_activation(detail::checked_numel(out_shape, what), what);
     DTD_CHECK(ids.emplace(ls.output, static_cast<int>(i) + 1).second, ModelError, "layer '", ls.name,
               "': output name '", ls.output, "' is produced twice");
     value_shapes.push_back(layers_.back()->output_shape());

@@ -83,7 +83,9 @@ void bind_spec(py::module_& m) {
       .def_readwrite("input_name", &ModelSpec::input_name)
       .def_readwrite("input_shape", &ModelSpec::input_shape)
       .def_readwrite("output", &ModelSpec::output)
-      .def_readwrite("layers", &ModelSpec::layers);
+      .def_readwrite("layers", &ModelSpec::layers)
+      .def_readwrite("max_activation", &ModelSpec::max_activation,
+                     "Most elements per sample of the input or of any layer output (default 2**31).");
 
   py::class_<RuleSpec>(m, "RuleSpec", "The rule applied to one layer in a relevance pass (RULES.md).")
       .def(py::init<>())

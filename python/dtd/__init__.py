@@ -22,6 +22,7 @@ from ._core import (
 from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
 from .examples import Example, load_example
+from .limits import Limits
 from .loader import load
 from .model import LayerInfo, Model
 from .sensitivity import sensitivity
@@ -33,6 +34,7 @@ __all__ = [
     "Explanation",
     "LayerInfo",
     "LayerRelevance",
+    "Limits",
     "Model",
     "ModelLoadError",
     "UnsupportedModelError",

@@ -6,18 +6,22 @@ import os
 from typing import Any
 
 from .errors import ModelLoadError
+from .limits import Limits
 from .model import Model
 
 __all__ = ["load"]
 
 
-def load(src: str | os.PathLike[str] | bytes | Any) -> Model:
+def load(src: str | os.PathLike[str] | bytes | Any, *, limits: Limits | None = None) -> Model:
     """Imports an ONNX model.
 
     Parameters
     ----------
     src : path, bytes or onnx.ModelProto
         The model file, its serialized bytes, or a parsed ``onnx.ModelProto``.
+    limits : dtd.Limits, optional
+        Resource limits: the largest constant folded at import and the largest activation per sample
+        (defaults: ``dtd.Limits()``; see the README, "Errors and limits").
 
     Returns
     -------
@@ -32,14 +36,14 @@ def load(src: str | os.PathLike[str] | bytes | Any) -> Model:
     """
     from .onnx import import_model
 
-    imported = import_model(src)
+    imported = import_model(src, limits)
     try:
         return Model(
             imported.spec,
             source=imported.source,
             opset=imported.opset,
             merged_batch_output=imported.merged_batch_output,
-            reload=lambda: import_model(src).spec,
+            reload=lambda: import_model(src, limits).spec,
         )
     except ValueError as err:
         if isinstance(err, ModelLoadError):

@@ -202,6 +202,66 @@ void test_errors() {
   expect_throw([&] { net.forward(dtd::Tensor<float>({1, 3, 9, 8})); }, "expected [N, 2, 9, 8]", "wrong input shape");
 }
 
+// Shapes whose element counts, extents or MAC counts do not fit in int64 are a ModelError naming the layer and the
+// attribute, never a wrapped number (issue 10, defects 1-3); declared activations beyond max_activation likewise.
+void test_checked_shape_arithmetic() {
+  std::mt19937 rng(4);
+  const int64_t big = int64_t{1} << 62;
+  // conv pads so large that the padded extent overflows int64
+  dtd::ModelSpec pads = small_cnn(rng);
+  pads.layers[0].ints["pads"] = {big, big, big, big};
+  expect_throw([&] { dtd::Network<float> net(pads); }, "conv layer 'conv': pads", "conv pads overflowing the extent");
+  // pads that fit per axis, but whose output element count overflows (the SIGSEGV of defect 1)
+  dtd::ModelSpec count = small_cnn(rng);
+  count.layers[0].ints["pads"] = {int64_t{1} << 40, int64_t{1} << 40, 0, 0};
+  count.layers[0].ints["strides"] = {1, 1};
+  expect_throw([&] { dtd::Network<float> net(count); }, "conv layer 'conv'", "conv output element count");
+  // dilated kernel extent
+  dtd::ModelSpec dil = small_cnn(rng);
+  dil.layers[0].ints["dilations"] = {big, 1};
+  expect_throw([&] { dtd::Network<float> net(dil); }, "dilations", "dilated kernel extent");
+  // [2^32, 2^32] -> flatten -> dense: the product overflows in flatten (the SIGFPE of defect 2)
+  dtd::ModelSpec flat;
+  flat.input_name = "x";
+  flat.input_shape = {int64_t{1} << 32, int64_t{1} << 32};
+  flat.layers = {layer("flat", dtd::LayerKind::flatten, "x", "f"), layer("fc", dtd::LayerKind::dense, "f", "y")};
+  flat.layers[1].weights["weight"] = random_array({2, 3}, rng, -1, 1);
+  flat.output = "y";
+  expect_throw([&] { dtd::Network<float> net(flat); }, "does not fit in a 64-bit integer", "flatten overflow");
+  // a declared input beyond the activation limit is refused at build time, and the limit can be raised
+  dtd::ModelSpec wide;
+  wide.input_name = "x";
+  wide.input_shape = {100000, 1000000};
+  wide.layers = {layer("relu", dtd::LayerKind::relu, "x", "y")};
+  wide.output = "y";
+  expect_throw([&] { dtd::Network<float> net(wide); }, "more than the limit", "input beyond max_activation");
+  dtd::ModelSpec small = wide;
+  small.input_shape = {10, 10};
+  small.max_activation = 50;
+  expect_throw([&] { dtd::Network<float> net(small); }, "limit of 50", "lowered max_activation");
+  small.max_activation = 100;
+  dtd::Network<float> ok(small);
+  check(ok.output_shape() == dtd::Shape({10, 10}), "max_activation admits a value of exactly the limit");
+  // a pad layer whose padded axis is beyond the limit is refused before its index table is built
+  dtd::ModelSpec pad;
+  pad.input_name = "x";
+  pad.input_shape = {3, 4};
+  pad.layers = {layer("pad", dtd::LayerKind::pad, "x", "y")};
+  pad.layers[0].ints["pads"] = {0, 0, int64_t{1} << 40, 0, 0, 0};
+  pad.output = "y";
+  expect_throw([&] { dtd::Network<float> net(pad); }, "pad layer 'pad'", "pad beyond the limit");
+  pad.layers[0].ints["pads"] = {0, 0, INT64_MAX, 0, 0, 0};
+  expect_throw([&] { dtd::Network<float> net(pad); }, "does not fit in a 64-bit integer", "pad overflow");
+  // numel itself
+  expect_throw([&] { dtd::numel({big, 4}); }, "does not fit", "numel overflow");
+  // no message shows a wrapped (negative) extent
+  try {
+    dtd::Network<float> net(pads);
+  } catch (const std::invalid_argument& e) {
+    check(std::string(e.what()).find("-92233") == std::string::npos, std::string("wrapped number in ") + e.what());
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -210,6 +270,7 @@ int main() {
   test_conv_1d_3d_forward_matches_naive<double>();
   test_conservation_and_determinism();
   test_errors();
+  test_checked_shape_arithmetic();
   if (failures == 0) std::printf("all C++ core tests passed\n");
   return failures == 0 ? 0 : 1;
 }

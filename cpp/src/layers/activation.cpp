@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 
+#include "../checked.hpp"
 #include "../parallel.hpp"
 #include "dtd/error.hpp"
 
@@ -117,7 +118,7 @@ Activation<T>::Activation(const LayerSpec& spec, std::vector<int> inputs, std::v
     DTD_CHECK(std::isfinite(v), ModelError, "activation layer '", spec.name, "' (prelu): non-finite slope");
   slope_count_ = numel(ss);
   // Expand to the input shape once: element i of a sample uses slope_[i].
-  const int64_t size = numel(shape);
+  const int64_t size = detail::checked_numel(shape, detail::where(spec, "input shape"));
   slope_.resize(static_cast<size_t>(size));
   const size_t lead = shape.size() - ss.size();
   for (int64_t i = 0; i < size; ++i) {

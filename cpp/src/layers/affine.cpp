@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../checked.hpp"
 #include "../parallel.hpp"
 #include "../stabilizer.hpp"
 #include "dtd/error.hpp"
@@ -35,6 +36,7 @@ template <class T>
 Affine<T>::Affine(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
   const Shape& x = this->input_shapes()[0];
+  detail::checked_numel(x, detail::where(spec, "input shape"));  // bounds outer * mid * inner and the strides
   for (auto& [key, _] : spec.weights)
     DTD_CHECK(key == "scale" || key == "shift", ModelError, "affine layer '", spec.name, "': unknown weight '", key,
               "'");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "../checked.hpp"
 #include "../geometry.hpp"
 
 namespace dtd {
@@ -23,8 +24,10 @@ Concat<T>::Concat(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
     for (size_t i = 0; same && i < s.size(); ++i) same = i == a || s[i] == shapes[0][i];
     DTD_CHECK(same, ModelError, "concat layer '", spec.name, "': input shapes ", to_string(shapes[0]), " and ",
               to_string(s), " differ outside axis ", given);
-    out[a] += s[a];
+    out[a] = detail::checked_add(out[a], s[a], detail::where(spec, "axis (concatenated extent)"));
   }
+  // outer * extent * inner is the output's element count: checking it bounds every partial product below.
+  detail::checked_numel(out, detail::where(spec, "output shape"));
   for (size_t i = 0; i < a; ++i) outer_ *= out[i];
   for (size_t i = a + 1; i < out.size(); ++i) inner_ *= out[i];
   for (const Shape& s : shapes) widths_.push_back(s[a] * inner_);

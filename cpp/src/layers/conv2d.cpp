@@ -4,6 +4,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "../checked.hpp"
 #include "../eigen_maps.hpp"
 #include "../geometry.hpp"
 
@@ -42,6 +43,12 @@ Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
   this->load_weights(spec, ws, cout_);
   this->output_shape_ = {cout_};
   for (int64_t a = 3 - g.rank; a < 3; ++a) this->output_shape_.push_back(g.out[static_cast<size_t>(a)]);
+  // The kernels form od * oh * ow (positions), cout * positions and (cin / group) * kd * kh * kw (taps) without
+  // further checks: each is at most one of the products checked here.
+  const int64_t positions = detail::checked_numel(Shape{od_, oh_, ow_}, detail::where(spec, "output positions"));
+  const int64_t outputs = detail::checked_mul(cout_, positions, detail::where(spec, "output shape"));
+  const int64_t taps = detail::checked_numel(Shape{cin_ / group_, kd_, kh_, kw_}, detail::where(spec, "kernel"));
+  macs_ = detail::checked_mul(outputs, taps, detail::where(spec, "MAC count"));
 }
 
 namespace {

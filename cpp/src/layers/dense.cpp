@@ -1,5 +1,6 @@
 #include "dtd/layers/dense.hpp"
 
+#include "../checked.hpp"
 #include "../eigen_maps.hpp"
 #include "dtd/error.hpp"
 
@@ -20,10 +21,14 @@ Dense<T>::Dense(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shap
             "': weight must be a matrix [out, in]");
   out_ = w->second.shape[0];
   in_ = x.back();
-  rows_ = numel(x) / in_;
+  DTD_CHECK(in_ >= 1 && out_ >= 1, ModelError, "dense layer '", spec.name, "': input ", to_string(x), " and weight ",
+            to_string(w->second.shape), " need positive extents");
+  rows_ = detail::checked_numel(x, detail::where(spec, "input shape")) / in_;
   this->load_weights(spec, {out_, in_}, out_);
   this->output_shape_ = x;
   this->output_shape_.back() = out_;
+  const int64_t outputs = detail::checked_mul(rows_, out_, detail::where(spec, "output shape"));
+  macs_ = detail::checked_mul(outputs, in_, detail::where(spec, "MAC count"));
 }
 
 template <class T>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "../checked.hpp"
 #include "../parallel.hpp"
 #include "dtd/error.hpp"
 
@@ -20,7 +21,7 @@ Gate<T>::Gate(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape>
   DTD_CHECK(spec.ints.empty() && spec.floats.empty() && spec.weights.empty(), ModelError, "gate layer '", spec.name,
             "' takes no attributes or weights");
   this->output_shape_ = signal;
-  const int64_t size = numel(signal);
+  const int64_t size = detail::checked_numel(signal, detail::where(spec, "signal shape"));
   gate_index_.resize(static_cast<size_t>(size));
   for (int64_t i = 0; i < size; ++i) {
     int64_t rem = i, src = 0, stride = 1;

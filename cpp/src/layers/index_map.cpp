@@ -2,10 +2,13 @@
 
 #include <algorithm>
 
+#include "../checked.hpp"
 #include "../parallel.hpp"
 #include "dtd/error.hpp"
 
 namespace dtd {
+
+using detail::concat;
 
 namespace detail {
 Shape strides_of(const Shape& shape) {
@@ -22,11 +25,14 @@ IndexMap<T>::IndexMap(const LayerSpec& spec, std::vector<int> inputs, std::vecto
 template <class T>
 void IndexMap<T>::set_map(const std::vector<Axis>& axes, int64_t base, T fill) {
   Shape out;
+  for (const Axis& axis : axes) out.push_back(static_cast<int64_t>(axis.coord.size()));
+  // The map holds one entry per output element of a sample: refuse it before building it when that is too many.
+  const std::string what = concat(to_string(this->kind()), " layer '", this->name(), "': output shape");
+  detail::check_activation(detail::checked_numel(out, what), what, " ", to_string(out));
   std::vector<int64_t> source{base};
   for (const Axis& axis : axes) {
     DTD_CHECK(!axis.coord.empty(), ModelError, to_string(this->kind()), " layer '", this->name(),
               "': the output would have an axis of length 0 (input shape ", to_string(this->input_shapes()[0]), ")");
-    out.push_back(static_cast<int64_t>(axis.coord.size()));
     std::vector<int64_t> next;
     next.reserve(source.size() * axis.coord.size());
     for (int64_t s : source)

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "../checked.hpp"
 #include "../geometry.hpp"
 #include "../parallel.hpp"
 #include "../stabilizer.hpp"
@@ -18,6 +19,7 @@ LayerNorm<T>::LayerNorm(const LayerSpec& spec, std::vector<int> inputs, std::vec
   const int64_t axis = given < 0 ? given + rank : given;
   DTD_CHECK(axis >= 1 && axis < rank, ModelError, "layernorm layer '", spec.name, "': axis ", given,
             " is out of range or the batch axis (input [N, ", to_string(x).substr(1), ")");
+  detail::checked_numel(x, detail::where(spec, "input shape"));  // bounds groups * size
   for (int64_t i = 0; i < rank - 1; ++i) (i < axis - 1 ? groups_ : size_) *= x[static_cast<size_t>(i)];
   auto eps = spec.floats.find("epsilon");
   if (eps != spec.floats.end()) epsilon_ = eps->second;

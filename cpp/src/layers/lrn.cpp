@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../checked.hpp"
 #include "../geometry.hpp"
 #include "../parallel.hpp"
 
@@ -26,7 +27,8 @@ Lrn<T>::Lrn(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> i
   DTD_CHECK(std::isfinite(alpha_) && std::isfinite(beta_) && bias_ > 0 && alpha_ >= 0, ModelError, "lrn layer '",
             spec.name, "': needs bias > 0 and alpha >= 0, got alpha ", alpha_, ", beta ", beta_, ", bias ", bias_);
   channels_ = x[0];
-  inner_ = numel(x) / channels_;
+  DTD_CHECK(channels_ >= 1, ModelError, "lrn layer '", spec.name, "': no channels in [N, ", to_string(x).substr(1));
+  inner_ = detail::checked_numel(x, detail::where(spec, "input shape")) / channels_;
   this->output_shape_ = x;
 }
 

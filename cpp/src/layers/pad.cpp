@@ -2,9 +2,12 @@
 
 #include <algorithm>
 
+#include "../checked.hpp"
 #include "../geometry.hpp"
 
 namespace dtd {
+
+using detail::concat;
 
 template <class T>
 Pad<T>::Pad(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
@@ -22,11 +25,13 @@ Pad<T>::Pad(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> i
   std::vector<typename IndexMap<T>::Axis> map;
   for (size_t a = 0; a < x.size(); ++a) {
     const int64_t dim = x[a], begin = pads[a + 1], end = pads[rank + a + 1];
-    const int64_t extent = dim + begin + end;
+    const std::string what = concat("pad layer '", spec.name, "': pads of axis ", a + 1);
+    const int64_t extent = detail::checked_add(detail::checked_add(dim, begin, what), end, what);
     DTD_CHECK(extent >= 1, ModelError, "pad layer '", spec.name, "': pads ", begin, " and ", end, " of axis ", a + 1,
               " (length ", dim, ") leave nothing");
     DTD_CHECK(mode != kPadReflect || (begin < dim && end < dim), ModelError, "pad layer '", spec.name,
               "': reflect pads ", begin, " and ", end, " of axis ", a + 1, " must be smaller than its length ", dim);
+    detail::check_activation(extent, what, " give an axis that");
     std::vector<int64_t> coord(static_cast<size_t>(extent));
     for (int64_t o = 0; o < extent; ++o) {
       int64_t i = o - begin;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "../checked.hpp"
 #include "../geometry.hpp"
 #include "../parallel.hpp"
 #include "../stabilizer.hpp"
@@ -28,6 +29,9 @@ PoolGeometry PoolGeometry::from_spec(const LayerSpec& spec, const Shape& x) {
   g.pad_k = win.pad_end[0], g.pad_b = win.pad_end[1], g.pad_r = win.pad_end[2];
   g.output_shape = {g.c};
   for (int64_t a = 3 - win.rank; a < 3; ++a) g.output_shape.push_back(win.out[static_cast<size_t>(a)]);
+  // Every per-sample count the kernels form (planes * positions, taps per window) is at most one of these.
+  detail::checked_numel(g.output_shape, detail::where(spec, "output shape"));
+  detail::checked_mul(g.kd * g.kh, g.kw, detail::where(spec, "kernel"));
   return g;
 }
 

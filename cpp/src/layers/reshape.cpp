@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "../checked.hpp"
 #include "../geometry.hpp"
 
 namespace dtd {
@@ -18,7 +19,11 @@ Shape flatten_shape(const LayerSpec& spec, const Shape& x) {
             detail::int_attr(spec, "axis", 1), " must be in [1, ", rank,
             "] (flattening the batch axis is not supported)");
   int64_t lead = 1, rest = 1;
-  for (int64_t i = 0; i < rank - 1; ++i) (i < axis - 1 ? lead : rest) *= x[static_cast<size_t>(i)];
+  const std::string what = detail::where(spec, "axis (flattened extent)");
+  for (int64_t i = 0; i < rank - 1; ++i) {
+    int64_t& part = i < axis - 1 ? lead : rest;
+    part = detail::checked_mul(part, x[static_cast<size_t>(i)], what);
+  }
   return axis == 1 ? Shape{rest} : Shape{lead, rest};
 }
 
@@ -44,17 +49,17 @@ Shape reshape_shape(const LayerSpec& spec, const Shape& x) {
       continue;
     }
     DTD_CHECK(d > 0, ModelError, "reshape layer '", spec.name, "': invalid target dimension ", d);
-    known *= d;
+    known = detail::checked_mul(known, d, detail::where(spec, "shape"));
     out.push_back(d);
   }
-  const int64_t total = numel(x);
+  const int64_t total = detail::checked_numel(x, detail::where(spec, "input shape"));
   if (infer >= 0) {
     DTD_CHECK(known > 0 && total % known == 0, ModelError, "reshape layer '", spec.name, "': cannot reshape ",
               to_string(x), " to ", to_string(target));
     out[static_cast<size_t>(infer)] = total / known;
   }
-  DTD_CHECK(numel(out) == total, ModelError, "reshape layer '", spec.name, "': cannot reshape per-sample shape ",
-            to_string(x), " (", total, " values) to ", to_string(target),
+  DTD_CHECK(detail::checked_numel(out, detail::where(spec, "shape")) == total, ModelError, "reshape layer '", spec.name,
+            "': cannot reshape per-sample shape ", to_string(x), " (", total, " values) to ", to_string(target),
             " (the first entry is taken as the batch axis)");
   return out;
 }

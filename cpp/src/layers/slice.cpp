@@ -65,8 +65,14 @@ Slice<T>::Slice(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shap
       start = std::clamp<int64_t>(start, 0, dim - 1);
       end = std::clamp<int64_t>(end, -1, dim - 1);
     }
+    // Count first: i += step must not run past int64 for a step of, say, 2^62 (start and end lie in [-1, dim]).
+    const int64_t span = step > 0 ? end - start : start - end, stride = step > 0            ? step
+                                                                        : step == INT64_MIN ? INT64_MAX
+                                                                                            : -step;
+    const int64_t count = span <= 0 ? 0 : (span - 1) / stride + 1;
     std::vector<int64_t> coord;
-    for (int64_t i = start; step > 0 ? i < end : i > end; i += step) coord.push_back(i);
+    coord.reserve(static_cast<size_t>(count));
+    for (int64_t c = 0; c < count; ++c) coord.push_back(start + (step > 0 ? c * stride : -c * stride));
     DTD_CHECK(!coord.empty(), ModelError, "slice layer '", spec.name, "': the slice [", starts[k], ":", ends[k], ":",
               step, "] of axis ", axes[k], " (length ", dim, ") is empty");
     map[a].coord = std::move(coord);

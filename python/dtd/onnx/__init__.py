@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelLoadError
+from ..limits import DEFAULT_LIMITS, Limits
 from .graph import MAX_OPSET, MIN_OPSET, SourceLike, read_model
 from .importer import ConvertedGraph, build_spec, convert_graph
 from .registry import register, supported_ops
@@ -62,13 +63,15 @@ class ImportedModel:
     input_dtype: str = "float32"
 
 
-def import_model(src: SourceLike) -> ImportedModel:
+def import_model(src: SourceLike, limits: Limits | None = None) -> ImportedModel:
     """Import an ONNX model.
 
     Parameters
     ----------
     src : str, os.PathLike, bytes or onnx.ModelProto
         Path to an ``.onnx`` file, its bytes, or a parsed model (left unmodified).
+    limits : dtd.Limits, optional
+        Resource limits (default :class:`dtd.Limits()`).
 
     Returns
     -------
@@ -84,14 +87,29 @@ def import_model(src: SourceLike) -> ImportedModel:
     UnsupportedModelError
         A ``ModelLoadError`` for valid models outside what dtd supports (op, opset, attribute).
     """
+    limits = DEFAULT_LIMITS if limits is None else limits
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a dtd.Limits, got {type(limits).__name__}")
     model, source = read_model(src)
+    where = "" if source.startswith("<") else f"{source}: "
     try:
-        converted = convert_graph(model)
-        spec = build_spec(converted)
+        converted = convert_graph(model, limits)
+        spec = build_spec(converted, limits)
     except ModelLoadError as exc:
-        if source.startswith("<"):
+        if not where:
             raise
-        raise type(exc)(f"{source}: {exc}") from exc
+        raise type(exc)(f"{where}{exc}") from exc
+    except (
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        ArithmeticError,
+        AttributeError,
+        RuntimeError,
+    ) as exc:
+        # NumPy or onnx internals on a malformed graph outside any one node's conversion: still dtd's error.
+        raise ModelLoadError(f"{where}malformed model: {type(exc).__name__}: {exc}") from exc
     return ImportedModel(
         spec,
         converted.opset,

@@ -17,6 +17,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelLoadError, UnsupportedModelError
+from ..limits import DEFAULT_LIMITS, Limits
 
 Shape = tuple[int | None, ...]
 
@@ -103,11 +104,29 @@ class Node:
         self.outputs: list[str] = list(proto.output)
         self.attrs: dict[str, Any] = {}
         for attr in proto.attribute:
-            value = onnx.helper.get_attribute_value(attr)
+            try:
+                value = onnx.helper.get_attribute_value(attr)
+            except (
+                Exception
+            ) as exc:  # an undefined attribute type, a tensor whose data does not match its dims
+                raise ModelLoadError(
+                    f"{proto.op_type} '{name}': cannot decode attribute '{attr.name}': {type(exc).__name__}: {exc}"
+                ) from exc
             if isinstance(value, bytes):
                 value = value.decode("utf-8", errors="replace")
             elif isinstance(value, onnx.TensorProto):
-                value = numpy_helper.to_array(value)
+                if any(d < 0 for d in value.dims):
+                    raise ModelLoadError(
+                        f"{proto.op_type} '{name}': the tensor of attribute '{attr.name}' has dims {list(value.dims)}"
+                        " with a negative entry"
+                    )
+                try:
+                    value = numpy_helper.to_array(value)
+                except Exception as exc:
+                    raise ModelLoadError(
+                        f"{proto.op_type} '{name}': cannot decode the tensor of attribute '{attr.name}': "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
             self.attrs[attr.name] = value
 
     def describe(self) -> str:
@@ -151,6 +170,10 @@ class Node:
     def str_attr(self, name: str, default: str) -> str:
         """Return a string attribute."""
         return str(self.attrs.get(name, default))
+
+
+#: Element types a weight may have; each converts to float64 exactly.
+_WEIGHT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 
 def _as_float64(value: np.ndarray) -> np.ndarray:
@@ -214,6 +237,8 @@ class ConversionContext:
         Reshape target has been folded to a constant (see :mod:`dtd.onnx.fold`).
     reserved_names : set of str, optional
         Names no generated layer name may take (the graph's node names).
+    limits : dtd.Limits, optional
+        Resource limits of the import (:data:`dtd.limits.DEFAULT_LIMITS`).
     """
 
     def __init__(
@@ -227,7 +252,12 @@ class ConversionContext:
         graph_output: str,
         model: onnx.ModelProto | None = None,
         reserved_names: set[str] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
+        #: Resource limits of this import (the most elements constant folding may produce).
+        self.limits = limits
+        #: Elements of all constants folded so far (counted against ``limits.max_folded_constant``).
+        self.folded_elements = 0
         self.opset = opset
         self.input_name = input_name
         self.constants = constants
@@ -414,8 +444,22 @@ class ConversionContext:
         return self.constants[resolved]
 
     def constant(self, node: Node, index: int, what: str) -> np.ndarray:
-        """Like :meth:`raw_constant`, converted to a C-contiguous float64 array."""
-        return _as_float64(self.raw_constant(node, index, what))
+        """Like :meth:`raw_constant`, converted to a C-contiguous float64 array: a weight, which must be of a
+        float type (float16, bfloat16, float32, float64: converted exactly).
+
+        Raises
+        ------
+        ModelLoadError
+            For a weight of another element type (integer, bool, string, complex, float8): ONNX requires the
+            weights of a float op to have the data's float type, and dtd does not guess what such numbers mean.
+        """
+        value = np.asarray(self.raw_constant(node, index, what))
+        if value.dtype.name not in _WEIGHT_DTYPES:
+            raise ModelLoadError(
+                f"{node.describe()}: the {what} '{node.input(index)}' (input {index}) has element type "
+                f"{value.dtype.name}; weights must be float16, bfloat16, float32 or float64"
+            )
+        return _as_float64(value)
 
     def optional_constant(self, node: Node, index: int, what: str) -> np.ndarray | None:
         """Return an optional constant input as float64, or None when the input is absent."""

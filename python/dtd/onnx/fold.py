@@ -20,6 +20,7 @@ Cast of a weight, a Reshape of a constant, ...).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -424,6 +425,99 @@ def _data_shape_pair(ctx: ConversionContext, node: Node, name: str) -> tuple[np.
     return first, second
 
 
+# -- sizes before evaluation ------------------------------------------------------------------------------
+def _broadcast_elements(node: Node, shapes: list[tuple[int, ...]]) -> int:
+    """Elements of the NumPy broadcast of ``shapes`` (Python integers: no overflow, nothing allocated)."""
+    rank = max((len(s) for s in shapes), default=0)
+    total = 1
+    for axis in range(rank):
+        extents = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
+        if len(extents) > 1:
+            raise ModelLoadError(
+                f"{node.describe()}: operands of shapes {[list(s) for s in shapes]} do not broadcast"
+            )
+        total *= extents.pop() if extents else 1
+    return total
+
+
+def _range_count(node: Node, args: Args) -> int:
+    start, limit, delta = (np.asarray(_arg(node, args, i)).reshape(-1) for i in range(3))
+    if start.size != 1 or limit.size != 1 or delta.size != 1:
+        raise ModelLoadError(f"{node.describe()}: start, limit and delta must be scalars")
+    a, b, d = (float(v[0]) for v in (start, limit, delta))
+    if d == 0 or not all(math.isfinite(v) for v in (a, b, d)):
+        raise ModelLoadError(f"{node.describe()}: start {a}, limit {b} and delta {d} give no finite range")
+    return max(0, math.ceil((b - a) / d))
+
+
+def _shape_entries(node: Node, value: np.ndarray | None, what: str) -> list[int]:
+    entries = _ints(value)
+    if any(d < 0 for d in entries):
+        raise ModelLoadError(f"{node.describe()}: the {what} {entries} has a negative entry")
+    return entries
+
+
+def output_elements(node: Node, args: Args) -> int | None:
+    """The element count of the (largest) output of evaluating ``node`` on ``args``, from the shapes alone, for
+    the ops whose output can be larger than their inputs; None for the others (their output is at most the size
+    of an input, which already passed the limit)."""
+    op = node.op_type
+    present = [np.asarray(a) for a in args if a is not None]
+    if op == "ConstantOfShape":
+        return math.prod(_shape_entries(node, _arg(node, args, 0), "shape"))
+    if op == "Range":
+        return _range_count(node, args)
+    if op == "Expand":
+        shape = tuple(_ints(_arg(node, args, 1)))
+        return _broadcast_elements(node, [np.asarray(_arg(node, args, 0)).shape, shape])
+    if op == "Tile":
+        return np.asarray(_arg(node, args, 0)).size * math.prod(
+            _shape_entries(node, _arg(node, args, 1), "repeats")
+        )
+    if op == "Concat":
+        return sum(a.size for a in present)
+    if op in (
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Mod",
+        "Equal",
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "And",
+        "Or",
+        "Min",
+        "Max",
+        "Sum",
+        "Where",
+    ):
+        return _broadcast_elements(node, [a.shape for a in present])
+    if op == "Gather" and len(present) == 2:
+        data, indices = present
+        axis = node.int_attr("axis", 0)
+        extent = data.shape[axis] if data.ndim and -data.ndim <= axis < data.ndim else 1
+        return (data.size // max(extent, 1)) * indices.size
+    return None
+
+
+def _check_folded_size(ctx: ConversionContext, node: Node, elements: int, when: str) -> None:
+    """The limit holds for each folded constant and for all of them together (a chain of Concat doublings keeps
+    every intermediate alive)."""
+    limit = ctx.limits.max_folded_constant
+    if elements > limit or ctx.folded_elements + elements > limit:
+        what = f"a constant of {elements} elements"
+        if elements <= limit:
+            what += f", after {ctx.folded_elements} elements folded before it,"
+        raise ModelLoadError(
+            f"{node.describe()}: evaluating it at import would {when} {what} more than the limit of {limit} "
+            "(raise it with dtd.load(..., limits=dtd.Limits(max_folded_constant=...)))"
+        )
+
+
 def try_fold(ctx: ConversionContext, node: Node) -> bool:
     """Evaluate ``node`` at import when its inputs are constants or shape values.
 
@@ -460,8 +554,18 @@ def try_fold(ctx: ConversionContext, node: Node) -> bool:
         firsts.append(pair[0])
         seconds.append(pair[1])
     try:
+        # Decide the size from the shapes before anything is materialised (a tiny file can ask for gigabytes).
+        for args in (firsts, seconds) if varying else (firsts,):
+            elements = output_elements(node, args)
+            if elements is not None:
+                _check_folded_size(ctx, node, elements, "make")
         out_first = evaluate(node, firsts)
         out_second = evaluate(node, seconds) if varying else out_first
+        made = sum(
+            int(np.asarray(out).size) for out in {id(o): o for o in (*out_first, *out_second)}.values()
+        )
+        _check_folded_size(ctx, node, made, "have made")
+        ctx.folded_elements += made
     except (ModelLoadError, UnsupportedModelError):
         raise
     except Exception as exc:

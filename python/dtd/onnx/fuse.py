@@ -67,7 +67,11 @@ class _Graph:
             if node.op_type == "Constant" and node.output:
                 for attr in node.attribute:
                     if attr.name == "value":
-                        self.values[node.output[0]] = numpy_helper.to_array(attr.t)
+                        # A malformed tensor is reported by the Constant's converter, which names the node.
+                        try:
+                            self.values[node.output[0]] = numpy_helper.to_array(attr.t)
+                        except Exception:
+                            pass
                     elif attr.name == "value_float":
                         self.values[node.output[0]] = np.asarray(attr.f)
 

@@ -117,6 +117,10 @@ def constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Initializers by name as NumPy arrays (external data must already be loaded)."""
     out: dict[str, np.ndarray] = {}
     for tensor in graph.initializer:
+        if any(d < 0 for d in tensor.dims):
+            raise ModelLoadError(
+                f"initializer '{tensor.name}' has dims {list(tensor.dims)} with a negative entry"
+            )
         try:
             out[tensor.name] = numpy_helper.to_array(tensor)
         except Exception as exc:
@@ -165,7 +169,12 @@ def data_input(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str
     if tensor_type is None:
         raise UnsupportedModelError(f"the graph input '{value.name}' is not a tensor")
     if tensor_type.elem_type not in _FLOAT_TYPES:
-        name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+        known = tensor_type.elem_type in onnx.TensorProto.DataType.values()
+        name = (
+            onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+            if known
+            else f"{tensor_type.elem_type} (unknown)"
+        )
         raise UnsupportedModelError(
             f"the graph input '{value.name}' has element type {name}; a float is expected"
         )

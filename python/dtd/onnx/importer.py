@@ -8,10 +8,12 @@ from typing import Any
 import onnx
 
 from ..errors import ModelLoadError, UnsupportedModelError
+from ..limits import DEFAULT_LIMITS, Limits
 from . import (
     fold,
     fuse,
     ops,  # registers the converters
+    schema,
 )
 from . import graph as g
 from .context import ConversionContext, LayerDraft, Node
@@ -58,13 +60,15 @@ class ConvertedGraph:
     merged_batch_output: bool
 
 
-def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
+def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> ConvertedGraph:
     """Translate a parsed ONNX model into layer drafts (no C++ involved).
 
     Parameters
     ----------
     model : onnx.ModelProto
         The model; it is not modified.
+    limits : dtd.Limits, optional
+        Resource limits (the largest folded constant).
 
     Returns
     -------
@@ -90,6 +94,8 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
     order = [i for i in order if i in needed]
     if out_value.name != input_name and out_value.name not in consts and not needed:
         raise ModelLoadError(f"the graph output '{out_value.name}' is not produced by any node")
+    for i in order:  # before anything reads a node: arity and attribute types as onnx.checker checks them
+        schema.check_node(nodes[i], names[i], opset)
 
     shapes = g.infer_shapes(model)
     static_alias = {
@@ -130,22 +136,10 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
         final,
         model=model,
         reserved_names=set(names),
+        limits=limits,
     )
     for i in order:
-        if i in fusion.replacements:
-            proto, convert = fusion.replacements[i]
-            convert(ctx, Node(proto, proto.name, opset, index=i))
-            continue
-        node = Node(nodes[i], names[i], opset, index=i)
-        if fold.try_fold(ctx, node):
-            continue
-        converter = lookup(node.op_type, opset)
-        if converter is None:
-            raise UnsupportedModelError(
-                f"unsupported op {node.op_type} (node '{node.name}', opset {opset}); supported ops: "
-                f"{', '.join(supported_ops())}"
-            )
-        converter(ctx, node)
+        _convert_node(ctx, nodes[i], names[i], opset, i, fusion)
 
     output = ctx.resolve(out_value.name)
     if ctx.pending_origin(out_value.name) is not None:
@@ -176,6 +170,44 @@ def convert_graph(model: onnx.ModelProto) -> ConvertedGraph:
     return ConvertedGraph(
         input_name, input_shape, input_dtype, output, layers, opset, output_shape, output in ctx.merged_batch
     )
+
+
+#: Exceptions of NumPy and onnx internals that a malformed node can raise inside a converter or an import-time
+#: evaluation; at the dispatch point they become a ModelLoadError naming the node (dtd.load raises only dtd's).
+_INTERNAL_ERRORS = (
+    TypeError,
+    ValueError,
+    IndexError,
+    KeyError,
+    ArithmeticError,
+    AttributeError,
+    RuntimeError,
+)
+
+
+def _convert_node(
+    ctx: ConversionContext, proto: onnx.NodeProto, name: str, opset: int, index: int, fusion: fuse.Fusion
+) -> None:
+    """Convert (or fold) one node; every failure is a ModelLoadError or UnsupportedModelError naming it."""
+    try:
+        if index in fusion.replacements:
+            replacement, convert = fusion.replacements[index]
+            convert(ctx, Node(replacement, replacement.name, opset, index=index))
+            return
+        node = Node(proto, name, opset, index=index)  # decodes the attributes (a Constant's tensor) here
+        if fold.try_fold(ctx, node):
+            return
+        converter = lookup(node.op_type, opset)
+        if converter is None:
+            raise UnsupportedModelError(
+                f"unsupported op {node.op_type} (node '{node.name}', opset {opset}); supported ops: "
+                f"{', '.join(supported_ops())}"
+            )
+        converter(ctx, node)
+    except ModelLoadError:
+        raise
+    except _INTERNAL_ERRORS as exc:
+        raise ModelLoadError(f"{proto.op_type} '{name}': {type(exc).__name__}: {exc}") from exc
 
 
 def _reachable(layers: list[LayerDraft], output: str) -> list[LayerDraft]:
@@ -212,7 +244,7 @@ def layer_shapes(
     return {by_name[info["name"]]: tuple(int(d) for d in info["output_shape"]) for info in net.layers}
 
 
-def build_spec(converted: ConvertedGraph) -> Any:
+def build_spec(converted: ConvertedGraph, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Turn drafts into a ``dtd._core.ModelSpec``.
 
     Raises
@@ -241,4 +273,5 @@ def build_spec(converted: ConvertedGraph) -> Any:
     model.input_shape = list(converted.input_shape)
     model.output = converted.output
     model.layers = specs
+    model.max_activation = limits.max_activation
     return model

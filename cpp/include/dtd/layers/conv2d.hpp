@@ -19,7 +19,7 @@ class Conv2d final : public LinearLayer<T> {
   void apply(const T* x, int64_t batch, const T* w, T* y) const override;
   void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const override;
   void add_bias(const T* b, int64_t batch, T* y) const override;
-  int64_t macs() const override { return cout_ * od_ * oh_ * ow_ * (cin_ / group_) * kd_ * kh_ * kw_; }
+  int64_t macs() const override { return macs_; }
 
  private:
   // im2col / its adjoint for the output positions [p0, p0 + width); rows of col are `ld` apart.
@@ -37,6 +37,7 @@ class Conv2d final : public LinearLayer<T> {
   int64_t cin_ = 0, d_ = 1, h_ = 0, w_ = 0, cout_ = 0, od_ = 1, oh_ = 0, ow_ = 0, kd_ = 1, kh_ = 0, kw_ = 0;
   int64_t stride_d_ = 1, stride_h_ = 1, stride_w_ = 1, dil_d_ = 1, dil_h_ = 1, dil_w_ = 1;
   int64_t pad_f_ = 0, pad_t_ = 0, pad_l_ = 0, group_ = 1;
+  int64_t macs_ = 0;  // checked in the constructor
   bool pointwise_ = false;
 };
 

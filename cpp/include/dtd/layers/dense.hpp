@@ -20,7 +20,7 @@ class Dense final : public LinearLayer<T> {
   void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const override;
   bool fused_positive(int64_t batch) const override { return on_the_fly(WeightSet::positive, batch); }
   bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
-  int64_t macs() const override { return rows_ * in_ * out_; }
+  int64_t macs() const override { return macs_; }
 
  private:
   bool on_the_fly(WeightSet set, int64_t batch) const;
@@ -33,6 +33,7 @@ class Dense final : public LinearLayer<T> {
   static constexpr int64_t kOnTheFlyRows = 4;                    // rows (batch x leading axes) at most
 
   int64_t in_ = 0, out_ = 0, rows_ = 1;  // rows_: product of the leading per-sample axes
+  int64_t macs_ = 0;                     // checked in the constructor
 };
 
 }  // namespace dtd

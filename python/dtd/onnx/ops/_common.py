@@ -16,6 +16,11 @@ def auto_pad(node: Node) -> int:
     value = node.str_attr("auto_pad", "NOTSET")
     if value not in AUTO_PAD:
         raise ModelLoadError(f"{node.describe()}: unknown auto_pad '{value}'")
+    pads = node.optional_ints_attr("pads")
+    if AUTO_PAD[value] != 0 and pads is not None and any(pads):
+        raise ModelLoadError(
+            f"{node.describe()}: auto_pad {value} together with explicit pads {pads}: the two exclude each other"
+        )
     return AUTO_PAD[value]
 
 

@@ -65,6 +65,13 @@ def _kernel(node: Node) -> list[int]:
 def _window(node: Node, kernel: list[int]) -> dict[str, list[int]]:
     """The window attributes shared by MaxPool and AveragePool, one value per spatial axis (pads: two)."""
     r = len(kernel)
+    pads = node.ints_attr("pads", [0] * (2 * r), 2 * r)
+    for axis, k in enumerate(kernel):
+        if pads[axis] >= k or pads[r + axis] >= k:
+            # A window wholly in the padding: MaxPool would return -inf there (onnxruntime refuses it too).
+            raise ModelLoadError(
+                f"{node.describe()}: pads {pads} must be smaller than the kernel {kernel} on every axis"
+            )
     return {
         "kernel": kernel,
         "strides": node.ints_attr("strides", [1] * r, r),

@@ -1,0 +1,43 @@
+"""Resource limits of :func:`dtd.load`: what a model file may ask for before it is refused.
+
+A model of a few hundred bytes can declare an input of 10^11 elements or a folded constant of 2^28 elements; these
+limits make such a file a :class:`~dtd.ModelLoadError` at load time instead of a process that runs out of memory.
+The defaults admit every realistic vision and tabular model; raise them for bigger ones::
+
+    model = dtd.load("big.onnx", limits=dtd.Limits(max_activation=2**33))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits checked while a model is imported and built.
+
+    Attributes
+    ----------
+    max_folded_constant : int
+        Most elements of the constants the importer computes from the graph (constant folding of
+        ConstantOfShape, Range, Tile, Expand, Concat, broadcasting arithmetic, ...), each one and all of them
+        together, decided from the shapes before anything is allocated. Default 64 Mi (2**26) elements.
+    max_activation : int
+        Most elements per sample (batch axis excluded) of the model input or of any layer output, checked when
+        the network is built (``ModelSpec.max_activation`` on the C++ side). Default 2**31 elements (8 GiB in
+        float32 per sample).
+    """
+
+    max_folded_constant: int = 2**26
+    max_activation: int = 2**31
+
+    def __post_init__(self) -> None:
+        for name in ("max_folded_constant", "max_activation"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+                raise ValueError(f"Limits.{name} must be an integer in [1, 2**63), got {value!r}")
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,211 @@
+"""Resource limits and checked shape arithmetic (issue 10, defects 1, 2, 3, 4): a tiny file must cost an error
+message at load, not the process (a crash, an overflow, gigabytes of memory)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import dtd
+from builders import GraphBuilder
+from dtd import Limits, ModelLoadError
+
+#: Peak bytes that Python-side allocations (NumPy included) may reach while a bomb is refused.
+_PEAK = 64 << 20
+
+
+def _model(nodes, inputs, output, initializers=(), opset=13):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        inputs,
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        initializer=list(initializers),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def _x(*sample):
+    return helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *sample])
+
+
+def _reshape_by(const_nodes, shape_value: str):
+    """x [N, 4] -> Reshape(x, <shape computed by const_nodes, ending in shape_value>)."""
+    return _model(
+        [*const_nodes, helper.make_node("Reshape", ["x", shape_value], ["y"], name="reshape")], [_x(4)], "y"
+    )
+
+
+def _refused_cheaply(model, *patterns: str, limits: Limits | None = None) -> str:
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelLoadError) as info:
+            dtd.load(model, limits=limits)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    for pattern in patterns:
+        assert pattern in message, message
+    assert peak < _PEAK, f"{peak / 2**20:.0f} MiB allocated before refusing: {message}"
+    return message
+
+
+def _int64(name: str, values) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
+
+
+def test_constant_of_shape_bomb() -> None:
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=_int64("s", [16384, 16384])),
+        helper.make_node("ConstantOfShape", ["s"], ["big"], name="bomb"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
+    _refused_cheaply(
+        _reshape_by(nodes, "t"), "ConstantOfShape 'bomb'", "268435456 elements", "max_folded_constant"
+    )
+
+
+def test_tile_and_expand_bombs() -> None:
+    base = [helper.make_node("Constant", [], ["v"], value=_int64("v", [[1, 2]]))]
+    tile = [
+        *base,
+        helper.make_node("Constant", [], ["r"], value=_int64("r", [1 << 14, 1 << 14])),
+        helper.make_node("Tile", ["v", "r"], ["big"], name="tile"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
+    _refused_cheaply(_reshape_by(tile, "t"), "Tile 'tile'")
+    expand = [
+        *base,
+        helper.make_node("Constant", [], ["r"], value=_int64("r", [1 << 15, 1 << 14])),
+        helper.make_node("Expand", ["v", "r"], ["big"], name="expand"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
+    _refused_cheaply(_reshape_by(expand, "t"), "Expand 'expand'")
+
+
+def test_range_bomb() -> None:
+    nodes = [
+        helper.make_node("Constant", [], ["a"], value=_int64("a", 0)),
+        helper.make_node("Constant", [], ["b"], value=_int64("b", 1 << 27)),
+        helper.make_node("Constant", [], ["d"], value=_int64("d", 1)),
+        helper.make_node("Range", ["a", "b", "d"], ["big"], name="range"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
+    _refused_cheaply(_reshape_by(nodes, "t"), "Range 'range'", str(1 << 27))
+
+
+def test_concat_doublings() -> None:
+    nodes = [helper.make_node("Constant", [], ["c0"], value=_int64("c0", [1.0] * 16))]
+    for k in range(30):
+        nodes.append(helper.make_node("Concat", [f"c{k}", f"c{k}"], [f"c{k + 1}"], name=f"cat{k}", axis=0))
+    nodes.append(helper.make_node("Shape", ["c30"], ["t"]))
+    # Every intermediate stays alive: the limit holds for all folded constants together.
+    _refused_cheaply(_reshape_by(nodes, "t"), "Concat 'cat", limits=Limits(max_folded_constant=2**20))
+
+
+def test_all_folded_constants_together() -> None:
+    """Many constants, each under the limit, may not add up to more than it either."""
+    nodes = [helper.make_node("Constant", [], ["s"], value=_int64("s", [1 << 18]))]
+    nodes += [helper.make_node("ConstantOfShape", ["s"], [f"c{k}"], name=f"fill{k}") for k in range(8)]
+    nodes += [
+        helper.make_node("Sum", [f"c{k}" for k in range(8)], ["total"]),
+        helper.make_node("Shape", ["total"], ["t"]),
+    ]
+    message = _refused_cheaply(
+        _reshape_by(nodes, "t"), "ConstantOfShape 'fill4'", limits=Limits(max_folded_constant=2**20)
+    )
+    assert "folded before it" in message
+
+
+def test_broadcast_bomb() -> None:
+    nodes = [
+        helper.make_node("ConstantOfShape", ["s1"], ["a"], name="col"),
+        helper.make_node("ConstantOfShape", ["s2"], ["b"], name="row"),
+        helper.make_node("Add", ["a", "b"], ["big"], name="outer"),
+        helper.make_node("Shape", ["big"], ["t"]),
+    ]
+    model = _reshape_by(nodes, "t")
+    model.graph.initializer.extend([_int64("s1", [1 << 14, 1]), _int64("s2", [1, 1 << 14])])
+    _refused_cheaply(model, "Add 'outer'")
+
+
+def test_folded_constant_limit_can_be_raised_and_lowered() -> None:
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=_int64("s", [1, 2, 2])),
+        helper.make_node("ConstantOfShape", ["s"], ["c"], name="fill"),
+        helper.make_node("Shape", ["c"], ["t"]),
+        helper.make_node("Reshape", ["x", "t"], ["y"], name="reshape"),
+    ]
+    model = _model(nodes, [_x(4)], "y")
+    with pytest.raises(ModelLoadError, match=r"ConstantOfShape 'fill'.*limit of 3"):
+        dtd.load(model, limits=Limits(max_folded_constant=3))
+    # 4 elements of ConstantOfShape, 3 of Shape: 7 in all
+    with pytest.raises(ModelLoadError, match=r"Shape .*after 4 elements folded before it"):
+        dtd.load(model, limits=Limits(max_folded_constant=6))
+    assert dtd.load(model, limits=Limits(max_folded_constant=7)).output_shape == (2, 2)
+    assert Limits().max_folded_constant == 2**26 and Limits().max_activation == 2**31
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_activation"):
+        Limits(max_activation=0)
+    with pytest.raises(TypeError, match=r"dtd.Limits"):
+        dtd.load(b"", limits={"max_activation": 3})  # type: ignore[arg-type]
+
+
+def test_declared_input_beyond_max_activation() -> None:
+    b = GraphBuilder((100000, 1000000))
+    model = b.build(b.relu("x"))
+    message = _refused_cheaply(model, "100000000000 elements per sample", "max_activation")
+    assert "bad_alloc" not in message
+    small = GraphBuilder((10, 10))
+    small_model = small.build(small.relu("x"))
+    with pytest.raises(ModelLoadError, match="limit of 99"):
+        dtd.load(small_model, limits=Limits(max_activation=99))
+    assert dtd.load(small_model, limits=Limits(max_activation=100)).output_shape == (10, 10)
+
+
+def test_flatten_of_huge_input_then_gemm() -> None:
+    """[N, 2^32, 2^32] -> Flatten -> Gemm was SIGFPE (a division by the wrapped extent 0) at load."""
+    w = numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w"], ["y"], name="fc"),
+    ]
+    model = _model(nodes, [_x(1 << 32, 1 << 32)], "y", [w])
+    with pytest.raises(ModelLoadError):
+        dtd.load(model)
+
+
+@pytest.mark.parametrize("pads", [[1 << 62] * 4, [1 << 40, 1 << 40, 0, 0], [2**63 - 1, 0, 0, 0]])
+def test_conv_pads_that_overflow(pads: list[int]) -> None:
+    """Pads whose padded extent or output element count overflows int64 (a SIGSEGV in forward before)."""
+    b = GraphBuilder((2, 6, 6))
+    model = b.build(b.conv("x", 3, name="conv1", pads=pads))
+    with pytest.raises(ModelLoadError) as info:
+        dtd.load(model)
+    assert "conv1" in str(info.value)
+    assert "-9223372036854775" not in str(info.value)
+
+
+def test_maxpool_huge_kernel_and_pads_overflow() -> None:
+    b = GraphBuilder((2, 6, 6))
+    model = b.build(
+        b.node(
+            "MaxPool",
+            ["x"],
+            name="pool",
+            kernel_shape=[2**62, 2],
+            pads=[2**62 - 1, 0, 2**62 - 1, 0],
+            dilations=[4, 1],
+        )
+    )
+    with pytest.raises(ModelLoadError, match="pool"):
+        dtd.load(model)

@@ -1,0 +1,236 @@
+"""Strict node validation (issue 10, defects 7 and 8): what onnx.checker and onnxruntime reject, dtd.load rejects,
+with a dtd error naming the node; and the validation table agrees with onnx's operator schemas."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import dtd
+from builders import GraphBuilder, raises_on_load
+from dtd import ModelLoadError
+from dtd.onnx import schema
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+
+
+def _mlp() -> tuple[GraphBuilder, str]:
+    b = GraphBuilder((8,))
+    return b, b.relu(b.gemm("x", 4, name="fc"))
+
+
+def test_schema_table_matches_onnx() -> None:
+    import onnx_schema_table
+
+    from dtd.onnx import supported_ops
+
+    expected = onnx_schema_table.table(sorted({*supported_ops(), *onnx_schema_table.EXTRA_OPS}))
+    actual = {op: [tuple(row) for row in rows] for op, rows in schema.NODES.items()}
+    assert actual == {op: [tuple(row) for row in rows] for op, rows in expected.items()}
+
+
+def test_every_importer_op_is_in_the_table() -> None:
+    from dtd.onnx import supported_ops
+
+    assert set(supported_ops()) <= set(schema.NODES)
+
+
+@pytest.mark.parametrize(
+    ("op", "extra_inputs", "extra_outputs", "pattern"),
+    [
+        ("Relu", 1, 0, "2 inputs, expected 1"),
+        ("Relu", 0, 1, "2 outputs, expected 1"),
+        ("Gemm", 2, 0, "5 inputs, expected 2 to 3"),
+        ("Conv", 0, 2, "3 outputs, expected 1"),
+    ],
+)
+def test_arity(op: str, extra_inputs: int, extra_outputs: int, pattern: str) -> None:
+    b = GraphBuilder((2, 6, 6) if op == "Conv" else (8,))
+    out = (
+        b.conv("x", 3, name="n")
+        if op == "Conv"
+        else b.gemm("x", 4, name="n")
+        if op == "Gemm"
+        else b.node("Relu", ["x"], name="n")
+    )
+    node = b.nodes[-1]
+    for k in range(extra_inputs):
+        node.input.append(b.weight((8,)) if k == 0 else "x")
+    for k in range(extra_outputs):
+        node.output.append(f"extra{k}")
+    raises_on_load(b.build(out), ModelLoadError, f"{op} 'n'", pattern)
+
+
+def test_gemm_turned_into_relu_is_refused() -> None:
+    """The reproducer: a Gemm's op_type changed to Relu loaded as a ReLU with the wrong output."""
+    b, out = _mlp()
+    b.nodes[0].op_type = "Relu"
+    del b.nodes[0].attribute[:]
+    raises_on_load(b.build(out), ModelLoadError, "Relu 'fc'", "3 inputs, expected 1")
+
+
+def test_ints_given_as_floats() -> None:
+    b = GraphBuilder((2, 6, 6))
+    out = b.conv("x", 3, name="c")
+    conv = b.nodes[-1]
+    conv.attribute.append(helper.make_attribute("strides", [1.5, 1.0]))
+    raises_on_load(b.build(out), ModelLoadError, "Conv 'c'", "'strides' has type FLOATS, expected INTS")
+
+
+def test_ints_given_as_int() -> None:
+    b = GraphBuilder((2, 6, 6))
+    out = b.node("MaxPool", ["x"], name="p", kernel_shape=2)
+    raises_on_load(b.build(out), ModelLoadError, "MaxPool 'p'", "'kernel_shape' has type INT, expected INTS")
+
+
+def test_unknown_attribute() -> None:
+    b = GraphBuilder((8,))
+    out = b.node("Relu", ["x"], name="r", alpha=0.5)
+    raises_on_load(b.build(out), ModelLoadError, "Relu 'r'", "unknown attribute 'alpha'")
+
+
+def test_repeated_attribute() -> None:
+    b = GraphBuilder((8,))
+    out = b.node("Flatten", ["x"], name="f", axis=1)
+    b.nodes[-1].attribute.append(helper.make_attribute("axis", 1))
+    raises_on_load(b.build(out), ModelLoadError, "Flatten 'f'", "'axis' is given twice")
+
+
+def test_allowlisted_legacy_attribute_at_its_harmless_value() -> None:
+    b = GraphBuilder((3, 4, 4), opset=13)
+    out = b.batchnorm(b.conv("x", 3), 3)
+    b.nodes[-1].attribute.append(helper.make_attribute("spatial", 1))
+    dtd.load(b.build(out))  # ignored at 1: what the op does anyway
+    b.nodes[-1].attribute[-1].i = 0
+    raises_on_load(b.build(out), ModelLoadError, "unknown attribute 'spatial'")
+
+
+def test_auto_pad_with_explicit_pads() -> None:
+    b = GraphBuilder((2, 6, 6))
+    out = b.conv("x", 3, name="c", auto_pad="SAME_UPPER", pads=[1, 1, 1, 1])
+    raises_on_load(
+        b.build(out), ModelLoadError, "Conv 'c'", "auto_pad SAME_UPPER together with explicit pads"
+    )
+    b = GraphBuilder((2, 6, 6))
+    dtd.load(b.build(b.conv("x", 3, name="c", auto_pad="SAME_UPPER", pads=[0, 0, 0, 0])))
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [
+        np.ones((3, 2, 3, 3), np.int64),
+        np.ones((3, 2, 3, 3), np.int8),
+        np.ones((3, 2, 3, 3), np.complex64),
+        np.ones((3, 2, 3, 3), np.bool_),
+    ],
+    ids=["int64", "int8", "complex64", "bool"],
+)
+def test_weight_dtypes_refused(weight: np.ndarray) -> None:
+    b = GraphBuilder((2, 6, 6))
+    out = b.node("Conv", ["x", b.const(weight)], name="c", kernel_shape=[3, 3])
+    raises_on_load(
+        b.build(out), ModelLoadError, "Conv 'c'", f"element type {weight.dtype.name}", "float16, bfloat16"
+    )
+
+
+def test_float8_and_string_weights_refused() -> None:
+    b = GraphBuilder((8,))
+    fp8 = helper.make_tensor("w8", TensorProto.FLOAT8E4M3FN, [4, 8], [0.5] * 32)
+    b.initializers.append(fp8)
+    raises_on_load(
+        b.build(b.node("Gemm", ["x", "w8"], name="g", transB=1)), ModelLoadError, "Gemm 'g'", "float8"
+    )
+    b = GraphBuilder((8,))
+    b.initializers.append(helper.make_tensor("ws", TensorProto.STRING, [4, 8], [b"a"] * 32))
+    raises_on_load(b.build(b.node("Gemm", ["x", "ws"], name="g", transB=1)), ModelLoadError, "Gemm 'g'")
+
+
+def test_float16_and_bfloat16_weights_exact() -> None:
+    for dtype in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
+        b = GraphBuilder((8,))
+        values = (np.arange(32) / 8 - 2).tolist()
+        b.initializers.append(helper.make_tensor("w", dtype, [4, 8], values))
+        model = dtd.load(b.build(b.node("Gemm", ["x", "w"], name="g", transB=1)))
+        x = np.eye(8, dtype=np.float64)
+        np.testing.assert_array_equal(model.forward(x), np.asarray(values).reshape(4, 8).T)
+
+
+def test_negative_weight_dims() -> None:
+    b = GraphBuilder((8,))
+    w = numpy_helper.from_array(np.ones(32, np.float32), "w")
+    del w.dims[:]
+    w.dims.extend([-1, 8])
+    b.initializers.append(w)
+    raises_on_load(
+        b.build(b.node("Gemm", ["x", "w"], name="g", transB=1)), ModelLoadError, "'w'", r"\[-1, 8\]"
+    )
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_pool_pads_not_smaller_than_kernel(op: str) -> None:
+    b = GraphBuilder((2, 6, 6))
+    out = b.node(op, ["x"], name="p", kernel_shape=[2, 2], pads=[2, 0, 0, 0])
+    raises_on_load(b.build(out), ModelLoadError, f"{op} 'p'", "must be smaller than the kernel")
+
+
+def test_constant_node_with_a_corrupt_tensor() -> None:
+    b = GraphBuilder((8,))
+    bad = helper.make_tensor("v", TensorProto.FLOAT, [4, 8], [0.0] * 32)
+    del bad.float_data[:]
+    bad.raw_data = b"\x00" * 7  # not 32 floats
+    b.nodes.append(helper.make_node("Constant", [], ["w"], name="k", value=bad))
+    out = b.node("Gemm", ["x", "w"], name="g", transB=1)
+    raises_on_load(b.build(out), ModelLoadError, "Constant 'k'")
+
+
+def test_unknown_input_elem_type() -> None:
+    b = GraphBuilder((8,))
+    model = b.build(b.relu("x"))
+    model.graph.input[0].type.tensor_type.elem_type = 99
+    raises_on_load(model, ModelLoadError, "99")
+
+
+def test_broadcast_error_in_folding_is_dtd_error() -> None:
+    b = GraphBuilder((4,))
+    s = b.node(
+        "Add", [b.const(np.array([1, 2], np.int64)), b.const(np.array([1, 2, 3], np.int64))], name="bad"
+    )
+    out = b.node("Reshape", ["x", s], name="r")
+    raises_on_load(b.build(out), ModelLoadError, "Add 'bad'", "broadcast")
+
+
+def test_numpy_errors_in_converters_become_dtd_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever NumPy or onnx raises inside a converter reaches the caller as a ModelLoadError naming the node."""
+    from dtd.onnx.ops import activation
+
+    def broken(*_args: object) -> None:
+        raise IndexError("index 3 is out of bounds")
+
+    monkeypatch.setattr(activation, "_add_activation", broken, raising=False)
+    from dtd.onnx import registry
+
+    entries = registry._REGISTRY["Relu"]
+    monkeypatch.setitem(
+        registry._REGISTRY,
+        "Relu",
+        [entries[0]._replace(fn=broken)]
+        if hasattr(entries[0], "_replace")
+        else [type(entries[0])(entries[0].since, entries[0].until, broken)],
+    )
+    b = GraphBuilder((8,))
+    raises_on_load(
+        b.build(b.node("Relu", ["x"], name="r")), ModelLoadError, "Relu 'r'", "IndexError", "out of bounds"
+    )
+
+
+def test_onnx_checker_agrees_on_the_refused_models() -> None:
+    """Sanity: the models refused above for arity/attributes are invalid for onnx.checker too."""
+    b = GraphBuilder((8,))
+    model = b.build(b.node("Relu", ["x"], name="r", alpha=0.5))
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(model, full_check=True)
