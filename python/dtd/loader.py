@@ -12,7 +12,12 @@ from .model import Model
 __all__ = ["load"]
 
 
-def load(src: str | os.PathLike[str] | bytes | Any, *, limits: Limits | None = None) -> Model:
+def load(
+    src: str | os.PathLike[str] | bytes | Any,
+    *,
+    limits: Limits | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Model:
     """Imports an ONNX model.
 
     Parameters
@@ -22,6 +27,10 @@ def load(src: str | os.PathLike[str] | bytes | Any, *, limits: Limits | None = N
     limits : dtd.Limits, optional
         Resource limits: the largest constant folded at import and the largest activation per sample
         (defaults: ``dtd.Limits()``; see the README, "Errors and limits").
+    base_dir : path, optional
+        The folder of the model's external data files: by default the model file's folder; a model given as
+        bytes or ``onnx.ModelProto`` with external data needs it. References are checked (relative, no ``..``,
+        inside that folder after resolving symlinks, within the file's size).
 
     Returns
     -------
@@ -36,14 +45,14 @@ def load(src: str | os.PathLike[str] | bytes | Any, *, limits: Limits | None = N
     """
     from .onnx import import_model
 
-    imported = import_model(src, limits)
+    imported = import_model(src, limits, base_dir)
     try:
         return Model(
             imported.spec,
             source=imported.source,
             opset=imported.opset,
             merged_batch_output=imported.merged_batch_output,
-            reload=lambda: import_model(src, limits).spec,
+            reload=lambda: import_model(src, limits, base_dir).spec,
         )
     except ValueError as err:
         if isinstance(err, ModelLoadError):

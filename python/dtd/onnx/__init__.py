@@ -10,6 +10,7 @@ ReduceMean over the spatial axes a global average pool.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,9 @@ class ImportedModel:
     input_dtype: str = "float32"
 
 
-def import_model(src: SourceLike, limits: Limits | None = None) -> ImportedModel:
+def import_model(
+    src: SourceLike, limits: Limits | None = None, base_dir: str | os.PathLike[str] | None = None
+) -> ImportedModel:
     """Import an ONNX model.
 
     Parameters
@@ -90,7 +93,7 @@ def import_model(src: SourceLike, limits: Limits | None = None) -> ImportedModel
     limits = DEFAULT_LIMITS if limits is None else limits
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a dtd.Limits, got {type(limits).__name__}")
-    model, source = read_model(src)
+    model, source = read_model(src, base_dir)
     where = "" if source.startswith("<") else f"{source}: "
     try:
         converted = convert_graph(model, limits)

@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from .context import Shape
+from .external import load_external_data
 
 #: Oldest default-domain opset the importer accepts: opset 6 dropped the legacy ``consumed_inputs``
 #: attributes and made Cast's ``to`` an integer; every op form dtd converts exists from there on.
@@ -30,7 +31,9 @@ _FLOAT_TYPES = {
 SourceLike = str | os.PathLike[str] | bytes | bytearray | memoryview | onnx.ModelProto
 
 
-def read_model(src: SourceLike) -> tuple[onnx.ModelProto, str]:
+def read_model(
+    src: SourceLike, base_dir: str | os.PathLike[str] | None = None
+) -> tuple[onnx.ModelProto, str]:
     """Parse ``src`` into a ModelProto.
 
     Parameters
@@ -46,17 +49,21 @@ def read_model(src: SourceLike) -> tuple[onnx.ModelProto, str]:
     Raises
     ------
     ModelLoadError
-        When the file is missing or unreadable or the bytes are not a valid ONNX model.
+        When the file is missing or unreadable or the bytes are not a valid ONNX model, or its external data is
+        unsafe or missing (see :mod:`dtd.onnx.external`; bytes and ModelProto need ``base_dir`` for it).
     """
     if isinstance(src, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(src)
+        load_external_data(model, base_dir, "<ModelProto>")
         return model, "<ModelProto>"
     if isinstance(src, (bytes, bytearray, memoryview)):
         try:
-            return onnx.load_model_from_string(bytes(src)), "<bytes>"
+            model = onnx.load_model_from_string(bytes(src))
         except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-derived errors, ...
             raise ModelLoadError(f"cannot parse the ONNX model bytes: {type(exc).__name__}: {exc}") from exc
+        load_external_data(model, base_dir, "<bytes>")
+        return model, "<bytes>"
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         source = str(path)
@@ -66,12 +73,14 @@ def read_model(src: SourceLike) -> tuple[onnx.ModelProto, str]:
         except OSError as exc:
             raise ModelLoadError(f"cannot read ONNX model {source!r}: {exc}") from exc
         try:
-            return onnx.load(source), source
+            model = onnx.load(source, load_external_data=False)
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot load ONNX model {source!r} (truncated, not an ONNX file, or missing external data): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        load_external_data(model, path.parent if base_dir is None else base_dir, source)
+        return model, source
     raise TypeError(f"expected a path, bytes or an onnx.ModelProto, got {type(src).__name__}")
 
 
