@@ -1,0 +1,1 @@
+"""Seed models and mutations of the fuzz harness (driven by tools/fuzz.py)."""
