@@ -526,3 +526,19 @@ def test_node_names_stay_unique_and_linear_for_shared_names() -> None:
     names = graph.node_names(nodes)
     assert len(set(names)) == len(names) == 40_001
     assert names[:3] == ["same", "same_1", "same_2"]
+
+
+def test_as_strided_gather_with_a_static_batch_of_one() -> None:
+    """The torch dynamo exporter's default export has a static batch of 1: the as_strided indices are then
+    constants (convnext_tiny's LayerNorm2d). They describe sample 0; dtd applies them to every sample."""
+    b = GraphBuilder((2, 5, 5), seed=16)
+    pooled = b.node("ReduceMean", [b.relu(b.conv("x", 6))], axes=[2, 3], keepdims=1)
+    flat = b.node("Reshape", [pooled, b.const(_i64(-1))])
+    gathered = b.node("Gather", [flat, b.const(np.arange(6, dtype=np.int64).reshape(1, 6, 1, 1))], axis=0)
+    model = b.build(_head(b, b.node("Flatten", [gathered], axis=1), 6))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    x = random_input((1, 2, 5, 5), seed=3)
+    net = dtd.load(model)
+    np.testing.assert_allclose(net.forward(x), run_ort(model, x), rtol=1e-5, atol=1e-6)
+    x3 = random_input((3, 2, 5, 5), seed=4)
+    np.testing.assert_allclose(net.forward(x3)[1:2], net.forward(x3[1:2]), rtol=1e-6, atol=1e-7)

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import dtd
 from builders import GraphBuilder, raises_on_load
-from dtd import ModelLoadError
+from dtd import ModelLoadError, UnsupportedModelError
 from dtd.onnx import schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
@@ -234,3 +234,26 @@ def test_onnx_checker_agrees_on_the_refused_models() -> None:
     model = b.build(b.node("Relu", ["x"], name="r", alpha=0.5))
     with pytest.raises(onnx.checker.ValidationError):
         onnx.checker.check_model(model, full_check=True)
+
+
+def test_window_extent_beyond_int32_is_refused_before_onnx_shape_inference() -> None:
+    # Found by tools/fuzz.py: kernel_shape [3, 2^32] made onnx's shape inference abort the process (SIGABRT).
+    b = GraphBuilder((3, 8, 8))
+    w = b.weight((4, 3, 3, 3))
+    model = b.build(b.node("Conv", ["x", w], name="c", kernel_shape=[3, 2**32]))
+    raises_on_load(model, UnsupportedModelError, "Conv 'c'", "kernel_shape", "2\\^31")
+
+
+def test_declared_output_type_must_match_the_data() -> None:
+    # Found by tools/fuzz.py: an output declared complex128 (or an unknown type code) was accepted.
+    b = GraphBuilder((6,))
+    model = b.build(b.node("Gemm", ["x", b.weight((3, 6))], name="g", transB=1))
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.COMPLEX128
+    raises_on_load(model, ModelLoadError, "declared with element type COMPLEX128", "FLOAT")
+
+
+def test_ir_version_newer_than_onnx_knows() -> None:
+    b = GraphBuilder((6,))
+    model = b.build(b.node("Gemm", ["x", b.weight((3, 6))], name="g", transB=1))
+    model.ir_version = 99
+    raises_on_load(model, UnsupportedModelError, "IR version 99")

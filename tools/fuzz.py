@@ -483,11 +483,24 @@ def classify(
     if res.get("checker_ok") is False and ("ort_error" in res or not res.get("ort_loaded")):
         why = res.get("ort_error", {}).get("message", "").splitlines()
         chk = res["checker_error"]["message"].splitlines()
+        if why and _only_float_types_differ(why[0]):
+            # Policy (issue 10): weights of another float type than the data are converted exactly, not refused.
+            return "accepted_no_reference", f"float weights of another precision, converted: {why[0][:200]}"
         return "accepted_invalid", (
             f"onnxruntime: {why[0][:150] if why else '?'} | checker: {chk[0][:150] if chk else '?'}"
         )
     reason = res.get("skipped_input") or (res.get("ort_error") or {}).get("message", "no reference")
     return "accepted_no_reference", str(reason).splitlines()[0][:300] if reason else ""
+
+
+def _only_float_types_differ(message: str) -> bool:
+    """True for onnxruntime's type-binding error when every type it names is a float tensor type."""
+    import re
+
+    if "bound to different types" not in message:
+        return False
+    types = re.findall(r"tensor\((\w+)\)", message)
+    return bool(types) and all(t in ("float", "double", "float16", "bfloat16") for t in types)
 
 
 # ==========================================================================================================

@@ -206,6 +206,40 @@ def data_input(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str
     return value.name, [int(d) for d in sample if d is not None], _FLOAT_TYPES[tensor_type.elem_type]
 
 
+def check_ir_version(model: onnx.ModelProto) -> None:
+    """An IR version newer than the installed onnx knows is outside what dtd can read reliably."""
+    if model.ir_version > onnx.IR_VERSION:
+        raise UnsupportedModelError(
+            f"the model's IR version {model.ir_version} is newer than the installed onnx {onnx.__version__} knows "
+            f"({onnx.IR_VERSION})"
+        )
+
+
+def check_declared_types(graph: onnx.GraphProto, data_values: set[str], dtype: str) -> None:
+    """Every declared element type of a data value (the graph output, value_info of layer outputs) must be the
+    input's: ONNX's ops that dtd converts keep one float type T throughout, so another one (complex, int, bool, an
+    unknown code) contradicts the graph.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming the value and both types.
+    """
+    expected = next(code for code, name in _FLOAT_TYPES.items() if name == dtype)
+    for value in [*graph.output, *graph.value_info]:
+        if value.name not in data_values or not value.type.HasField("tensor_type"):
+            continue
+        code = value.type.tensor_type.elem_type
+        if code in (0, expected):
+            continue
+        known = code in onnx.TensorProto.DataType.values()
+        name = onnx.TensorProto.DataType.Name(code) if known else f"{code} (unknown)"
+        raise ModelLoadError(
+            f"value '{value.name}' is declared with element type {name}, but the graph computes it in "
+            f"{onnx.TensorProto.DataType.Name(expected)} (the input's type)"
+        )
+
+
 def graph_output(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
     """Return the single graph output."""
     if len(graph.output) != 1:

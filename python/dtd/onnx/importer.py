@@ -82,6 +82,7 @@ def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> Co
     """
     if not model.HasField("graph"):
         raise ModelLoadError("the model has no graph (empty or not an ONNX model?)")
+    g.check_ir_version(model)
     opset = g.default_opset(model)
     graph = model.graph
     consts = g.constants(graph)
@@ -162,6 +163,13 @@ def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> Co
             f"the model computes no layer: its output '{out_value.name}' is not a layer output"
         )
     layers = _reachable(ops.pad.fold_into_consumers(ctx, ctx.layers, output), output)
+    data_values = {input_name} | {
+        name
+        for i in order
+        for name in nodes[i].output
+        if name and ctx.is_data(name) and not ctx.is_constant(name)
+    }
+    g.check_declared_types(graph, data_values, input_dtype)
     out_shape = shapes.get(out_value.name)
     output_shape = None
     ceil_pools = any(layer.ints.get("ceil_mode", [0])[0] for layer in layers)

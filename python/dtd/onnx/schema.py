@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import onnx
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, UnsupportedModelError
 
 
 class NodeSchema(NamedTuple):
@@ -376,6 +376,11 @@ def _count(
     return f"{count} {what}, expected {expected}{hint}"
 
 
+#: Window, stride, dilation and pad attributes, whose values must stay within +-_GEOMETRY_LIMIT.
+_GEOMETRY_ATTRIBUTES = frozenset({"kernel_shape", "strides", "dilations", "pads"})
+_GEOMETRY_LIMIT = 2**31
+
+
 def check_node(node: onnx.NodeProto, name: str, opset: int) -> None:
     """Check the arity and the attributes of ``node`` (called ``name`` in messages) against :data:`NODES`.
 
@@ -421,3 +426,11 @@ def check_node(node: onnx.NodeProto, name: str, opset: int) -> None:
         actual = _TYPE_NAMES.get(attr.type, str(attr.type))
         if actual != expected:
             raise ModelLoadError(f"{where}: attribute '{attr.name}' has type {actual}, expected {expected}")
+        if attr.name in _GEOMETRY_ATTRIBUTES and attr.type == onnx.AttributeProto.INTS:
+            # onnx's own shape inference (run next) aborts the process on extents beyond int32 (std::clamp's
+            # assertion in its C++): no real window, stride or pad is that large.
+            big = next((v for v in attr.ints if not -_GEOMETRY_LIMIT <= v < _GEOMETRY_LIMIT), None)
+            if big is not None:
+                raise UnsupportedModelError(
+                    f"{where}: attribute '{attr.name}' holds {big}; extents beyond +-2^31 are not supported"
+                )

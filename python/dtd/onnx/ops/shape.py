@@ -361,11 +361,20 @@ def _gather_from_flattened_batch(ctx: ConversionContext, node: Node, source: str
     the sample as it was (``as_strided`` with the contiguous strides), else reshape -> gather -> reshape."""
     pair = ctx.value_pair(node.input(1))
     sample = ctx.sample_shape(source)
-    if node.int_attr("axis", 0) != 0 or pair is None or pair[0] is pair[1] or sample is None:
+    if node.int_attr("axis", 0) != 0 or pair is None or sample is None:
         raise UnsupportedModelError(refusal)
+    batches: tuple[int, ...] = fold.SENTINEL_BATCHES
+    values: tuple[np.ndarray, ...] = tuple(pair)
+    if pair[0] is pair[1]:
+        # Constant indices: only an export with a static batch of 1 (the torch dynamo exporter's default) writes
+        # them; they then describe sample 0, and dtd applies the same per-sample gather to every sample.
+        declared = ctx.shape_of(ctx.input_name)
+        if declared is None or declared[0] != 1:
+            raise UnsupportedModelError(refusal)
+        batches, values = (1,), (pair[0],)
     size = int(np.prod(sample))
     per_sample: np.ndarray | None = None
-    for batch, value in zip(fold.SENTINEL_BATCHES, pair, strict=True):
+    for batch, value in zip(batches, values, strict=True):
         idx = np.asarray(value)
         ok = idx.dtype.kind in "iu" and idx.ndim >= 2 and idx.shape[0] == batch
         if ok:
