@@ -95,3 +95,12 @@ def test_short_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(dtd.ModelLoadError, match="lies outside"):
         dtd.load(path)
+
+
+def test_location_that_is_not_utf8(tmp_path: Path) -> None:
+    # Found by tools/fuzz.py: a byte flip in the location made protobuf hand it over as bytes (a TypeError escaped).
+    path, _ = _save_external(tmp_path)
+    raw = path.read_bytes().replace(b"weights.bin", b"weights\xff.bin")
+    (tmp_path / "bad.onnx").write_bytes(raw)
+    with pytest.raises(dtd.ModelLoadError):
+        dtd.load(tmp_path / "bad.onnx")

@@ -150,7 +150,7 @@ def test_folded_constant_limit_can_be_raised_and_lowered() -> None:
     with pytest.raises(ModelLoadError, match=r"Shape .*after 4 elements folded before it"):
         dtd.load(model, limits=Limits(max_folded_constant=6))
     assert dtd.load(model, limits=Limits(max_folded_constant=7)).output_shape == (2, 2)
-    assert Limits().max_folded_constant == 2**26 and Limits().max_activation == 2**31
+    assert Limits().max_folded_constant == 2**26 and Limits().max_activation == 2**27
 
 
 def test_limits_are_validated() -> None:

@@ -257,3 +257,24 @@ def test_ir_version_newer_than_onnx_knows() -> None:
     model = b.build(b.node("Gemm", ["x", b.weight((3, 6))], name="g", transB=1))
     model.ir_version = 99
     raises_on_load(model, UnsupportedModelError, "IR version 99")
+
+
+def test_declared_shape_contradicting_the_graph() -> None:
+    # Found by tools/fuzz.py: a declared shape whose dims contradict what the graph computes was accepted (onnxruntime
+    # and onnx.checker refuse it: "Dimension mismatch in unification").
+    b = GraphBuilder((6,))
+    y = b.gemm(b.relu(b.node("Gemm", ["x", b.weight((5, 6))], name="g", transB=1)), 3)
+    model = b.build(y)
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N", 7]))
+    raises_on_load(model, ModelLoadError, f"value '{y}'", r"\['N', 7\]", r"\['N', 3\]")
+    # a declaration of another rank is ignored, as onnxruntime ignores it
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N"]))
+    dtd.load(model)
+
+
+@pytest.mark.parametrize("value", [2, -1, 2**62])
+def test_flag_attributes_are_zero_or_one(value: int) -> None:
+    # Found by tools/fuzz.py: Gemm transB = 2^62 was read as true by dtd and differently by onnx's checker.
+    b = GraphBuilder((6,))
+    model = b.build(b.node("Gemm", ["x", b.weight((3, 6))], name="g", transB=value))
+    raises_on_load(model, ModelLoadError, "Gemm 'g'", "transB", "flag")

@@ -26,12 +26,12 @@ class Limits:
         together, decided from the shapes before anything is allocated. Default 64 Mi (2**26) elements.
     max_activation : int
         Most elements per sample (batch axis excluded) of the model input or of any layer output, checked when
-        the network is built (``ModelSpec.max_activation`` on the C++ side). Default 2**31 elements (8 GiB in
-        float32 per sample).
+        the network is built (``ModelSpec.max_activation`` on the C++ side). Default 2**27 elements (512 MiB in
+        float32 per sample: 20 times the largest activation of VGG-16 at 224x224; raise it for large 3-D volumes).
     """
 
     max_folded_constant: int = 2**26
-    max_activation: int = 2**31
+    max_activation: int = 2**27
 
     def __post_init__(self) -> None:
         for name in ("max_folded_constant", "max_activation"):

@@ -44,16 +44,24 @@ def load(
         A missing, truncated or malformed file, a missing initializer, a weight of the wrong shape, a cycle.
     """
     from .onnx import import_model
+    from .onnx.importer import check_declared_shapes
 
     imported = import_model(src, limits, base_dir)
     try:
-        return Model(
+        model = Model(
             imported.spec,
             source=imported.source,
             opset=imported.opset,
             merged_batch_output=imported.merged_batch_output,
             reload=lambda: import_model(src, limits, base_dir).spec,
         )
+        if imported.declared:
+            outputs = [str(layer.output) for layer in imported.spec.layers]
+            computed = {
+                name: tuple(info.output_shape) for name, info in zip(outputs, model.layers, strict=True)
+            }
+            check_declared_shapes(imported.declared, computed)
+        return model
     except ValueError as err:
         if isinstance(err, ModelLoadError):
             raise

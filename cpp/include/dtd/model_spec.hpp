@@ -81,9 +81,9 @@ struct ModelSpec {
   Shape input_shape;  // per sample: batch axis excluded
   std::string output;
   std::vector<LayerSpec> layers;  // in topological order
-  /// Resource limit: the most elements per sample that the input or any layer output may have (default 2^31).
+  /// Resource limit: the most elements per sample that the input or any layer output may have (default 2^27).
   /// Checked when a Network is built, so that an oversized declaration is a ModelError, not a failed allocation.
-  int64_t max_activation = int64_t{1} << 31;
+  int64_t max_activation = int64_t{1} << 27;
 };
 
 }  // namespace dtd

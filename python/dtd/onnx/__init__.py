@@ -11,7 +11,7 @@ ReduceMean over the spatial axes a global average pool.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelLoadError
@@ -62,6 +62,8 @@ class ImportedModel:
     output_shape: tuple[int, ...] | None
     merged_batch_output: bool = False
     input_dtype: str = "float32"
+    #: Declared shapes of layer outputs (see :func:`dtd.onnx.importer.check_declared_shapes`).
+    declared: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
 
 
 def import_model(
@@ -120,4 +122,5 @@ def import_model(
         converted.output_shape,
         converted.merged_batch_output,
         converted.input_dtype,
+        converted.declared,
     )

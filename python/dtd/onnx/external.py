@@ -38,6 +38,15 @@ def external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return [t for t in _tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
 
 
+def _text(tensor: onnx.TensorProto, value: object) -> str:
+    """A string field of the external data description (protobuf hands invalid UTF-8 over as bytes)."""
+    if not isinstance(value, str):
+        raise ModelLoadError(
+            f"initializer '{tensor.name}': its external data description is not valid UTF-8 text"
+        )
+    return value
+
+
 def _checked_location(tensor: onnx.TensorProto, location: str, base: Path) -> Path:
     what = f"initializer '{tensor.name}': external data location {location!r}"
     if not location or "\0" in location:
@@ -71,7 +80,7 @@ def load_external_data(model: onnx.ModelProto, base_dir: str | os.PathLike[str] 
         )
     base = Path(base_dir).resolve()
     for tensor in tensors:
-        info = {entry.key: entry.value for entry in tensor.external_data}
+        info = {_text(tensor, entry.key): _text(tensor, entry.value) for entry in tensor.external_data}
         path = _checked_location(tensor, info.get("location", ""), base)
         try:
             itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize

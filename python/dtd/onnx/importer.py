@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
@@ -58,6 +58,9 @@ class ConvertedGraph:
     opset: int
     output_shape: tuple[int, ...] | None
     merged_batch_output: bool
+    #: Declared shapes (graph outputs and value_info, batch axis included) of layer outputs whose batch axis is the
+    #: ONNX leading axis, for the check against the shapes the network computes (:func:`check_declared_shapes`).
+    declared: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
 
 
 def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> ConvertedGraph:
@@ -175,9 +178,46 @@ def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> Co
     ceil_pools = any(layer.ints.get("ceil_mode", [0])[0] for layer in layers)
     if out_shape and not ceil_pools and all(d is not None for d in out_shape[1:]):
         output_shape = tuple(int(d) for d in out_shape[1:] if d is not None)
+    outputs = {layer.output for layer in layers} - ctx.merged_batch
+    declared = {
+        value.name: shape
+        for value in [*graph.value_info, *graph.output]
+        if value.name in outputs and (shape := g._shape_of(value)) is not None
+    }
     return ConvertedGraph(
-        input_name, input_shape, input_dtype, output, layers, opset, output_shape, output in ctx.merged_batch
+        input_name,
+        input_shape,
+        input_dtype,
+        output,
+        layers,
+        opset,
+        output_shape,
+        output in ctx.merged_batch,
+        declared,
     )
+
+
+def check_declared_shapes(
+    declared: dict[str, tuple[int | None, ...]], computed: dict[str, tuple[int, ...]]
+) -> None:
+    """A declared shape (value_info or graph output) of a layer output must agree with the shape the network
+    computes wherever both know a dimension, when the ranks agree (a declaration of another rank is ignored, as
+    onnxruntime ignores it).
+
+    Raises
+    ------
+    ModelLoadError
+        Naming the value and both shapes.
+    """
+    for name, shape in declared.items():
+        sample = computed.get(name)
+        if sample is None or len(shape) != len(sample) + 1:
+            continue
+        if any(d is not None and d > 0 and d != c for d, c in zip(shape[1:], sample, strict=True)):
+            dims = ["N", *("?" if d is None else d for d in shape[1:])]
+            raise ModelLoadError(
+                f"value '{name}' is declared with shape {dims}, but the graph computes {['N', *sample]}"
+            )
 
 
 #: Exceptions of NumPy and onnx internals that a malformed node can raise inside a converter or an import-time

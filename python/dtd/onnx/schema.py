@@ -379,6 +379,22 @@ def _count(
 #: Window, stride, dilation and pad attributes, whose values must stay within +-_GEOMETRY_LIMIT.
 _GEOMETRY_ATTRIBUTES = frozenset({"kernel_shape", "strides", "dilations", "pads"})
 _GEOMETRY_LIMIT = 2**31
+#: Attributes that are flags: the ONNX specs allow 0 and 1 only (onnx's checker and onnxruntime read other values
+#: inconsistently, so dtd refuses them rather than guess).
+_BOOLEAN_ATTRIBUTES = frozenset(
+    {
+        "transA",
+        "transB",
+        "keepdims",
+        "ceil_mode",
+        "count_include_pad",
+        "allowzero",
+        "noop_with_empty_axes",
+        "training_mode",
+        "storage_order",
+        "select_last_index",
+    }
+)
 
 
 def check_node(node: onnx.NodeProto, name: str, opset: int) -> None:
@@ -426,6 +442,8 @@ def check_node(node: onnx.NodeProto, name: str, opset: int) -> None:
         actual = _TYPE_NAMES.get(attr.type, str(attr.type))
         if actual != expected:
             raise ModelLoadError(f"{where}: attribute '{attr.name}' has type {actual}, expected {expected}")
+        if attr.name in _BOOLEAN_ATTRIBUTES and attr.type == onnx.AttributeProto.INT and attr.i not in (0, 1):
+            raise ModelLoadError(f"{where}: attribute '{attr.name}' is a flag (0 or 1), got {attr.i}")
         if attr.name in _GEOMETRY_ATTRIBUTES and attr.type == onnx.AttributeProto.INTS:
             # onnx's own shape inference (run next) aborts the process on extents beyond int32 (std::clamp's
             # assertion in its C++): no real window, stride or pad is that large.
