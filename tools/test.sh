@@ -30,3 +30,6 @@ fi
 
 echo "== Python tests"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+
+echo "== bounded fuzz campaign (tools/fuzz.py: 3000 deterministic mutations; any defect fails the run)"
+"$VENV/bin/python" tools/fuzz.py --cases 3000 --workers "$(nproc)" --seed 0 --out build/fuzz-ci
