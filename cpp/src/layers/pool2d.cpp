@@ -214,14 +214,23 @@ void AvgPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
 
 // ---- global average pooling ----
 
+namespace {
+
+// A global pool's output per sample: [C, 1, ...] for an input [C, spatial...].
+Shape global_pool_shape(const LayerSpec& spec, const Shape& x) {
+  DTD_CHECK(x.size() >= 2, ModelError, to_string(spec.kind), " layer '", spec.name,
+            "': input must be [C, spatial...] per sample, got ", to_string(x));
+  Shape out(x.size(), 1);
+  out[0] = x[0];
+  return out;
+}
+
+}  // namespace
+
 template <class T>
 GlobalAvgPool<T>::GlobalAvgPool(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
-  const Shape& x = this->input_shapes()[0];
-  DTD_CHECK(x.size() >= 2, ModelError, "globalavgpool layer '", spec.name,
-            "': input must be [C, spatial...] per sample, got ", to_string(x));
-  this->output_shape_ = Shape(x.size(), 1);
-  this->output_shape_[0] = x[0];
+  this->output_shape_ = global_pool_shape(spec, this->input_shapes()[0]);
 }
 
 template <class T>
@@ -258,11 +267,7 @@ void GlobalAvgPool<T>::relevance(const std::vector<const Tensor<T>*>& in, const 
 template <class T>
 GlobalMaxPool<T>::GlobalMaxPool(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shape> input_shapes)
     : Layer<T>(spec.name, spec.kind, std::move(inputs), std::move(input_shapes)) {
-  const Shape& x = this->input_shapes()[0];
-  DTD_CHECK(x.size() >= 2, ModelError, "globalmaxpool layer '", spec.name,
-            "': input must be [C, spatial...] per sample, got ", to_string(x));
-  this->output_shape_ = Shape(x.size(), 1);
-  this->output_shape_[0] = x[0];
+  this->output_shape_ = global_pool_shape(spec, this->input_shapes()[0]);
 }
 
 template <class T>

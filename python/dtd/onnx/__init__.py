@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ModelLoadError
 from ..limits import DEFAULT_LIMITS, Limits
 from .graph import MAX_OPSET, MIN_OPSET, SourceLike, read_model
-from .importer import ConvertedGraph, build_spec, convert_graph
+from .importer import INTERNAL_ERRORS, ConvertedGraph, build_spec, convert_graph
 from .registry import register, supported_ops
 
 __all__ = [
@@ -104,15 +104,7 @@ def import_model(
         if not where:
             raise
         raise type(exc)(f"{where}{exc}") from exc
-    except (
-        TypeError,
-        ValueError,
-        IndexError,
-        KeyError,
-        ArithmeticError,
-        AttributeError,
-        RuntimeError,
-    ) as exc:
+    except INTERNAL_ERRORS as exc:
         # NumPy or onnx internals on a malformed graph outside any one node's conversion: still dtd's error.
         raise ModelLoadError(f"{where}malformed model: {type(exc).__name__}: {exc}") from exc
     return ImportedModel(

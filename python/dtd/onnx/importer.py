@@ -222,7 +222,7 @@ def check_declared_shapes(
 
 #: Exceptions of NumPy and onnx internals that a malformed node can raise inside a converter or an import-time
 #: evaluation; at the dispatch point they become a ModelLoadError naming the node (dtd.load raises only dtd's).
-_INTERNAL_ERRORS = (
+INTERNAL_ERRORS = (
     TypeError,
     ValueError,
     IndexError,
@@ -254,7 +254,7 @@ def _convert_node(
         converter(ctx, node)
     except ModelLoadError:
         raise
-    except _INTERNAL_ERRORS as exc:
+    except INTERNAL_ERRORS as exc:
         raise ModelLoadError(f"{proto.op_type} '{name}': {type(exc).__name__}: {exc}") from exc
 
 
