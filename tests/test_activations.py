@@ -30,14 +30,6 @@ def _x(shape: tuple[int, ...], seed: int = 0, n: int = 4) -> np.ndarray:
     return (3.0 * np.random.default_rng(seed).standard_normal((n, *shape))).astype(np.float32)
 
 
-@pytest.fixture
-def low_opsets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let the importer read opsets below 11, so that the attribute forms (Clip-6, PRelu-7) can be checked."""
-    from dtd.onnx import graph
-
-    monkeypatch.setattr(graph, "MIN_OPSET", 6)
-
-
 def _one_node(op: str, opset: int, consts: list[Any] | None = None, **attrs: Any) -> onnx.ModelProto:
     b = GraphBuilder(SHAPE, opset=opset)
     names = [c if isinstance(c, str) else b.const(np.asarray(c, dtype=np.float32)) for c in (consts or [])]
@@ -77,7 +69,6 @@ CASES: list[tuple[str, str, int, list[Any], dict[str, Any], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.usefixtures("low_opsets")
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_one_node_forward(case: tuple[str, str, int, list[Any], dict[str, Any], dict[str, Any]]) -> None:
     _, op, opset, consts, attrs, ref_attrs = case
@@ -106,7 +97,6 @@ def test_clip_zero_min_without_max_stays_relu(opset: int) -> None:
         assert [layer.kind for layer in m.layers] == ["relu"]
 
 
-@pytest.mark.usefixtures("low_opsets")
 def test_clip6_zero_min_is_relu() -> None:
     model = _one_node("Clip", 10, min=0.0)
     m = dtd.load(model)

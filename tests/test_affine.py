@@ -115,7 +115,6 @@ def _bn_node(b: GraphBuilder, x: str, c: int, **attrs: object) -> str:
     return b.node("BatchNormalization", [x, gamma, beta, mean, var], **attrs)
 
 
-@pytest.mark.usefixtures("low_opsets")
 @pytest.mark.parametrize("opset", [6, 7, 9, 14, 15])
 def test_batchnorm_opsets(opset: int) -> None:
     attrs: dict[str, object] = {"epsilon": 1e-3}
@@ -143,7 +142,6 @@ def test_batchnorm_opset14_unused_extra_outputs() -> None:
     assert _kinds(model) == ["relu", "affine", "relu"]
 
 
-@pytest.mark.usefixtures("low_opsets")
 @pytest.mark.parametrize("opset", [6, 7])
 def test_batchnorm_spatial0_per_activation(opset: int) -> None:
     shape = (2, 3, 3)
@@ -164,7 +162,6 @@ def test_batchnorm_spatial0_per_activation(opset: int) -> None:
     assert _kinds(model) == ["relu", "affine"]
 
 
-@pytest.mark.usefixtures("low_opsets")
 def test_batchnorm_refusals() -> None:
     b = GraphBuilder((2, 5, 5), opset=15)
     bn = b.batchnorm(b.relu("x"), 2)
@@ -185,15 +182,6 @@ def test_batchnorm_refusals() -> None:
 # float32-representable, as the graph holds them
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).astype(np.float64)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).astype(np.float64)
-
-
-@pytest.fixture
-def low_opsets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Opsets below 11 are refused by dtd.onnx.graph until the opset work lands (another branch); the
-    converters here handle them already."""
-    from dtd.onnx import graph
-
-    monkeypatch.setattr(graph, "MIN_OPSET", min(graph.MIN_OPSET, 6))
 
 
 def _normalised(pads: int, head: str = "conv", form: str = "subdiv") -> GraphBuilder:
@@ -275,7 +263,6 @@ def test_constant_that_broadcasts_the_shape_is_refused() -> None:
     raises_on_load(b.build(h), UnsupportedModelError, "'grow2'", "change the shape")
 
 
-@pytest.mark.usefixtures("low_opsets")
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
 def test_legacy_broadcast_opset6(op: str) -> None:
     b = GraphBuilder((3, 4, 5), opset=6, seed=15)
@@ -290,7 +277,6 @@ def test_legacy_broadcast_opset6(op: str) -> None:
     _check_forward(onnx_model, x, ort=False, expected=expected)
 
 
-@pytest.mark.usefixtures("low_opsets")
 def test_legacy_broadcast_with_axis_off_the_tensor() -> None:
     b = GraphBuilder((3, 4), opset=6)
     h = b.node("Add", [b.node("Relu", ["x"]), b.const(np.ones(4, dtype=np.float32))], broadcast=1, axis=3)

@@ -26,12 +26,6 @@ BATCHES = (1, 3)
 INT64_MAX = 2**63 - 1
 
 
-@pytest.fixture
-def old_opsets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let the importer take opsets below 11, to test the converters' early-opset branches."""
-    monkeypatch.setattr(dtd.onnx.graph, "MIN_OPSET", 6)
-
-
 def _i64(*values: int) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
@@ -294,7 +288,7 @@ def test_slice(
     check_adjoint(model, _slice_adjoint(index, shape))
 
 
-def test_slice_before_opset10_attributes(old_opsets: None) -> None:
+def test_slice_before_opset10_attributes() -> None:
     b = GraphBuilder((3, 4, 6), opset=9, seed=9)
     model = b.build(b.node("Slice", ["x"], starts=[1, -4], ends=[3, 100], axes=[1, 3], name="sl"))
     net = check_against_ort(model, seed=9)
@@ -535,7 +529,7 @@ def test_pad_wrap_before_opset19() -> None:
     raises_on_load(_pad_model((2, 3), [0, 1, 0, 1], "wrap", None, 18), UnsupportedModelError, "'pd'", "wrap")
 
 
-def test_pad_before_opset11_attributes(old_opsets: None) -> None:
+def test_pad_before_opset11_attributes() -> None:
     shape, pads = (2, 4, 5), [0, 0, 1, 2, 0, 0, 2, 1]
     model = _pad_model(shape, pads, "constant", 0.5, 10)
     net = check_against_ort(model, seed=10)
@@ -737,7 +731,7 @@ def test_squeeze_unsqueeze_attribute_or_input(opset: int) -> None:
         (21, {}, 2),
     ],
 )
-def test_dropout_variants(old_opsets: None, opset: int, attrs: dict[str, Any], extra: int) -> None:
+def test_dropout_variants(opset: int, attrs: dict[str, Any], extra: int) -> None:
     b = GraphBuilder((5,), opset=opset, seed=opset)
     inputs = [b.relu("x")]
     if extra >= 1:
@@ -749,7 +743,7 @@ def test_dropout_variants(old_opsets: None, opset: int, attrs: dict[str, Any], e
     assert [layer.kind for layer in net.layers] == ["relu", "dense"]
 
 
-def test_dropout_training(old_opsets: None) -> None:
+def test_dropout_training() -> None:
     b = GraphBuilder((5,), opset=6)
     raises_on_load(
         b.build(b.node("Dropout", ["x"], is_test=0, name="dr")), UnsupportedModelError, "'dr'", "is_test"
@@ -760,14 +754,14 @@ def test_dropout_training(old_opsets: None) -> None:
 
 
 @pytest.mark.parametrize(("opset", "axis"), [(9, 1), (11, -1), (11, 2), (13, -2), (21, 3)])
-def test_flatten_variants(old_opsets: None, opset: int, axis: int) -> None:
+def test_flatten_variants(opset: int, axis: int) -> None:
     b = GraphBuilder((2, 3, 4), opset=opset, seed=opset)
     flat = b.node("Flatten", [b.relu("x")], axis=axis)
     check_against_ort(b.build(flat), seed=opset)
 
 
 @pytest.mark.parametrize("opset", [7, 11, 13])
-def test_concat_identity_reshape_variants(old_opsets: None, opset: int) -> None:
+def test_concat_identity_reshape_variants(opset: int) -> None:
     b = GraphBuilder((2, 3), opset=opset, seed=opset)
     r = b.node("Identity", [b.relu("x")])
     both = b.node("Concat", [r, b.node("Relu", [b.node("Identity", ["x"])])], axis=-1 if opset >= 11 else 2)
