@@ -122,3 +122,11 @@ def fold_input_affine_dense(
         extra = weight @ shift
         bias = extra if bias is None else bias + extra
     return weight * scale[None, :], bias
+
+
+def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """True when an array of ``shape`` broadcasts (NumPy rules) to exactly ``target``."""
+    try:
+        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False

@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
+from ._common import broadcasts_to
 from .shape import reaches_output_through_reshapes
 
 #: Op codes of the ``activation`` kind: the values of dtd::ActivationOp (cpp/include/dtd/model_spec.hpp).
@@ -160,11 +161,7 @@ def convert_prelu(ctx: ConversionContext, node: Node) -> None:
         slope = slope.reshape(slope.shape[slope.ndim - per_sample :])
     shape = ctx.sample_shape(source)
     if shape is not None:
-        try:
-            fits = np.broadcast_shapes(slope.shape, shape) == shape
-        except ValueError:
-            fits = False
-        if not fits:
+        if not broadcasts_to(slope.shape, shape):
             raise ModelLoadError(
                 f"{node.describe()}: the slope of shape {list(slope.shape)} does not broadcast to the input's "
                 f"per-sample shape {list(shape)}"

@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, LayerDraft, Node
 from ..registry import register
-from ._common import scale_outputs, shift_outputs, unit_vector
+from ._common import broadcasts_to, scale_outputs, shift_outputs, unit_vector
 from .activation import ACTIVATION_OP, add_activation
 
 
@@ -64,26 +64,26 @@ def _operand(ctx: ConversionContext, node: Node, index: int, data: int, what: st
     return value.reshape(value.shape + (1,) * (rank - axis - value.ndim))
 
 
-def _shift(ctx: ConversionContext, node: Node, data: int, shift: np.ndarray) -> None:
-    """``x + shift``: into the preceding conv/dense bias when exact, else a pending affine map."""
+def _fold(ctx: ConversionContext, node: Node, data: int, value: np.ndarray, scale: bool) -> None:
+    """``x * value`` (scale) or ``x + value``: into the preceding conv/dense layer's output units or bias when
+    exact, else a pending affine map."""
     layer = ctx.foldable_producer(node, data)
-    vector = None if layer is None else unit_vector(ctx, layer, shift)
+    vector = None if layer is None else unit_vector(ctx, layer, value)
     if layer is not None and vector is not None:
-        shift_outputs(layer, vector)
+        (scale_outputs if scale else shift_outputs)(layer, vector)
         ctx.alias(node.outputs[0], layer.output)
         return
-    ctx.add_pending_affine(node, data, 1.0, shift)
+    ctx.add_pending_affine(node, data, value if scale else 1.0, 0.0 if scale else value)
+
+
+def _shift(ctx: ConversionContext, node: Node, data: int, shift: np.ndarray) -> None:
+    """``x + shift``."""
+    _fold(ctx, node, data, shift, scale=False)
 
 
 def _scale(ctx: ConversionContext, node: Node, data: int, factor: np.ndarray) -> None:
-    """``x * factor``: into the preceding conv/dense output units when exact, else a pending affine map."""
-    layer = ctx.foldable_producer(node, data)
-    vector = None if layer is None else unit_vector(ctx, layer, factor)
-    if layer is not None and vector is not None:
-        scale_outputs(layer, vector)
-        ctx.alias(node.outputs[0], layer.output)
-        return
-    ctx.add_pending_affine(node, data, factor, 0.0)
+    """``x * factor``."""
+    _fold(ctx, node, data, factor, scale=True)
 
 
 @register("Add", "Sum")
@@ -184,11 +184,7 @@ def _convert_gate(ctx: ConversionContext, node: Node) -> None:
         )
     gate_shape, signal_shape = ctx.sample_shape(node.inputs[k]), ctx.sample_shape(node.inputs[1 - k])
     if gate_shape is not None and signal_shape is not None:
-        try:
-            fits = np.broadcast_shapes(gate_shape, signal_shape) == signal_shape
-        except ValueError:
-            fits = False
-        if not fits:
+        if not broadcasts_to(gate_shape, signal_shape):
             raise UnsupportedModelError(
                 f"{node.describe()}: the gate of shape {shapes[k]} does not broadcast against the signal of shape "
                 f"{shapes[1 - k]} (the product must have the signal's shape)"

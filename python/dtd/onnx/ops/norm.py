@@ -16,7 +16,7 @@ import numpy as np
 from ...errors import ModelLoadError, UnsupportedModelError
 from ..context import ConversionContext, Node
 from ..registry import register
-from ._common import output_axis
+from ._common import broadcasts_to, output_axis
 
 
 @register("BatchNormalization")
@@ -155,11 +155,7 @@ def _add_layernorm(
             if key == "scale":
                 weights[key] = np.ones(groups)
             continue
-        try:
-            ok = np.broadcast_shapes(value.shape, groups) == groups
-        except ValueError:
-            ok = False
-        if not ok:
+        if not broadcasts_to(value.shape, groups):
             raise ModelLoadError(
                 f"{node.describe()}: {what} has shape {list(value.shape)}, which does not broadcast to the "
                 f"normalised shape {list(groups)} (input {['N', *sample]}, {given})"
