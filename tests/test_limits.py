@@ -209,3 +209,95 @@ def test_maxpool_huge_kernel_and_pads_overflow() -> None:
     )
     with pytest.raises(ModelLoadError, match="pool"):
         dtd.load(model)
+
+
+def _relu_chain(n: int) -> onnx.ModelProto:
+    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"r{i - 1}"], [f"r{i}"]) for i in range(n)]
+    return _model(nodes, [_x(4)], f"r{n - 1}")
+
+
+def test_node_count_limit() -> None:
+    model = _relu_chain(50)
+    with pytest.raises(ModelLoadError, match=r"more than 49 nodes .*max_nodes"):
+        dtd.load(model, limits=Limits(max_nodes=49))
+    with pytest.raises(ModelLoadError, match=r"more than 49 nodes"):
+        dtd.load(model.SerializeToString(), limits=Limits(max_nodes=49))
+    assert dtd.load(model, limits=Limits(max_nodes=50)).output_shape == (4,)
+    assert Limits().max_nodes == 2**17 and Limits().max_depth == 8
+
+
+def test_node_count_limit_counts_subgraphs_and_names_the_file(tmp_path) -> None:
+    body = helper.make_graph(
+        [helper.make_node("Relu", ["x"], [f"b{i}"]) for i in range(10)],
+        "body",
+        [],
+        [helper.make_tensor_value_info("b0", TensorProto.FLOAT, None)],
+    )
+    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+    node = helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body)
+    model = _model([node], [_x(4), cond], "y")
+    path = tmp_path / "if.onnx"
+    onnx.save(model, path)
+    with pytest.raises(ModelLoadError, match=r"if\.onnx: the model has more than 20 nodes"):
+        dtd.load(path, limits=Limits(max_nodes=20))
+
+
+def _nested(depth: int) -> onnx.ModelProto:
+    leaf = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g0",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    graph = leaf
+    for level in range(1, depth):
+        node = helper.make_node("If", ["c"], ["y"], then_branch=graph, else_branch=leaf)
+        graph = helper.make_graph(
+            [node], f"g{level}", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+        )
+    graph.input.append(_x(4))
+    graph.initializer.append(numpy_helper.from_array(np.array(True), "c"))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_nesting_depth_limit() -> None:
+    with pytest.raises(ModelLoadError, match=r"nested more than 8 levels deep .*max_depth"):
+        dtd.load(_nested(12))
+    with pytest.raises(ModelLoadError, match=r"nested more than 2 levels"):
+        dtd.load(_nested(3), limits=Limits(max_depth=2))
+    # Within the limit the If itself is what dtd refuses: control flow is outside its scope.
+    with pytest.raises(dtd.UnsupportedModelError, match="If"):
+        dtd.load(_nested(3), limits=Limits(max_depth=3))
+    with pytest.raises(ModelLoadError, match=r"nested more than 8 levels deep"):
+        dtd.load(_nested_bytes(30))
+    # Nesting deeper than the protobuf parser's own recursion bound is a clean parse error, not a crash.
+    with pytest.raises(ModelLoadError, match="cannot parse"):
+        dtd.load(_nested_bytes(5000), limits=Limits(max_depth=10**6))
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes | int) -> bytes:
+    """A protobuf field: length-delimited (wire type 2) for bytes, a varint (wire type 0) for an int."""
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _nested_bytes(depth: int) -> bytes:
+    """ModelProto bytes of `depth` graphs nested through If.then_branch (too deep for protobuf objects)."""
+    graph = _field(1, _field(4, b"Relu"))  # GraphProto.node { op_type: "Relu" }
+    for _ in range(depth):
+        attr = _field(1, b"then_branch") + _field(20, 5) + _field(6, graph)  # name, type GRAPH, g
+        graph = _field(1, _field(4, b"If") + _field(5, attr))
+    opset = _field(2, 13)  # OperatorSetIdProto { version: 13 }
+    return _field(1, 8) + _field(8, opset) + _field(7, graph)  # ir_version 8, opset_import, graph

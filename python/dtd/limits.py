@@ -28,13 +28,21 @@ class Limits:
         Most elements per sample (batch axis excluded) of the model input or of any layer output, checked when
         the network is built (``ModelSpec.max_activation`` on the C++ side). Default 2**27 elements (512 MiB in
         float32 per sample: 20 times the largest activation of VGG-16 at 224x224; raise it for large 3-D volumes).
+    max_nodes : int
+        Most nodes in the graph, subgraphs included, checked before anything reads them. Default 2**17 (131,072:
+        ResNet-152 has about 500, a large transformer export some 10,000).
+    max_depth : int
+        Most levels of graphs nested in node attributes (the main graph is level 1; If/Loop/Scan bodies add one
+        each), checked without recursion before anything else. Default 8.
     """
 
     max_folded_constant: int = 2**26
     max_activation: int = 2**27
+    max_nodes: int = 2**17
+    max_depth: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("max_folded_constant", "max_activation"):
+        for name in ("max_folded_constant", "max_activation", "max_nodes", "max_depth"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
                 raise ValueError(f"Limits.{name} must be an integer in [1, 2**63), got {value!r}")

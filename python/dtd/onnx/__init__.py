@@ -95,7 +95,7 @@ def import_model(
     limits = DEFAULT_LIMITS if limits is None else limits
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a dtd.Limits, got {type(limits).__name__}")
-    model, source = read_model(src, base_dir)
+    model, source = read_model(src, base_dir, limits)
     where = "" if source.startswith("<") else f"{source}: "
     try:
         converted = convert_graph(model, limits)

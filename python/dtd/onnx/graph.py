@@ -11,6 +11,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelLoadError, UnsupportedModelError
+from ..limits import DEFAULT_LIMITS, Limits
 from .context import Shape
 from .external import load_external_data
 
@@ -32,7 +33,7 @@ SourceLike = str | os.PathLike[str] | bytes | bytearray | memoryview | onnx.Mode
 
 
 def read_model(
-    src: SourceLike, base_dir: str | os.PathLike[str] | None = None
+    src: SourceLike, base_dir: str | os.PathLike[str] | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[onnx.ModelProto, str]:
     """Parse ``src`` into a ModelProto.
 
@@ -40,6 +41,11 @@ def read_model(
     ----------
     src : str, os.PathLike, bytes or onnx.ModelProto
         A path to an ``.onnx`` file, the serialized model, or a parsed model (not modified).
+    base_dir : path, optional
+        The folder external data is read from (see :func:`dtd.onnx.external.load_external_data`).
+    limits : dtd.Limits, optional
+        The node count and graph nesting depth are checked (:func:`check_graph_size`) before external data is
+        read.
 
     Returns
     -------
@@ -55,6 +61,7 @@ def read_model(
     if isinstance(src, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(src)
+        check_graph_size(model, limits)
         load_external_data(model, base_dir, "<ModelProto>")
         return model, "<ModelProto>"
     if isinstance(src, (bytes, bytearray, memoryview)):
@@ -62,6 +69,7 @@ def read_model(
             model = onnx.load_model_from_string(bytes(src))
         except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-derived errors, ...
             raise ModelLoadError(f"cannot parse the ONNX model bytes: {type(exc).__name__}: {exc}") from exc
+        check_graph_size(model, limits)
         load_external_data(model, base_dir, "<bytes>")
         return model, "<bytes>"
     if isinstance(src, (str, os.PathLike)):
@@ -79,9 +87,46 @@ def read_model(
                 f"cannot load ONNX model {source!r} (truncated, not an ONNX file, or missing external data): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        try:
+            check_graph_size(model, limits)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{source}: {exc}") from exc
         load_external_data(model, path.parent if base_dir is None else base_dir, source)
         return model, source
     raise TypeError(f"expected a path, bytes or an onnx.ModelProto, got {type(src).__name__}")
+
+
+def check_graph_size(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse a model with more nodes than ``limits.max_nodes`` or graphs nested deeper than ``limits.max_depth``.
+
+    The walk over the graphs held by node attributes (If/Loop/Scan bodies) keeps its own stack, so a deeply nested
+    file costs no Python recursion; it stops at the first limit exceeded.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming the limit, the count or depth reached, and how to raise it.
+    """
+    nodes = 0
+    stack: list[tuple[onnx.GraphProto, int]] = [(model.graph, 1)]
+    while stack:
+        graph, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise ModelLoadError(
+                f"graphs are nested more than {limits.max_depth} levels deep in node attributes (limit "
+                "max_depth; raise it with dtd.load(..., limits=dtd.Limits(max_depth=...)))"
+            )
+        nodes += len(graph.node)
+        if nodes > limits.max_nodes:
+            raise ModelLoadError(
+                f"the model has more than {limits.max_nodes} nodes (limit max_nodes; raise it with "
+                "dtd.load(..., limits=dtd.Limits(max_nodes=...)))"
+            )
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    stack.append((attr.g, depth + 1))
+                stack.extend((sub, depth + 1) for sub in attr.graphs)
 
 
 def default_opset(model: onnx.ModelProto) -> int:
