@@ -90,10 +90,13 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
     DTD_CHECK(d > 0, ModelError, "input '", spec.input_name,
               "' has a non-positive dimension: ", to_string(input_shape_));
   DTD_CHECK(spec.max_activation >= 1, ModelError, "max_activation must be >= 1, got ", spec.max_activation);
+  DTD_CHECK(spec.max_total_activation >= 1, ModelError, "max_total_activation must be >= 1, got ",
+            spec.max_total_activation);
   // The layers' constructors size per-sample tables against the same limit (checked.hpp).
   const detail::ActivationLimitScope limit(spec.max_activation);
   const std::string input_what = detail::concat("input '", spec.input_name, "' of shape ", to_string(input_shape_));
-  detail::check_activation(detail::checked_numel(input_shape_, input_what), input_what);
+  int64_t total = detail::checked_numel(input_shape_, input_what);
+  detail::check_activation(total, input_what);
   for (const LayerSpec& ls : spec.layers)
     for (const auto& [key, array] : ls.weights) {
       bool dims_ok = true;
@@ -130,7 +133,13 @@ Network<T>::Network(const ModelSpec& spec) : input_shape_(spec.input_shape) {
     const std::string what =
         detail::concat(to_string(ls.kind), " layer '", ls.name, "': output shape ", to_string(out_shape));
     for (int64_t d : out_shape) DTD_CHECK(d >= 1, ModelError, what, " has an empty or negative axis");
-    detail::check_activation(detail::checked_numel(out_shape, what), what);
+    const int64_t elements = detail::checked_numel(out_shape, what);
+    detail::check_activation(elements, what);
+    total = detail::checked_add(total, elements, what, ": total elements per sample");
+    DTD_CHECK(total <= spec.max_total_activation, ModelError, what, " brings the input and the layer outputs to ",
+              total, " elements per sample, more than the limit of ", spec.max_total_activation,
+              " (ModelSpec.max_total_activation; raise it with dtd.load(..., "
+              "limits=dtd.Limits(max_total_activation=...)))");
     DTD_CHECK(ids.emplace(ls.output, static_cast<int>(i) + 1).second, ModelError, "layer '", ls.name,
               "': output name '", ls.output, "' is produced twice");
     value_shapes.push_back(layers_.back()->output_shape());

@@ -84,8 +84,14 @@ void bind_spec(py::module_& m) {
       .def_readwrite("input_shape", &ModelSpec::input_shape)
       .def_readwrite("output", &ModelSpec::output)
       .def_readwrite("layers", &ModelSpec::layers)
+      .def(
+          "append_layer", [](ModelSpec& m, LayerSpec& layer) { m.layers.push_back(std::move(layer)); },
+          py::arg("layer"),
+          "Appends `layer` by moving its contents (no copy of its weights); `layer` is left empty.")
       .def_readwrite("max_activation", &ModelSpec::max_activation,
-                     "Most elements per sample of the input or of any layer output (default 2**31).");
+                     "Most elements per sample of the input or of any layer output (default 2**27).")
+      .def_readwrite("max_total_activation", &ModelSpec::max_total_activation,
+                     "Most elements per sample of the input and all layer outputs together (default 2**27).");
 
   py::class_<RuleSpec>(m, "RuleSpec", "The rule applied to one layer in a relevance pass (RULES.md).")
       .def(py::init<>())

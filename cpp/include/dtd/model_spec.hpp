@@ -84,6 +84,9 @@ struct ModelSpec {
   /// Resource limit: the most elements per sample that the input or any layer output may have (default 2^27).
   /// Checked when a Network is built, so that an oversized declaration is a ModelError, not a failed allocation.
   int64_t max_activation = int64_t{1} << 27;
+  /// Resource limit: the most elements per sample of the input and all layer outputs together (default 2^27): an
+  /// explanation keeps every layer's output for the backward pass, so this bounds its memory per sample.
+  int64_t max_total_activation = int64_t{1} << 27;
 };
 
 }  // namespace dtd

@@ -5,10 +5,11 @@ from __future__ import annotations
 import heapq
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from ..limits import DEFAULT_LIMITS, Limits
@@ -190,11 +191,136 @@ def _shape_of(value: onnx.ValueInfoProto) -> Shape | None:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)
 
 
+#: Ops whose output extents come from attributes or constant inputs and can turn negative on a bad geometry.
+_GEOMETRY_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Pad", "Slice"})
+#: Constant inputs handed to the per-node inference as data (pads, starts, shapes are a few elements).
+_SMALL_CONSTANT = 4096
+
+
+def _dims(tp: onnx.TypeProto) -> list[int | str] | None:
+    if not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tp.tensor_type.shape.dim
+    ]
+
+
+def check_geometry(model: onnx.ModelProto) -> None:
+    """Run ONNX shape inference node by node up to the last geometry op, refusing the first negative extent.
+
+    ONNX's whole-graph inference computes a negative extent for a Conv or pool whose kernel, dilation or pads do
+    not fit its input, then aborts the process (an assertion in Slice's inference, which clamps to that extent).
+    Node by node, each output is checked before the next node sees it, so the same file is a ModelLoadError naming
+    the node. Nodes are taken in file order with the inputs known so far, as the whole-graph inference does; small
+    initializers and Constant values are passed as data, as it uses them.
+
+    Raises
+    ------
+    ModelLoadError
+        For a node whose output would have a negative extent (an empty one for a geometry op).
+    """
+    nodes = model.graph.node
+    last = max((i for i, n in enumerate(nodes) if n.op_type in _GEOMETRY_OPS), default=-1)
+    if last < 0:
+        return
+    types: dict[str, onnx.TypeProto] = {v.name: v.type for v in model.graph.input}
+    data: dict[str, onnx.TensorProto] = {}
+    for tensor in model.graph.initializer:
+        types[tensor.name] = helper.make_tensor_type_proto(tensor.data_type, list(tensor.dims))
+        if np.prod(tensor.dims, dtype=np.float64) <= _SMALL_CONSTANT:
+            data[tensor.name] = tensor
+    opset = default_opset(model)
+    for index in range(last + 1):
+        node = nodes[index]
+        if node.op_type == "Constant" and len(node.output) == 1:
+            value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+            if value is not None and np.prod(value.dims, dtype=np.float64) <= _SMALL_CONSTANT:
+                data[node.output[0]] = value
+        if any(name and name not in types for name in node.input):
+            continue  # an input inference cannot reach: so cannot the whole-graph inference
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+            outputs = onnx.shape_inference.infer_node_outputs(
+                schema,
+                node,
+                {name: types[name] for name in node.input if name},
+                {name: data[name] for name in node.input if name in data},
+                opset_imports=list(model.opset_import),
+                ir_version=model.ir_version,
+            )
+        except Exception:
+            continue  # no schema, or inference refuses the node: its outputs stay unknown
+        for name, tp in outputs.items():
+            dims = _dims(tp)
+            if dims is not None and any(isinstance(d, int) and d < 0 for d in dims):
+                given = ", ".join(f"{n} {_dims(types[n])}" for n in node.input if n and n in types)
+                label = node.name or f"{node.op_type}_{index}"
+                raise ModelLoadError(
+                    f"node {node.op_type} '{label}': its output '{name}' would have shape {dims}, with a negative axis "
+                    f"(the kernel, dilations, strides or pads do not fit the input; inputs: {given})"
+                )
+            types[name] = tp
+
+
+def _copy_fields(dst: Any, src: Any, skip: str) -> None:
+    """Copy every set field of protobuf message ``src`` into ``dst`` except ``skip``."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if field.label == field.LABEL_REPEATED:
+            getattr(dst, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def skeleton(model: onnx.ModelProto, in_place: bool = False) -> onnx.ModelProto:
+    """The model with its initializers of more than a few thousand elements replaced by typed graph inputs.
+
+    For ONNX's shape inference once the importer holds the weights as NumPy arrays (:func:`constants`): it
+    serialises the whole model and parses it back (twice the file in memory, and the time to copy it), but needs
+    only a weight's type and dims; small constants (shapes, pads, axes) stay, since inference reads their values.
+    Node order and indices are kept. ``in_place`` strips ``model`` itself (freeing the weights' bytes) instead of
+    building a new skeleton.
+    """
+    graph = model.graph
+    large = [t for t in graph.initializer if np.prod(t.dims, dtype=np.float64) > _SMALL_CONSTANT]
+    if not large:
+        return model
+    declared = {value.name for value in graph.input}
+    typed = [
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in large
+        if t.name not in declared
+    ]
+    small = [t for t in graph.initializer if np.prod(t.dims, dtype=np.float64) <= _SMALL_CONSTANT]
+    if in_place:
+        small = [onnx.TensorProto.FromString(t.SerializeToString()) for t in small]
+        del graph.initializer[:]
+        graph.initializer.extend(small)
+        graph.input.extend(typed)
+        return model
+    light = onnx.ModelProto()
+    _copy_fields(light, model, skip="graph")
+    _copy_fields(light.graph, graph, skip="initializer")
+    light.graph.initializer.extend(small)
+    light.graph.input.extend(typed)
+    return light
+
+
 def infer_shapes(model: onnx.ModelProto) -> dict[str, Shape]:
     """Shapes (batch axis included, None for unknown dims) of every value ONNX shape inference can reach.
 
-    Inference failures are not fatal: the converters then check less and leave it to the C++ side.
+    Inference failures are not fatal: the converters then check less and leave it to the C++ side. A geometry that
+    would make ONNX's inference abort the process is refused first (:func:`check_geometry`).
+
+    Raises
+    ------
+    ModelLoadError
+        From :func:`check_geometry`.
     """
+    check_geometry(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
     except Exception:

@@ -63,15 +63,20 @@ class ConvertedGraph:
     declared: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
 
 
-def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> ConvertedGraph:
+def convert_graph(
+    model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS, *, consume: bool = False
+) -> ConvertedGraph:
     """Translate a parsed ONNX model into layer drafts (no C++ involved).
 
     Parameters
     ----------
     model : onnx.ModelProto
-        The model; it is not modified.
+        The model; it is not modified unless ``consume``.
     limits : dtd.Limits, optional
         Resource limits (the largest folded constant).
+    consume : bool, optional
+        Drop the bytes of ``model``'s large initializers once they are read (:func:`dtd.onnx.graph.skeleton`),
+        so that the file's data is not held twice during the conversion: for a caller's private copy.
 
     Returns
     -------
@@ -101,6 +106,8 @@ def convert_graph(model: onnx.ModelProto, limits: Limits = DEFAULT_LIMITS) -> Co
     for i in order:  # before anything reads a node: arity and attribute types as onnx.checker checks them
         schema.check_node(nodes[i], names[i], opset)
 
+    # The weights are in `consts` now: shape inference and the converters see the model without their bytes.
+    model = g.skeleton(model, in_place=consume)
     shapes = g.infer_shapes(model)
     static_alias = {
         nodes[i].output[0]: nodes[i].input[0]
@@ -292,8 +299,11 @@ def layer_shapes(
     return {by_name[info["name"]]: tuple(int(d) for d in info["output_shape"]) for info in net.layers}
 
 
-def build_spec(converted: ConvertedGraph, limits: Limits = DEFAULT_LIMITS) -> Any:
+def build_spec(converted: ConvertedGraph, limits: Limits = DEFAULT_LIMITS, *, release: bool = False) -> Any:
     """Turn drafts into a ``dtd._core.ModelSpec``.
+
+    With ``release``, each draft's weights are dropped once they are in the spec, so that the weights are not held
+    twice in float64 (for the importer's own drafts: ``converted`` cannot be built again).
 
     Raises
     ------
@@ -302,7 +312,10 @@ def build_spec(converted: ConvertedGraph, limits: Limits = DEFAULT_LIMITS) -> An
     """
     from .. import _core  # the compiled module; imported late so the pure-Python parts work without it
 
-    specs = []
+    model = _core.ModelSpec()
+    model.input_name = converted.input_name
+    model.input_shape = list(converted.input_shape)
+    model.output = converted.output
     for layer in converted.layers:
         spec = _core.LayerSpec()
         try:
@@ -315,11 +328,9 @@ def build_spec(converted: ConvertedGraph, limits: Limits = DEFAULT_LIMITS) -> An
             spec.weights = dict(layer.weights)
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f"{layer.source}: invalid layer parameters: {exc}") from exc
-        specs.append(spec)
-    model = _core.ModelSpec()
-    model.input_name = converted.input_name
-    model.input_shape = list(converted.input_shape)
-    model.output = converted.output
-    model.layers = specs
+        if release:
+            layer.weights = {}
+        model.append_layer(spec)  # moved, not copied
     model.max_activation = limits.max_activation
+    model.max_total_activation = limits.max_total_activation
     return model

@@ -97,7 +97,9 @@ def convert_gemm(ctx: ConversionContext, node: Node) -> None:
     b = ctx.constant(node, 1, "weight B")
     if b.ndim != 2:
         raise ModelLoadError(f"{node.describe()}: the weight B must be 2-D, got shape {b.shape}")
-    weight = alpha * (b if node.int_attr("transB", 0) else b.T)
+    weight = b if node.int_attr("transB", 0) else b.T
+    if alpha != 1.0:
+        weight = alpha * weight  # a new array only when needed: a weight can be most of the file
     rank = ctx.rank_of(node.input(0))
     if rank is not None and rank != 2:
         raise ModelLoadError(
