@@ -193,6 +193,11 @@ def _shape_of(value: onnx.ValueInfoProto) -> Shape | None:
 
 #: Ops whose output extents come from attributes or constant inputs and can turn negative on a bad geometry.
 _GEOMETRY_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Pad", "Slice"})
+#: Why an op's output extent turned negative, for the message.
+_NEGATIVE_REASON = {
+    "Pad": "its pads crop more than the axis holds",
+    "": "its kernel, dilations, strides or pads do not fit the input",
+}
 #: Constant inputs handed to the per-node inference as data (pads, starts, shapes are a few elements).
 _SMALL_CONSTANT = 4096
 
@@ -257,7 +262,7 @@ def check_geometry(model: onnx.ModelProto) -> None:
                 label = node.name or f"{node.op_type}_{index}"
                 raise ModelLoadError(
                     f"node {node.op_type} '{label}': its output '{name}' would have shape {dims}, with a negative axis "
-                    f"(the kernel, dilations, strides or pads do not fit the input; inputs: {given})"
+                    f"({_NEGATIVE_REASON.get(node.op_type, _NEGATIVE_REASON[''])}; inputs: {given})"
                 )
             types[name] = tp
 
