@@ -278,3 +278,63 @@ def test_flag_attributes_are_zero_or_one(value: int) -> None:
     b = GraphBuilder((6,))
     model = b.build(b.node("Gemm", ["x", b.weight((3, 6))], name="g", transB=value))
     raises_on_load(model, ModelLoadError, "Gemm 'g'", "transB", "flag")
+
+
+def _i64(*values: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    a = np.array(values, dtype=np.int64)
+    return a if shape is None else a.reshape(shape)
+
+
+def _constant_input_case(case: str) -> onnx.ModelProto:
+    b = GraphBuilder((4, 6), opset=20)
+    x = b.relu("x")
+    if case == "squeeze_scalar_axes":
+        y = b.node("Squeeze", [b.node("Unsqueeze", [x, b.const(_i64(3))]), b.const(np.int64(3))])
+    elif case == "reduce_axes_2d":
+        y = b.node("ReduceMean", [x, b.const(_i64(2, shape=(1, 1)))], keepdims=1)
+    elif case == "slice_starts_2d":
+        s = [b.const(_i64(0, shape=(1, 1))), b.const(_i64(2, shape=(1, 1))), b.const(_i64(2, shape=(1, 1)))]
+        y = b.node("Slice", [x, *s])
+    elif case == "reshape_shape_2d":
+        y = b.node("Reshape", [x, b.const(_i64(0, 24, shape=(1, 2)))])
+    elif case == "pad_pads_2d":
+        y = b.node("Pad", [x, b.const(_i64(0, 0, 1, 0, 0, 1, shape=(1, 6)))])
+    elif case == "clip_min_vector":
+        y = b.node("Clip", ["x", b.const(np.array([0.0, 1.0], np.float32)), b.const(np.float32(6.0))])
+    else:
+        raise AssertionError(case)
+    return b.build(y)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["squeeze_scalar_axes", "reduce_axes_2d", "slice_starts_2d", "reshape_shape_2d", "clip_min_vector"],
+)
+def test_constant_inputs_of_the_wrong_shape(case: str) -> None:
+    # dtd reads these inputs flattened; onnxruntime refuses them (a Squeeze axes scalar, [1, 1] axes, a 2-D shape).
+    raises_on_load(
+        _constant_input_case(case), ModelLoadError, r"input [12] '.*' must be (a 1-D tensor|a scalar)"
+    )
+
+
+def test_constant_inputs_in_the_forms_onnxruntime_accepts() -> None:
+    b = GraphBuilder((4, 6), opset=20)
+    x = b.relu("x")
+    y = b.node("Unsqueeze", [x, b.const(np.int64(1))])  # scalar axes: allowed for Unsqueeze
+    y = b.node("Squeeze", [y, b.const(_i64(1))])
+    y = b.node("Clip", [y, b.const(np.array([0.0], np.float32)), b.const(np.float32(6.0))])  # one-element min
+    model = b.build(y)
+    x_in = np.random.default_rng(0).standard_normal((2, 4, 6)).astype(np.float32)
+    import onnxruntime as ort
+
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x_in}
+    )
+    np.testing.assert_allclose(dtd.load(model).forward(x_in), ref[0], rtol=1e-6, atol=1e-6)
+
+
+def test_graph_output_without_element_type() -> None:
+    b, y = _mlp()
+    model = b.build(y)
+    model.graph.output[0].type.tensor_type.elem_type = 0
+    raises_on_load(model, ModelLoadError, "graph output .* without an element type")

@@ -5,6 +5,8 @@
 #include "gemm.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <stdexcept>
 #include <vector>
 
@@ -140,7 +142,13 @@ void pack_b(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc, int
 }  // namespace
 
 bool sgemm_available() {
-  return true;
+  // DTD_SGEMM=0 turns the micro-kernel off for the whole process (Eigen's GEMM everywhere): a testing knob, so that
+  // one build can run both GEMM paths (tools/sanitize.sh). Read once; results differ in the last bits between paths.
+  static const bool enabled = [] {
+    const char* v = std::getenv("DTD_SGEMM");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled;
 }
 
 namespace {

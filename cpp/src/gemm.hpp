@@ -7,7 +7,8 @@
 
 namespace dtd::detail {
 
-/// True when this build has the micro-kernel (x86 with AVX2 + FMA, without AVX-512); otherwise callers use Eigen.
+/// True when this build has the micro-kernel (x86 with AVX2 + FMA, without AVX-512) and the environment variable
+/// DTD_SGEMM is not "0" (read once per process); otherwise callers use Eigen.
 bool sgemm_available();
 
 /// C[m, n] = op(A) op(B) on the calling thread, row-major with row strides lda, ldb, ldc. A is [m, k] ([k, m] when

@@ -394,7 +394,7 @@ def check_ir_version(model: onnx.ModelProto) -> None:
 def check_declared_types(graph: onnx.GraphProto, data_values: set[str], dtype: str) -> None:
     """Every declared element type of a data value (the graph output, value_info of layer outputs) must be the
     input's: ONNX's ops that dtd converts keep one float type T throughout, so another one (complex, int, bool, an
-    unknown code) contradicts the graph.
+    unknown code) contradicts the graph. A graph output's tensor type must name its element type.
 
     Raises
     ------
@@ -402,6 +402,12 @@ def check_declared_types(graph: onnx.GraphProto, data_values: set[str], dtype: s
         Naming the value and both types.
     """
     expected = next(code for code, name in _FLOAT_TYPES.items() if name == dtype)
+    for value in graph.output:
+        if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type == 0:
+            raise ModelLoadError(
+                f"graph output '{value.name}' is declared as a tensor without an element type (onnx.checker: "
+                "elem_type is required)"
+            )
     for value in [*graph.output, *graph.value_info]:
         if value.name not in data_values or not value.type.HasField("tensor_type"):
             continue

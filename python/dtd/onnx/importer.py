@@ -103,8 +103,15 @@ def convert_graph(
     order = [i for i in order if i in needed]
     if out_value.name != input_name and out_value.name not in consts and not needed:
         raise ModelLoadError(f"the graph output '{out_value.name}' is not produced by any node")
-    for i in order:  # before anything reads a node: arity and attribute types as onnx.checker checks them
+    const_dims = {name: tuple(value.shape) for name, value in consts.items()}
+    for node in nodes:
+        if node.op_type == "Constant" and len(node.output) == 1:
+            value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+            if value is not None:
+                const_dims[node.output[0]] = tuple(value.dims)
+    for i in order:  # before anything reads a node: arity, attribute types and constant input shapes
         schema.check_node(nodes[i], names[i], opset)
+        schema.check_constant_inputs(nodes[i], names[i], opset, const_dims)
 
     # The weights are in `consts` now: shape inference and the converters see the model without their bytes.
     model = g.skeleton(model, in_place=consume)

@@ -452,3 +452,57 @@ def check_node(node: onnx.NodeProto, name: str, opset: int) -> None:
                 raise UnsupportedModelError(
                     f"{where}: attribute '{attr.name}' holds {big}; extents beyond +-2^31 are not supported"
                 )
+
+
+_REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2")
+#: What the ONNX specs require of the constant inputs dtd reads as lists or scalars, as onnxruntime enforces it:
+#: op -> (since opset, {input index: form}). "vector": 1-D; "axes": 1-D or a scalar;
+#: "scalar": 0-D or a one-element vector. dtd reads these values flattened, so a [2, 1] axes tensor or a vector
+#: for a scalar would otherwise be taken silently.
+INPUT_FORMS: dict[str, tuple[int, dict[int, str]]] = {
+    "Reshape": (5, {1: "vector"}),
+    "Squeeze": (13, {1: "vector"}),
+    "Unsqueeze": (13, {1: "axes"}),
+    **{op: (18, {1: "vector"}) for op in _REDUCE_OPS},
+    "Pad": (11, {1: "vector", 2: "scalar", 3: "vector"}),
+    "Slice": (10, {1: "vector", 2: "vector", 3: "vector", 4: "vector"}),
+    "Tile": (6, {1: "vector"}),
+    "Expand": (8, {1: "vector"}),
+    "ConstantOfShape": (9, {0: "vector"}),
+    "Split": (13, {1: "vector"}),
+    "Range": (11, {0: "scalar", 1: "scalar", 2: "scalar"}),
+    "Clip": (11, {1: "scalar", 2: "scalar"}),
+}
+INPUT_FORMS["ReduceSum"] = (13, {1: "vector"})
+_FORM_TEXT = {"vector": "a 1-D tensor", "axes": "a 1-D tensor or a scalar", "scalar": "a scalar"}
+
+
+def _has_form(form: str, dims: tuple[int, ...]) -> bool:
+    if form == "scalar":
+        return len(dims) == 0 or dims == (1,)
+    if form == "axes":
+        return len(dims) <= 1
+    return len(dims) == 1
+
+
+def check_constant_inputs(
+    node: onnx.NodeProto, name: str, opset: int, dims: dict[str, tuple[int, ...]]
+) -> None:
+    """Check the shape of ``node``'s constant inputs (initializers and Constant outputs: their dims by name in
+    ``dims``) against :data:`INPUT_FORMS`.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming the node, the input, the form required and the shape given.
+    """
+    since, required = INPUT_FORMS.get(node.op_type, (0, {}))
+    if opset < since:
+        return
+    for index, form in required.items():
+        value = node.input[index] if index < len(node.input) else ""
+        if value and value in dims and not _has_form(form, dims[value]):
+            raise ModelLoadError(
+                f"{node.op_type} '{name}' (opset {opset}): input {index} '{value}' must be {_FORM_TEXT[form]}, got "
+                f"a constant of shape {list(dims[value])}"
+            )
