@@ -14,7 +14,9 @@ namespace ox = dtd::onnx;
 
 namespace {
 
-py::bytes bytes(const std::string& s) { return py::bytes(s.data(), s.size()); }
+py::bytes bytes(const std::string& s) {
+  return py::bytes(s.data(), s.size());
+}
 
 template <class T>
 py::array_t<T> array(const std::vector<T>& v) {
@@ -182,15 +184,17 @@ py::dict decoded(Read read) {
 void bind_onnx(py::module_& m) {
   m.def(
       "_onnx_read",
-      [](const py::bytes& data, std::optional<std::string> base_dir) {
+      [](const py::bytes& data, std::optional<std::string> base_dir, bool external) {
         char* p = nullptr;
         py::ssize_t n = 0;
         if (PyBytes_AsStringAndSize(data.ptr(), &p, &n) != 0) throw py::error_already_set();
-        return decoded([&] { return ox::read_model(p, static_cast<size_t>(n), base_dir); });
+        const auto size = static_cast<size_t>(n);
+        return decoded(
+            [&] { return external ? ox::read_model(p, size, base_dir) : ox::decode_model(p, size, "bytes"); });
       },
-      py::arg("data"), py::arg("base_dir") = py::none(),
+      py::arg("data"), py::arg("base_dir") = py::none(), py::arg("external") = true,
       "Decodes a serialized ModelProto with the C++ reader (private, for tests): nested dicts; external data read "
-      "from base_dir.");
+      "from base_dir (external=False: left as the model describes it).");
   m.def(
       "_onnx_read_file", [](const std::string& path) { return decoded([&] { return ox::read_model_file(path); }); },
       py::arg("path"), "Reads an .onnx file with the C++ reader (private, for tests); external data beside it.");

@@ -25,9 +25,15 @@ Bytes varint(uint64_t v) {
   } while (v);
   return out;
 }
-Bytes tag(uint32_t field, uint32_t wire) { return varint((uint64_t{field} << 3) | wire); }
-Bytes len(uint32_t field, const Bytes& payload) { return tag(field, 2) + varint(payload.size()) + payload; }
-Bytes vint(uint32_t field, uint64_t v) { return tag(field, 0) + varint(v); }
+Bytes tag(uint32_t field, uint32_t wire) {
+  return varint((uint64_t{field} << 3) | wire);
+}
+Bytes len(uint32_t field, const Bytes& payload) {
+  return tag(field, 2) + varint(payload.size()) + payload;
+}
+Bytes vint(uint32_t field, uint64_t v) {
+  return tag(field, 0) + varint(v);
+}
 Bytes fixed32(uint32_t field, float v) {
   Bytes b(4, '\0');
   std::memcpy(b.data(), &v, 4);
@@ -36,10 +42,16 @@ Bytes fixed32(uint32_t field, float v) {
 
 // ModelProto.graph = 7, GraphProto.node = 1, .initializer = 5, NodeProto.attribute = 5, AttributeProto.ints = 8,
 // .g = 6, .t = 5, TensorProto.dims = 1, .data_type = 2, .float_data = 4, .name = 8, .raw_data = 9.
-Bytes model_with_graph(const Bytes& graph) { return vint(1, 8) + len(7, graph); }
-Bytes graph_with_attribute(const Bytes& attribute) { return len(1, len(4, "Conv") + len(5, attribute)); }
+Bytes model_with_graph(const Bytes& graph) {
+  return vint(1, 8) + len(7, graph);
+}
+Bytes graph_with_attribute(const Bytes& attribute) {
+  return len(1, len(4, "Conv") + len(5, attribute));
+}
 
-ox::Model read(const Bytes& b) { return ox::read_model(b.data(), b.size()); }
+ox::Model read(const Bytes& b) {
+  return ox::read_model(b.data(), b.size());
+}
 
 bool refused(const Bytes& b, const std::string& needle) {
   try {
@@ -57,7 +69,8 @@ void test_packed_and_unpacked() {
   Bytes packed_payload = varint(1) + varint(2) + varint(static_cast<uint64_t>(-3));
   const Bytes packed = graph_with_attribute(attr_name + len(8, packed_payload));
   const Bytes unpacked = graph_with_attribute(attr_name + vint(8, 1) + vint(8, 2) + vint(8, static_cast<uint64_t>(-3)));
-  const Bytes mixed = graph_with_attribute(attr_name + vint(8, 1) + len(8, varint(2) + varint(static_cast<uint64_t>(-3))));
+  const Bytes mixed =
+      graph_with_attribute(attr_name + vint(8, 1) + len(8, varint(2) + varint(static_cast<uint64_t>(-3))));
   for (const Bytes* g : {&packed, &unpacked, &mixed}) {
     const ox::Model m = read(model_with_graph(*g));
     check(m.ir_version == 8, "ir_version");
@@ -120,8 +133,9 @@ void test_malformed() {
         "negative dims refused");
   check(refused(model_with_graph(len(5, vint(1, 4) + vint(2, 1) + len(9, Bytes(15, '\0')))), "holds 15 bytes"),
         "raw_data size mismatch refused");
-  check(refused(model_with_graph(len(5, vint(1, 2) + vint(2, 1) + len(7, varint(1) + varint(2)))), "expected float_data"),
-        "data in the wrong field refused");
+  check(
+      refused(model_with_graph(len(5, vint(1, 2) + vint(2, 1) + len(7, varint(1) + varint(2)))), "expected float_data"),
+      "data in the wrong field refused");
   check(refused(model_with_graph(len(5, vint(1, 2) + vint(2, 1))), "holds no data"), "missing data refused");
   check(refused(model_with_graph(len(15, "")), "sparse"), "sparse initializer refused");
   check(refused(model_with_graph(len(5, len(3, ""))), "segment"), "segment refused");

@@ -55,10 +55,18 @@ enum DataType : int32_t {
   kUint4 = 21,
   kInt4 = 22,
   kFloat4E2M1 = 23,
+  kFloat8E8M0 = 24,
+  kUint2 = 25,
+  kInt2 = 26,
+  kFloat6E2M3 = 27,
+  kFloat6E3M2 = 28,
 };
 
-/// Bytes per element in raw_data (4-bit types: 1, two elements share a byte); 0 for STRING and unknown types.
+/// Bytes per element in raw_data (the 4-bit and 2-bit types: 1, though two or four elements share a byte); 0 for
+/// STRING, the 6-bit types and unknown types (no raw_data layout).
 int element_size(int32_t data_type);
+/// Elements per byte of raw_data and per int32_data entry: 2 for the 4-bit types, 4 for the 2-bit ones, else 1.
+int elements_per_byte(int32_t data_type);
 /// Name of a data type ("FLOAT", ...; "<n>" for an unknown one).
 std::string data_type_name(int32_t data_type);
 
@@ -83,7 +91,15 @@ struct Dimension {
 
 /// TypeProto. Only tensor types are decoded in full; for the other kinds the kind is recorded and the content skipped.
 struct TypeProto {
-  enum class Kind : uint8_t { none = 0, tensor = 1, sequence = 4, map = 5, opaque = 7, sparse_tensor = 8, optional = 9 };
+  enum class Kind : uint8_t {
+    none = 0,
+    tensor = 1,
+    sequence = 4,
+    map = 5,
+    opaque = 7,
+    sparse_tensor = 8,
+    optional = 9
+  };
   Kind kind = Kind::none;
   int32_t elem_type = 0;  // tensor: TensorProto.DataType
   bool has_shape = false;
@@ -195,9 +211,13 @@ struct Model {
   std::vector<StringStringEntry> metadata_props;
 };
 
-/// Decodes a serialized ModelProto. External tensors are read from files in `base_dir` (checked as
-/// load_external_data does); a model with external tensors and no `base_dir` is an error. `source` names the input
-/// in messages ("bytes", a path).
+/// Decodes a serialized ModelProto, leaving external tensors as the model describes them (data_location kExternal,
+/// external_data entries). `source` names the input in messages.
+Model decode_model(const void* data, size_t size, const std::string& source = "bytes");
+
+/// Decodes a serialized ModelProto (decode_model, then load_external_data). External tensors are read from files in
+/// `base_dir` (checked as load_external_data does); a model with external tensors and no `base_dir` is an error.
+/// `source` names the input in messages ("bytes", a path).
 Model read_model(const void* data, size_t size, const std::optional<std::string>& base_dir = std::nullopt,
                  const std::string& source = "bytes");
 
@@ -215,7 +235,8 @@ struct FieldInfo {
   const char* message;  // "TensorProto", "TypeProto.Tensor", ...
   const char* field;
   int number;
-  const char* type;  // "int64", "int32", "uint64", "float", "double", "string", "bytes", "enum <Name>", "message <Name>"
+  const char*
+      type;  // "int64", "int32", "uint64", "float", "double", "string", "bytes", "enum <Name>", "message <Name>"
   bool repeated;
   const char* action;  // "decode", "skip" (known, ignored), "refuse" (an error when present)
 };

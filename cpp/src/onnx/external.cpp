@@ -6,7 +6,6 @@
 #include <fstream>
 #include <map>
 
-#include "decode.hpp"
 #include "dtd/onnx.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -148,7 +147,8 @@ fs::path checked_location(const Tensor& t, const std::string& location, const fs
   if (!inside(full, base))
     throw ModelLoadError(detail::concat(what, " resolves to ", repr(full.string()), ", outside the model's folder ",
                                         repr(base.string())));
-  if (!fs::is_regular_file(full, ec)) throw ModelLoadError(detail::concat(what, ": no such file in ", repr(base.string())));
+  if (!fs::is_regular_file(full, ec))
+    throw ModelLoadError(detail::concat(what, ": no such file in ", repr(base.string())));
   return full;
 }
 
@@ -172,16 +172,16 @@ void load_one(Tensor& t, const fs::path& base) {
   int64_t numel = 1;
   for (int64_t d : t.dims) {
     if (d < 0)
-      throw ModelLoadError(detail::concat("initializer '", t.name, "' has dims ", dims_text(t.dims),
-                                          " with a negative entry"));
+      throw ModelLoadError(
+          detail::concat("initializer '", t.name, "' has dims ", dims_text(t.dims), " with a negative entry"));
     if (__builtin_mul_overflow(numel, d, &numel))
       throw ModelLoadError(detail::concat("initializer '", t.name, "': the element count of ", dims_text(t.dims),
                                           " does not fit in a 64-bit integer"));
   }
-  const bool four_bit = t.data_type == kUint4 || t.data_type == kInt4 || t.data_type == kFloat4E2M1;
+  const int64_t pack = elements_per_byte(t.data_type);
   int64_t expected = 0;
-  if (four_bit) {
-    expected = numel / 2 + numel % 2;  // two elements per byte
+  if (pack > 1) {
+    expected = numel / pack + (numel % pack != 0);  // several elements per byte
   } else if (__builtin_mul_overflow(numel, int64_t{itemsize}, &expected)) {
     throw ModelLoadError(detail::concat("initializer '", t.name, "': the byte size of ", dims_text(t.dims),
                                         " does not fit in a 64-bit integer"));
@@ -233,8 +233,7 @@ void load_external_data(Model& model, const std::optional<std::string>& base_dir
   for (Tensor* t : tensors) load_one(*t, base);
 }
 
-Model read_model(const void* data, size_t size, const std::optional<std::string>& base_dir,
-                 const std::string& source) {
+Model read_model(const void* data, size_t size, const std::optional<std::string>& base_dir, const std::string& source) {
   Model model = decode_model(data, size, source);
   load_external_data(model, base_dir, source);
   return model;
@@ -247,7 +246,7 @@ Model read_model_file(const std::string& path) {
 #ifdef DTD_ONNX_MMAP
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw ModelLoadError(detail::concat(repr(path), ": cannot open the file"));
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     throw ModelLoadError(detail::concat(repr(path), ": not a regular file"));

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "dtd/onnx.hpp"
-#include "decode.hpp"
 #include "fields.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -78,8 +77,8 @@ class Decoder {
     } else {
       field = detail::concat(message_, '.', kFieldRows[static_cast<int>(field_)].field, " (field ", field_number_, ')');
     }
-    throw ModelLoadError(detail::concat(source_, ": malformed ONNX model at byte ", at - base_, ": ", field, " in ",
-                                        path, ": ", what));
+    throw ModelLoadError(
+        detail::concat(source_, ": malformed ONNX model at byte ", at - base_, ": ", field, " in ", path, ": ", what));
   }
 
   void charge(size_t bytes, const uint8_t* at) {
@@ -382,9 +381,13 @@ class Decoder {
           message(s, wt, F::TypeProto_tensor_type, -1, tensor, "TypeProto.Tensor");
           break;
         }
-        case num(F::TypeProto_sequence_type): kind(s, wt, F::TypeProto_sequence_type, t, TypeProto::Kind::sequence); break;
+        case num(F::TypeProto_sequence_type):
+          kind(s, wt, F::TypeProto_sequence_type, t, TypeProto::Kind::sequence);
+          break;
         case num(F::TypeProto_map_type): kind(s, wt, F::TypeProto_map_type, t, TypeProto::Kind::map); break;
-        case num(F::TypeProto_optional_type): kind(s, wt, F::TypeProto_optional_type, t, TypeProto::Kind::optional); break;
+        case num(F::TypeProto_optional_type):
+          kind(s, wt, F::TypeProto_optional_type, t, TypeProto::Kind::optional);
+          break;
         case num(F::TypeProto_sparse_tensor_type):
           kind(s, wt, F::TypeProto_sparse_tensor_type, t, TypeProto::Kind::sparse_tensor);
           break;
@@ -486,9 +489,9 @@ class Decoder {
       const char* field;
       size_t count;
     };
-    const Held held[] = {{"raw_data", t.raw_data.size()},       {"float_data", t.float_data.size()},
-                         {"int32_data", t.int32_data.size()},   {"string_data", t.string_data.size()},
-                         {"int64_data", t.int64_data.size()},   {"double_data", t.double_data.size()},
+    const Held held[] = {{"raw_data", t.raw_data.size()},      {"float_data", t.float_data.size()},
+                         {"int32_data", t.int32_data.size()},  {"string_data", t.string_data.size()},
+                         {"int64_data", t.int64_data.size()},  {"double_data", t.double_data.size()},
                          {"uint64_data", t.uint64_data.size()}};
     const Held* data = nullptr;
     for (const Held& h : held) {
@@ -498,19 +501,18 @@ class Decoder {
     }
     const std::string type = data_type_name(t.data_type);
     if (!data) {
-      if (numel != 0)
-        fail(start, detail::concat("tensor '", t.name, "' of ", numel, " elements holds no data"));
+      if (numel != 0) fail(start, detail::concat("tensor '", t.name, "' of ", numel, " elements holds no data"));
       return;
     }
-    const bool four_bit = t.data_type == kUint4 || t.data_type == kInt4 || t.data_type == kFloat4E2M1;
+    const int64_t pack = elements_per_byte(t.data_type);
     int64_t expected = 0;
     const char* want = nullptr;
     if (data == &held[0]) {
       const int size = element_size(t.data_type);
       if (size == 0) fail(start, detail::concat("tensor '", t.name, "' of element type ", type, " has raw_data"));
       want = "raw_data";
-      if (four_bit) {
-        expected = numel / 2 + numel % 2;
+      if (pack > 1) {
+        expected = numel / pack + (numel % pack != 0);  // several elements share a byte
       } else if (__builtin_mul_overflow(numel, static_cast<int64_t>(size), &expected)) {
         fail(start, detail::concat("tensor '", t.name, "': its byte size does not fit in int64"));
       }
@@ -539,14 +541,19 @@ class Decoder {
         case kFloat8E5M2FNUZ:
         case kUint4:
         case kInt4:
-        case kFloat4E2M1: want = "int32_data"; break;
+        case kFloat4E2M1:
+        case kFloat8E8M0:
+        case kUint2:
+        case kInt2:
+        case kFloat6E2M3:
+        case kFloat6E3M2: want = "int32_data"; break;
         default: fail(start, detail::concat("tensor '", t.name, "' holds data of unknown element type ", type));
       }
       if (std::strcmp(want, data->field) != 0)
         fail(start, detail::concat("tensor '", t.name, "' of element type ", type, " holds its data in ", data->field,
                                    ", expected ", want));
-      if (four_bit) {
-        expected = numel / 2 + numel % 2;  // two 4-bit values per int32_data entry
+      if (pack > 1) {
+        expected = numel / pack + (numel % pack != 0);  // several values per int32_data entry, as in raw_data
       } else if (__builtin_mul_overflow(numel, per, &expected)) {
         fail(start, detail::concat("tensor '", t.name, "': its value count does not fit in int64"));
       }
@@ -735,7 +742,10 @@ int element_size(int32_t data_type) {
     case kFloat8E5M2FNUZ:
     case kUint4:
     case kInt4:
-    case kFloat4E2M1: return 1;
+    case kFloat4E2M1:
+    case kFloat8E8M0:
+    case kUint2:
+    case kInt2: return 1;
     case kUint16:
     case kInt16:
     case kFloat16:
@@ -749,12 +759,23 @@ int element_size(int32_t data_type) {
   }
 }
 
+int elements_per_byte(int32_t data_type) {
+  switch (data_type) {
+    case kUint4:
+    case kInt4:
+    case kFloat4E2M1: return 2;
+    case kUint2:
+    case kInt2: return 4;
+    default: return 1;
+  }
+}
+
 std::string data_type_name(int32_t data_type) {
-  static const char* const names[] = {"UNDEFINED", "FLOAT",      "UINT8",         "INT8",           "UINT16",
-                                      "INT16",     "INT32",      "INT64",         "STRING",         "BOOL",
-                                      "FLOAT16",   "DOUBLE",     "UINT32",        "UINT64",         "COMPLEX64",
-                                      "COMPLEX128", "BFLOAT16",  "FLOAT8E4M3FN",  "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
-                                      "FLOAT8E5M2FNUZ", "UINT4", "INT4",          "FLOAT4E2M1"};
+  static const char* const names[] = {"UNDEFINED",      "FLOAT",    "UINT8",        "INT8",           "UINT16",
+                                      "INT16",          "INT32",    "INT64",        "STRING",         "BOOL",
+                                      "FLOAT16",        "DOUBLE",   "UINT32",       "UINT64",         "COMPLEX64",
+                                      "COMPLEX128",     "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
+                                      "FLOAT8E5M2FNUZ", "UINT4",    "INT4",         "FLOAT4E2M1"};
   if (data_type >= 0 && data_type < static_cast<int32_t>(sizeof(names) / sizeof(names[0]))) return names[data_type];
   return detail::concat(data_type);
 }
