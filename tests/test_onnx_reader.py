@@ -227,6 +227,11 @@ def difference(a: Any, b: Any, path: str = "model") -> str | None:
 
 
 # -- the field table -------------------------------------------------------------------------------------------
+def _repeated(fd: FD) -> bool:
+    is_repeated = getattr(fd, "is_repeated", None)  # protobuf >= 6; older ones have only .label
+    return bool(is_repeated) if is_repeated is not None else fd.label == FD.LABEL_REPEATED
+
+
 def test_field_table_matches_onnx_descriptors() -> None:
     rows = _core._onnx_fields()
     seen: dict[str, set[str]] = {}
@@ -235,7 +240,7 @@ def test_field_table_matches_onnx_descriptors() -> None:
         fd = _MESSAGES[message].DESCRIPTOR.fields_by_name[field]
         where = f"{message}.{field}"
         assert fd.number == number, where
-        assert (fd.label == FD.LABEL_REPEATED) == repeated, where
+        assert _repeated(fd) == repeated, where
         kind, _, name = type_.partition(" ")
         if kind == "message":
             assert fd.type == FD.TYPE_MESSAGE and fd.message_type.name == name, where
@@ -413,7 +418,8 @@ def test_malformed_bytes_are_refused() -> None:
     _refused(_tag(7, 2) + _varint(100) + b"abc", r"length 100 exceeds the 3 bytes left")
     _refused(_tag(7, 2), "truncated varint")
     _refused(_model(_len(2, b"g"))[:-1], "exceeds")
-    _refused(_tag(7, 6), "invalid wire type")
+    _refused(_tag(50, 6), "invalid wire type")
+    _refused(_tag(7, 6), "wire type 6")
     _refused(_tag(7, 0) + _varint(1), "wire type 0")
     for data in (_tag(1, 0) + b"\x80" * 10 + b"\x01", _tag(7, 2) + _varint(100) + b"abc"):
         with pytest.raises(DecodeError):
@@ -451,7 +457,7 @@ def test_nesting_depth_bomb_is_refused() -> None:
         g, depth = g["node"][0]["attribute"][0]["g"], depth + 1
     assert depth == 64 and g["name"] == b"leaf"
     _refused(nested(65), "nest deeper than 64")
-    _refused(nested(100_000), "nest deeper than 64")  # no stack overflow before the limit
+    _refused(nested(2000), "nest deeper than 64")  # refused at the limit, long before the stack runs out
 
 
 def test_error_names_message_field_and_offset() -> None:
@@ -465,10 +471,11 @@ def test_error_names_message_field_and_offset() -> None:
 
 
 def test_many_empty_messages_stay_within_the_budget() -> None:
-    # 2 bytes per empty node: the decoded structures are charged per element; 1 MiB of them still decodes.
-    data = _model(_len(1, b"") * (1 << 19))
+    # 2 bytes per empty node: the decoded structures are charged per element (at most 64 bytes per input byte,
+    # plus 64 MiB); a file of empty nodes still decodes.
+    data = _model(_len(1, b"") * (1 << 15))
     got = _core._onnx_read(data)
-    assert len(got["graph"]["node"]) == 1 << 19
+    assert len(got["graph"]["node"]) == 1 << 15
 
 
 # -- external data ---------------------------------------------------------------------------------------------
@@ -591,13 +598,13 @@ def test_short_file_is_refused(tmp_path: Path) -> None:
 
 def test_external_description_that_is_not_utf8(tmp_path: Path) -> None:
     path, _ = _external_model(tmp_path)
-    raw = path.read_bytes().replace(b"weights.bin", b"weights\xff.bin")
+    raw = path.read_bytes().replace(b"weights.bin", b"weight\xff.bin")  # same length
     with pytest.raises(dtd.ModelLoadError, match="not valid UTF-8"):
         _core._onnx_read(raw, str(tmp_path))
 
 
 # -- fuzz: mutated seeds in a child process -------------------------------------------------------------------
-FUZZ_CASES = 3000
+FUZZ_CASES = 2000
 
 
 def _fuzz_cases(start: int, stop: int) -> Iterator[tuple[str, bytes, tuple[tuple[str, bytes], ...]]]:
@@ -612,28 +619,29 @@ def _fuzz_cases(start: int, stop: int) -> Iterator[tuple[str, bytes, tuple[tuple
         yield f"{seed.name}:{kind}:{1000 + i}", data, seed.files
 
 
-def _fuzz_one(data: bytes, base_dir: str) -> str:
-    """One case's class; raises AssertionError for a decode that differs from onnx's."""
+def _fuzz_one(data: bytes, base_dir: str) -> tuple[str, str]:
+    """One case's class and the reader's message; AssertionError for a decode that differs from onnx's."""
     try:
         want = as_dict(onnx.load_model_from_string(data))
     except Exception:
         want = None
+    message = ""
     try:
         got = _core._onnx_read(data, external=False)
-    except dtd.ModelLoadError:
-        got = None
+    except dtd.ModelLoadError as exc:
+        got, message = None, str(exc)
     try:  # with external data resolved: a ModelLoadError or a model, nothing else
         _core._onnx_read(data, base_dir)
     except dtd.ModelLoadError:
         pass
     if got is None:
-        return "refused_by_both" if want is None else "refused_by_dtd_only"
+        return ("refused_by_both" if want is None else "refused_by_dtd_only"), message
     if want is None:
-        return "accepted_by_dtd_only"
+        return "accepted_by_dtd_only", ""
     d = difference(got, want)
     if d:
         raise AssertionError(d)
-    return "equal"
+    return "equal", ""
 
 
 def _fuzz_child(start: int, stop: int, folder: str) -> None:
@@ -642,7 +650,7 @@ def _fuzz_child(start: int, stop: int, folder: str) -> None:
         for name, content in files:
             Path(folder, name).write_bytes(content)
         try:
-            outcome, detail = _fuzz_one(data, folder), ""
+            outcome, detail = _fuzz_one(data, folder)
         except AssertionError as exc:
             outcome, detail = "different", str(exc)
         except Exception as exc:

@@ -72,7 +72,9 @@ class Decoder {
       if (f.index >= 0) path += detail::concat('[', f.index, ']');
     }
     std::string field;
-    if (field_ == F::unknown) {
+    if (field_number_ == 0) {
+      field = message_;  // a check of the whole message (a tensor's data against its dims)
+    } else if (field_ == F::unknown) {
       field = detail::concat(message_, " field ", field_number_);
     } else {
       field = detail::concat(message_, '.', kFieldRows[static_cast<int>(field_)].field, " (field ", field_number_, ')');
