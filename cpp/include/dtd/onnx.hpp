@@ -135,7 +135,7 @@ struct Tensor {
   int32_t data_location = kDefault;
   std::vector<StringStringEntry> metadata_props;
 
-  /// The element count (the product of dims; checked when decoded).
+  /// The element count (the product of dims); a ModelLoadError for negative dims or a count beyond int64.
   int64_t numel() const;
 };
 

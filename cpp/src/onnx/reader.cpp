@@ -784,7 +784,12 @@ std::string data_type_name(int32_t data_type) {
 
 int64_t Tensor::numel() const {
   int64_t n = 1;
-  for (int64_t d : dims) n *= d;
+  for (int64_t d : dims) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      throw ModelLoadError(detail::concat("tensor '", name,
+                                          "': dims with a negative entry or an element count beyond "
+                                          "int64"));
+  }
   return n;
 }
 
