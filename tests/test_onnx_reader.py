@@ -88,7 +88,12 @@ def _entries(props: Any) -> list[tuple[bytes, bytes]]:
 
 def _type(t: onnx.TypeProto) -> dict[str, Any]:
     kind = t.WhichOneof("value")
-    out: dict[str, Any] = {"kind": _KINDS[kind], "elem_type": 0, "shape": None, "denotation": _b(t.denotation)}
+    out: dict[str, Any] = {
+        "kind": _KINDS[kind],
+        "elem_type": 0,
+        "shape": None,
+        "denotation": _b(t.denotation),
+    }
     if kind == "tensor_type":
         out["elem_type"] = t.tensor_type.elem_type
         if t.tensor_type.HasField("shape"):
@@ -257,7 +262,9 @@ def test_field_table_matches_onnx_descriptors() -> None:
 
 def test_enum_ranges_match_onnx() -> None:
     # The reader refuses AttributeType values above TYPE_PROTOS and DataLocation values other than 0 and 1.
-    assert max(v for _, v in onnx.AttributeProto.AttributeType.items()) == onnx.AttributeProto.TYPE_PROTOS == 14
+    assert (
+        max(v for _, v in onnx.AttributeProto.AttributeType.items()) == onnx.AttributeProto.TYPE_PROTOS == 14
+    )
     assert sorted(v for _, v in onnx.TensorProto.DataLocation.items()) == [0, 1]
     assert _core._onnx_max_graph_depth == 64
 
@@ -380,7 +387,11 @@ def test_packed_and_unpacked_repeated_scalars() -> None:
             got = _both(_model(_len(5, dims + _int(2, dtype) + body + _len(8, b"w"))))
             tensor = got["graph"]["initializer"][0]
             assert (tensor["float_data"] if dtype == 1 else tensor["double_data"]).tolist() == floats
-    for field, dtype, vals in ((5, TensorProto.INT32, [-1, 7]), (7, 7, [-(2**62), 5]), (11, 13, [2**64 - 1, 0])):
+    for field, dtype, vals in (
+        (5, TensorProto.INT32, [-1, 7]),
+        (7, 7, [-(2**62), 5]),
+        (11, 13, [2**64 - 1, 0]),
+    ):
         for body in (_len(field, b"".join(_varint(v) for v in vals)), b"".join(_int(field, v) for v in vals)):
             _both(_model(_len(5, _int(1, 2) + _int(2, dtype) + body + _len(8, b"v"))))
 
@@ -395,7 +406,9 @@ def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
         + b"1234"
         + _int(1004, 0)
     )
-    graph = unknown + _node_with(unknown + _len(1, b"alpha") + _int(20, 1) + _tag(2, 5) + struct.pack("<f", 0.5))
+    graph = unknown + _node_with(
+        unknown + _len(1, b"alpha") + _int(20, 1) + _tag(2, 5) + struct.pack("<f", 0.5)
+    )
     got = _both(unknown + _model(graph + unknown) + unknown)
     assert got["graph"]["node"][0]["attribute"][0]["f"] == 0.5
 
