@@ -221,7 +221,9 @@ Model decode_model(const void* data, size_t size, const std::string& source = "b
 Model read_model(const void* data, size_t size, const std::optional<std::string>& base_dir = std::nullopt,
                  const std::string& source = "bytes");
 
-/// Reads and decodes the file at `path`; external data is resolved against the file's folder.
+/// Reads and decodes the file at `path`; external data is resolved against the file's folder. The file is
+/// memory-mapped (POSIX), so tensor data are copied once, from the page cache into the tensors; like every mmap-based
+/// reader it assumes the file is not truncated while it is read.
 Model read_model_file(const std::string& path);
 
 /// Reads every external tensor of `model` into its raw_data, checking the reference: `location` relative, without
