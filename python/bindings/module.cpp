@@ -11,12 +11,14 @@ namespace py = pybind11;
 
 void bind_spec(py::module_& m);
 void bind_network(py::module_& m);
+void bind_onnx(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "dtd C++ core: networks built from a ModelSpec, forward passes and relevance rules";
   // dtd::ModelError derives from std::invalid_argument, which pybind11 already maps to ValueError.
   bind_spec(m);
   bind_network(m);
+  bind_onnx(m);
   m.def("set_num_threads", &dtd::set_num_threads, py::arg("n"),
         "Sets the number of OpenMP threads dtd uses from now on, in every Python thread (process-wide; results do "
         "not depend on it).");

@@ -5,6 +5,7 @@
 #include "dtd/layer.hpp"
 #include "dtd/model_spec.hpp"
 #include "dtd/network.hpp"
+#include "dtd/onnx.hpp"
 #include "dtd/rules.hpp"
 #include "dtd/tensor.hpp"
 #include "dtd/threads.hpp"

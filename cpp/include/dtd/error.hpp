@@ -14,6 +14,13 @@ class ModelError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// A model file that cannot be read: malformed or truncated protobuf, inconsistent tensor, unsafe or missing external
+/// data. The message names the message type, the field and the byte offset (or the tensor and the file).
+class ModelLoadError : public ModelError {
+ public:
+  using ModelError::ModelError;
+};
+
 namespace detail {
 template <class... Args>
 std::string concat(const Args&... args) {
