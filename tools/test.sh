@@ -33,3 +33,12 @@ echo "== Python tests"
 
 echo "== bounded fuzz campaign (tools/fuzz.py: 3000 deterministic mutations; any defect fails the run)"
 "$VENV/bin/python" tools/fuzz.py --cases 3000 --workers "$(nproc)" --seed 0 --out build/fuzz-ci
+
+# ASan + UBSan build of the C++ tests and the Python module, both GEMM paths, with a fuzz campaign on each
+# (tools/sanitize.sh, a few minutes on 2 cores): always in CI, on request (DTD_SANITIZE=1) elsewhere.
+if [ -n "${CI:-}" ] || [ "${DTD_SANITIZE:-0}" = 1 ]; then
+  echo "== sanitizers (tools/sanitize.sh)"
+  bash tools/sanitize.sh 500
+else
+  echo "== sanitizers skipped (they run in CI; DTD_SANITIZE=1 bash tools/test.sh runs them here)"
+fi
