@@ -312,7 +312,7 @@ def matmul_onnx(n: int, path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    w = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32) / np.sqrt(n)
+    w = (np.random.default_rng(0).standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
         "sgemm",
@@ -692,7 +692,7 @@ def write_results(
         "",
         "## SGEMM peak of this machine (same run)",
         "",
-        f"An {args.sgemm_n} x {args.sgemm_n} x {args.sgemm_n} float32 product, timed warm like the engines; the "
+        f"A square float32 product (n = {args.sgemm_n}: 2 n^3 FLOP), timed warm like the engines; the "
         "fastest of the three is the peak the fractions below refer to.",
         "",
         "| threads | torch.mm GFLOP/s | onnxruntime MatMul GFLOP/s | dtd dense GFLOP/s | peak | by |",

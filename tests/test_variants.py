@@ -131,7 +131,9 @@ def test_choose_without_a_cpu() -> None:
     with pytest.raises(ImportError, match=r"DTD_CPU='avx2': choose one of"):
         _variant.choose(built, v3_cpu, "avx2")
     old_cpu = dict.fromkeys(("SSE", "SSE2", "SSE3", "CX16", "LAHF"), True)
-    with pytest.raises(ImportError, match=r"no variant of the C\+\+ core fits this CPU: v2 lacks SSSE3"):
+    with pytest.raises(
+        ImportError, match=r"no variant of the C\+\+ core fits this CPU: v3 lacks SSSE3.*; v2 lacks SSSE3"
+    ):
         _variant.choose(["v3", "v2"], old_cpu, None)
 
 
