@@ -1,7 +1,7 @@
 """Side-by-side benchmark: dtd's explanation vs zennit's with the same rules, vs onnxruntime's and PyTorch's forward.
 
 Builds five standard networks in PyTorch with seeded Kaiming-normal weights (the ones dtd_bench builds in C++),
-exports each to ONNX (opset 13), loads it with ``dtd.load``, and times in one process, round-robin:
+exports each to ONNX (opset 13), loads it with ``dtd.load``, and times in one process:
 
 - ``dtd.explain`` with the DTD bounded preset (z^beta on the first layer with the input range as bounds, z+ on
   the others, biases excluded) -- for ResNet-18 with ``add="proportional"``, which is what zennit's Norm rule on
@@ -10,6 +10,13 @@ exports each to ONNX (opset 13), loads it with ``dtd.load``, and times in one pr
   ``ZPlus(zero_params=["bias"])`` elsewhere, ``Pass`` on activations, ``Norm`` on sums and average pools,
   ``attr_output = one_hot(argmax) * logits`` (RULES.md, "Comparing with zennit");
 - dtd's, onnxruntime's and PyTorch's forward pass.
+
+Each configuration is timed twice: warm, in alternating blocks (each engine repeats its call for a block of up to
+``--block-calls`` calls or ``--block-time`` seconds, engines interleaved block by block, at least ``--min-blocks``
+blocks each; the median over all calls), and cold, round-robin (every engine once per round, so each call finds
+the previous engine's data in the caches). Throughput is reported as GFLOP/s (forward multiply-adds x 2 per
+second; an explanation as 3 products) and as a fraction of this machine's SGEMM peak, measured in the same run
+(the fastest of torch.mm, onnxruntime's MatMul and a dtd dense layer on a square float32 product).
 
 It checks that the relevance maps of dtd and zennit agree, reports medians and ratios, optionally the peak RSS of
 one explanation in a fresh process per engine (``--rss``), runs the C++ harness ``dtd_bench`` on the same models,
@@ -246,6 +253,120 @@ def round_robin(
     return times
 
 
+def blocks(
+    fns: dict[str, Callable[[], Any]],
+    min_blocks: int,
+    block_time: float,
+    block_calls: int,
+    min_time: float,
+) -> tuple[dict[str, list[float]], int]:
+    """Time every function warm: in blocks of repeated calls, engines interleaved block by block.
+
+    After one warm-up call each, every engine in turn runs one block: the same call repeated until ``block_calls``
+    calls or ``block_time`` seconds are done, whichever comes first (at least one call). The order of the engines
+    rotates every cycle. Stops when every engine has ``min_blocks`` blocks and ``min_time`` seconds have passed.
+    Returns milliseconds of every call per function, and the number of blocks per engine.
+    """
+    for fn in fns.values():
+        fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    start = time.perf_counter()
+    cycles = 0
+    while True:
+        order = names[cycles % len(names) :] + names[: cycles % len(names)]
+        for n in order:
+            fn, calls, block_start = fns[n], 0, time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                fn()
+                t1 = time.perf_counter()
+                times[n].append(1e3 * (t1 - t0))
+                calls += 1
+                if calls >= block_calls or t1 - block_start >= block_time:
+                    break
+        cycles += 1
+        elapsed = time.perf_counter() - start
+        if cycles >= min_blocks and elapsed >= min_time:
+            break
+    return times, cycles
+
+
+def idle_cpu_ms(fn: Callable[[], Any], seconds: float = 0.2) -> float:
+    """CPU time (ms) the whole process burns during ``seconds`` of sleep right after a call of ``fn``.
+
+    Near 0 when the engine's worker threads wait passively; about ``seconds`` x threads when they spin.
+    """
+    fn()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(seconds)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return 1e3 * ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+
+
+# ---- SGEMM peak -------------------------------------------------------------------------------------------------
+
+
+def matmul_onnx(n: int, path: Path) -> None:
+    """A one-node ONNX model: y[N, n] = x[N, n] @ W[n, n] (W seeded), for onnxruntime's and dtd's GEMM."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = (np.random.default_rng(0).standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "sgemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def sgemm_fns(n: int, threads: int, workdir: Path) -> dict[str, Callable[[], Any]]:
+    """An n x n x n float32 product by torch (torch.mm), onnxruntime (MatMul) and dtd (a dense layer at batch n)."""
+    import torch
+
+    import dtd
+
+    path = workdir / f"sgemm{n}.onnx"
+    matmul_onnx(n, path)
+    x = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(x.T.copy())
+    sess = ort_session(path, threads)
+    model = dtd.load(path)
+
+    def torch_mm() -> Any:
+        with torch.inference_mode():
+            return torch.mm(xt, wt)
+
+    return {
+        "torch.mm": torch_mm,
+        "onnxruntime MatMul": partial(sess.run, None, {"x": x}),
+        "dtd dense": partial(model.forward, x),
+    }
+
+
+def sgemm_peak(n: int, threads: int, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """This machine's float32 GEMM rate by the three engines of ``sgemm_fns``, timed like the engines (blocks,
+    medians). The fastest counts as the peak; each model configuration then times that one again, interleaved
+    with the engines, so that the fractions of the peak follow the load of a shared machine."""
+    set_threads(threads)
+    fns = sgemm_fns(n, threads, workdir)
+    ms, _ = blocks(fns, args.min_blocks, args.block_time, args.block_calls, 0.0)
+    gflops = {k: 2.0 * n**3 / (statistics.median(v) * 1e-3) / 1e9 for k, v in ms.items()}
+    best = max(gflops, key=lambda k: gflops[k])
+    rec = {"n": n, "threads": threads, "gflops": gflops, "peak_gflops": gflops[best], "peak_by": best}
+    rec["fn"] = fns[best]  # for the configurations (not written to the JSON)
+    print(
+        f"SGEMM {n}x{n}x{n}, {threads} thread(s): "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in gflops.items())
+        + f" -> peak {gflops[best]:.1f} ({best})",
+        flush=True,
+    )
+    return rec
+
+
 def set_threads(n: int) -> None:
     import torch
 
@@ -267,7 +388,9 @@ def ort_session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+def bench_model(
+    name: str, args: argparse.Namespace, workdir: Path, peaks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """All timings and checks of one model: one record per (batch, threads)."""
     import torch
 
@@ -281,6 +404,7 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> list[dict
     for p in zmodel.parameters():
         p.requires_grad_(False)
     rules = dtd_rules(name, args.low, args.high)
+    macs = sum(layer.macs for layer in dmodel.layers)  # multiply-adds of one sample's forward pass
     records = []
     batches = [min(b, 8) if name in BIG and args.batch is None else b for b in (args.batch or [1, 16])]
     rng = np.random.default_rng(args.seed)
@@ -304,8 +428,17 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> list[dict
                     "onnxruntime forward": partial(sess.run, None, feed),
                     "torch forward": torch_forward,
                 }
-                ms = round_robin(fns, args.min_rounds, args.min_time, args.max_time)
-                med = {k: statistics.median(v) for k, v in ms.items()}
+                peak = next((p for p in peaks if p["threads"] == threads), None)
+                timed = dict(fns)
+                if peak is not None:  # the SGEMM as one more engine of the warm blocks: the peak at this load
+                    timed["sgemm"] = peak["fn"]
+                warm, nblocks = blocks(
+                    timed, args.min_blocks, args.block_time, args.block_calls, args.min_time
+                )
+                sgemm_ms = warm.pop("sgemm", None)
+                cold = round_robin(fns, args.min_rounds, args.cold_time, args.max_time)
+                med = {k: statistics.median(v) for k, v in warm.items()}
+                idle = {k: idle_cpu_ms(fn) for k, fn in fns.items()}
                 # correctness: relevance maps and logits
                 r_dtd = dtd.explain(dmodel, x, rules=rules, low=args.low, high=args.high)
                 _, r_z = attributor(xt, one_hot_logits)
@@ -321,9 +454,17 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> list[dict
                     "model": name,
                     "batch": batch,
                     "threads": threads,
-                    "rounds": len(ms["dtd explain"]),
+                    "blocks": nblocks,
+                    "calls": {k: len(v) for k, v in warm.items()},
+                    "rounds": len(cold["dtd explain"]),
                     "median_ms": med,
-                    "min_ms": {k: min(v) for k, v in ms.items()},
+                    "min_ms": {k: min(v) for k, v in warm.items()},
+                    "cold_median_ms": {k: statistics.median(v) for k, v in cold.items()},
+                    "idle_cpu_ms": idle,
+                    "forward_flop": 2.0 * macs * batch,
+                    "peak_gflops": None
+                    if sgemm_ms is None or peak is None
+                    else 2.0 * peak["n"] ** 3 / (statistics.median(sgemm_ms) * 1e-3) / 1e9,
                     "max_rel_diff_relevance": float(np.abs(r_dtd - r_z).max()) / scale,
                     "relevance_sum_dtd": float(r_dtd.sum()),
                     "relevance_sum_zennit": float(r_z.sum()),
@@ -337,13 +478,26 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> list[dict
     return records
 
 
+ENGINES = ("dtd explain", "zennit explain", "onnxruntime forward", "torch forward", "dtd forward")
+
+
+def products(engine: str) -> float:
+    """Forward passes of arithmetic one call costs: an explanation counts as 3 products (DESIGN.md)."""
+    return 3.0 if engine.endswith("explain") else 1.0
+
+
+def gflops(r: dict[str, Any], engine: str, key: str = "median_ms") -> float:
+    """GFLOP/s of one engine: forward MACs x 2 (x 3 for an explanation) per median second."""
+    return products(engine) * r["forward_flop"] / (r[key][engine] * 1e-3) / 1e9
+
+
 def format_record(r: dict[str, Any]) -> str:
-    m = r["median_ms"]
+    m, c = r["median_ms"], r["cold_median_ms"]
+    parts = [f"{e} {m[e]:.2f} ({c[e]:.2f}) ms {gflops(r, e):.1f} GF/s" for e in ENGINES]
     return (
-        f"{r['model']:<9} b={r['batch']:<2} t={r['threads']} | dtd expl {m['dtd explain']:9.2f} ms"
-        f" | zennit {m['zennit explain']:9.2f} ms | ort fwd {m['onnxruntime forward']:8.2f} ms"
-        f" | torch fwd {m['torch forward']:8.2f} ms | dtd fwd {m['dtd forward']:8.2f} ms"
-        f" | dtd/zennit {m['dtd explain'] / m['zennit explain']:.3f} | rel.diff {r['max_rel_diff_relevance']:.1e}"
+        f"{r['model']:<9} b={r['batch']:<2} t={r['threads']} warm (cold) | "
+        + " | ".join(parts)
+        + f" | rel.diff {r['max_rel_diff_relevance']:.1e}"
     )
 
 
@@ -514,6 +668,7 @@ def write_results(
     args: argparse.Namespace,
     records: list[dict[str, Any]],
     rss: list[dict[str, Any]],
+    peaks: list[dict[str, Any]],
     bench_out: str | None,
     bench_cmd: str | None,
     load_before: float,
@@ -521,11 +676,18 @@ def write_results(
     mi = machine_info()
     ver = versions()
     cmd = "python bench/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    import dtd
+
+    bi = dtd.build_info()
     out = [
         "# dtd benchmark results",
         "",
-        "Written by `bench/compare.py`; rerun it to refresh (see bench/README.md). All figures are float32 wall-clock",
-        "medians of round-robin runs in one process (every engine once per round, order rotated), after a warm-up.",
+        "Written by `bench/compare.py`; rerun it to refresh (see bench/README.md). Float32 wall-clock medians, all",
+        "engines in one process. **Warm**: in blocks (one engine repeats its call until "
+        f"{args.block_calls} calls or {args.block_time} s, whichever comes first; engines interleaved block by block,",
+        f"order rotated; at least {args.min_blocks} blocks per engine and {args.min_time} s per configuration), the",
+        "median over all calls. **Cold**: round-robin (every engine once per round, order rotated), so each call",
+        "finds the caches holding the previous engine's data. One warm-up call each before either.",
         "",
         "## Machine and software",
         "",
@@ -533,28 +695,73 @@ def write_results(
         f" ({mi.get('Thread(s) per core', '?')} thread(s) per core); SIMD: {mi['simd'] or '?'}",
         f"- load average before the run: {load_before:.2f} (other processes on the machine make timings noisy)",
         "- " + ", ".join(f"{k} {v}" for k, v in ver.items()),
+        f"- dtd core variant loaded: `{bi['variant']}` ({bi['reason']}; `{bi['arch_options'] or 'default'}`; "
+        f"own AVX2 SGEMM kernel: {'yes' if bi['own_sgemm'] else 'no, Eigen'}; Eigen {bi['eigen_version']} "
+        f"({bi['eigen_simd']}); OpenMP {bi['openmp']}; {bi['compiler']})",
         f"- threads: {', '.join(map(str, args.threads))} (torch.set_num_threads, onnxruntime intra_op_num_threads,"
         " dtd.set_num_threads, all equal)",
+        f"- waiting: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} (torch's and dtd's OpenMP), "
+        "onnxruntime `session.intra_op.allow_spinning=0`; checked: CPU time the process burns in a 0.2 s sleep "
+        "right after each engine's call, max over the configurations: "
+        + ", ".join(f"{e} {max(r['idle_cpu_ms'][e] for r in records):.1f} ms" for e in ENGINES if records),
         f"- input: uniform in [{args.low}, {args.high}], seed {args.seed}; rules: z^beta (ZBox) with these bounds on"
         " the first layer, z+ elsewhere, biases excluded, winner-take-all max pooling; ResNet-18: proportional Add"
         ' (dtd `add="proportional"` = zennit `Norm` on the canonizer\'s `Sum`), BatchNorm folded by both',
         f"- command: `{cmd}`",
         "",
-        "## Latency (median ms) and ratios",
+        "## SGEMM peak of this machine (same run)",
         "",
-        "| model | batch | threads | rounds | dtd explain | zennit explain | onnxruntime fwd | torch fwd | dtd fwd "
-        "| dtd expl / zennit | dtd expl / ort fwd | zennit / ort fwd | dtd fwd / ort fwd |",
+        f"A square float32 product (n = {args.sgemm_n}: 2 n^3 FLOP), timed warm like the engines; the "
+        "fastest of the three is then timed once more in each configuration's warm blocks, interleaved with the",
+        "engines, and that figure is the peak the fractions below refer to (on a shared machine it follows the load).",
+        "",
+        "| threads | torch.mm GFLOP/s | onnxruntime MatMul GFLOP/s | dtd dense GFLOP/s | peak | by |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in peaks:
+        g = p["gflops"]
+        out.append(
+            f"| {p['threads']} | {g['torch.mm']:.1f} | {g['onnxruntime MatMul']:.1f} | {g['dtd dense']:.1f} "
+            f"| {p['peak_gflops']:.1f} | {p['peak_by']} |"
+        )
+    out += [
+        "",
+        "## Latency (median ms): warm, and cold in parentheses",
+        "",
+        "| model | batch | threads | blocks | rounds | dtd explain | zennit explain | onnxruntime fwd | torch fwd "
+        "| dtd fwd | dtd expl / zennit | dtd expl / ort fwd | dtd fwd / ort fwd |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        m = r["median_ms"]
+        m, c = r["median_ms"], r["cold_median_ms"]
+        cells = " | ".join(f"{m[e]:.2f} ({c[e]:.2f})" for e in ENGINES)
         out.append(
-            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['rounds']} | {m['dtd explain']:.2f} "
-            f"| {m['zennit explain']:.2f} | {m['onnxruntime forward']:.2f} | {m['torch forward']:.2f} "
-            f"| {m['dtd forward']:.2f} | {m['dtd explain'] / m['zennit explain']:.3f} "
+            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['blocks']} | {r['rounds']} | {cells} "
+            f"| {m['dtd explain'] / m['zennit explain']:.3f} ({c['dtd explain'] / c['zennit explain']:.3f}) "
             f"| {m['dtd explain'] / m['onnxruntime forward']:.2f} "
-            f"| {m['zennit explain'] / m['onnxruntime forward']:.1f} "
-            f"| {m['dtd forward'] / m['onnxruntime forward']:.2f} |"
+            f"({c['dtd explain'] / c['onnxruntime forward']:.2f}) "
+            f"| {m['dtd forward'] / m['onnxruntime forward']:.2f} "
+            f"({c['dtd forward'] / c['onnxruntime forward']:.2f}) |"
+        )
+    out += [
+        "",
+        "## Throughput (warm): GFLOP/s and fraction of the SGEMM peak",
+        "",
+        "Forward multiply-adds x 2 per median second; an explanation counts as 3 products (a forward with the",
+        "modified weights, the transposed pass, and the forward it explains), so it is 3 x forward FLOP per second.",
+        "",
+        "| model | batch | threads | GFLOP per forward | SGEMM peak in these blocks | dtd explain | zennit explain "
+        "| onnxruntime fwd | torch fwd | dtd fwd |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        peak = r.get("peak_gflops")
+        cells = " | ".join(
+            f"{gflops(r, e):.1f}" + (f" ({gflops(r, e) / peak:.0%})" if peak else "") for e in ENGINES
+        )
+        out.append(
+            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['forward_flop'] / 1e9:.4f} "
+            f"| {peak or float('nan'):.1f} | {cells} |"
         )
     out += [
         "",
@@ -636,12 +843,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default="mlp,lenet,vgg11", help=f"comma list of {', '.join(MODELS)}, or all")
     p.add_argument("--batch", help="comma list of batch sizes (default 1,16; 1,8 for resnet18 and vgg16)")
     p.add_argument("--threads", default="2", help="comma list of thread counts (default 2)")
-    p.add_argument("--quick", action="store_true", help="2 rounds per configuration, no minimum time")
-    p.add_argument("--min-rounds", type=int, default=10)
     p.add_argument(
-        "--min-time", type=float, default=3.0, help="seconds per configuration, once min-rounds are done"
+        "--quick", action="store_true", help="2 blocks and 2 rounds per configuration, no minimum time"
     )
-    p.add_argument("--max-time", type=float, default=30.0, help="stop after this (once 3 rounds are done)")
+    p.add_argument("--min-blocks", type=int, default=5, help="warm: blocks per engine at least (default 5)")
+    p.add_argument(
+        "--block-time", type=float, default=0.25, help="warm: a block ends after this many seconds"
+    )
+    p.add_argument("--block-calls", type=int, default=5, help="warm: ... or after this many calls")
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=3.0,
+        help="warm: seconds per configuration, once min-blocks are done",
+    )
+    p.add_argument("--min-rounds", type=int, default=10, help="cold: round-robin rounds at least")
+    p.add_argument("--cold-time", type=float, default=1.0, help="cold: seconds, once min-rounds are done")
+    p.add_argument(
+        "--max-time", type=float, default=30.0, help="cold: stop after this (once 3 rounds are done)"
+    )
+    p.add_argument(
+        "--sgemm-n", type=int, default=2048, help="size of the square SGEMM that measures the peak (0: skip)"
+    )
     p.add_argument("--rss", action="store_true", help="also measure peak RSS per engine in fresh processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--low", type=float, default=0.0)
@@ -664,7 +887,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.batch = [int(b) for b in args.batch.split(",")] if args.batch else None
     args.threads = [int(t) for t in args.threads.split(",")]
     if args.quick:
-        args.min_rounds, args.min_time, args.max_time = 2, 0.0, 5.0
+        args.min_blocks, args.min_rounds, args.min_time, args.cold_time, args.max_time = 2, 2, 0.0, 0.0, 5.0
     return args
 
 
@@ -678,10 +901,13 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     records: list[dict[str, Any]] = []
     rss: list[dict[str, Any]] = []
+    peaks: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="dtd-compare-") as tmp:
         workdir = Path(tmp)
+        if args.sgemm_n > 0:
+            peaks = [sgemm_peak(args.sgemm_n, t, workdir, args) for t in args.threads]
         for name in args.models:
-            records += bench_model(name, args, workdir)
+            records += bench_model(name, args, workdir, peaks)
             if args.rss:
                 rss.append(measure_rss(name, 1, workdir, args))
     bench_out = bench_cmd = None
@@ -703,8 +929,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_out = res.stdout + (f"\n(exit {res.returncode}) {res.stderr}" if res.returncode else "")
         print(bench_out)
     if args.json:
-        Path(args.json).write_text(json.dumps({"records": records, "rss": rss}, indent=1))
-    write_results(Path(args.output), args, records, rss, bench_out, bench_cmd, load_before)
+        sgemm = [{k: v for k, v in p.items() if k != "fn"} for p in peaks]
+        Path(args.json).write_text(json.dumps({"records": records, "rss": rss, "sgemm": sgemm}, indent=1))
+    write_results(Path(args.output), args, records, rss, peaks, bench_out, bench_cmd, load_before)
     return 0
 
 

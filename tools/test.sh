@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
-echo "== building and installing dtd (C++ core + Python package)"
-"$VENV/bin/python" -m pip install -q ".[test]"
+echo "== building and installing dtd (C++ core + Python package: the portable build, variants v2, v3 and v4)"
+# Warnings are errors in every variant; the tests force each variant this CPU runs (tests/test_variants.py).
+"$VENV/bin/python" -m pip install -q ".[test]" -Ccmake.define.DTD_WERROR=ON
 
 echo "== lint: ruff, mypy, clang-format"
 "$VENV/bin/ruff" check python tests bench tools examples
@@ -26,6 +27,17 @@ if ! "$VENV/bin/python" tools/onnx_node_tests.py; then
   # Without PyPI tests/test_onnx_node.py skips (and says so); CI has PyPI and must run them.
   if [ -n "${CI:-}" ]; then exit 1; fi
   echo "warning: no ONNX node tests; tests/test_onnx_node.py will be skipped" >&2
+fi
+
+# tests/test_variants.py runs the v2 variant on qemu's Nehalem CPU model (no AVX) and skips that without qemu-user.
+# CI installs it (Debian/Ubuntu, as root; about 1-2 minutes, mostly apt-get update); elsewhere it is optional.
+if [ -n "${CI:-}" ] && [ "$(id -u)" = 0 ] && ! command -v qemu-x86_64 >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing qemu-user (for tests/test_variants.py)"
+  qemu_start=$(date +%s)
+  if ! { apt-get update -qq && apt-get install -y -qq qemu-user >/dev/null; }; then
+    echo "warning: could not install qemu-user; the qemu test will be skipped" >&2
+  fi
+  echo "   took $(($(date +%s) - qemu_start)) s"
 fi
 
 echo "== Python tests"

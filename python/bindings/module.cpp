@@ -1,8 +1,11 @@
-// dtd._core: the only translation units that include pybind11. They convert and check, call the core with the
-// GIL released, and convert back.
+// dtd._core_<variant>: the only translation units that include pybind11. They convert and check, call the core with
+// the GIL released, and convert back. CMake compiles them once per variant (python/CMakeLists.txt), each time with
+// that variant's instruction-set options and module name; python/dtd/_variant.py loads one of them as dtd._core.
 #include <omp.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include "dtd/build_info.hpp"
 #include "dtd/error.hpp"
 #include "dtd/tensor.hpp"
 #include "dtd/threads.hpp"
@@ -13,7 +16,11 @@ void bind_spec(py::module_& m);
 void bind_network(py::module_& m);
 void bind_onnx(py::module_& m);
 
-PYBIND11_MODULE(_core, m) {
+#ifndef DTD_MODULE_NAME
+#error "DTD_MODULE_NAME (the extension's name, _core_<variant>) must be defined by the build"
+#endif
+
+PYBIND11_MODULE(DTD_MODULE_NAME, m) {
   m.doc() = "dtd C++ core: networks built from a ModelSpec, forward passes and relevance rules";
   // dtd::ModelError derives from std::invalid_argument, which pybind11 already maps to ValueError.
   bind_spec(m);
@@ -33,6 +40,24 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_cached_memory_limit", &dtd::set_cached_memory_limit, py::arg("bytes"),
         "Sets how many bytes of freed tensor buffers dtd keeps for reuse (default 256 MiB; 0 disables the cache) "
         "and releases what is cached above it.");
+  m.def(
+      "_build_info",
+      [] {
+        const dtd::BuildInfo info = dtd::build_info();
+        py::dict d;
+        d["variant"] = info.variant;
+        d["arch_options"] = info.arch_options;
+        d["compiler"] = info.compiler;
+        d["build_type"] = info.build_type;
+        d["eigen_version"] = info.eigen_version;
+        d["eigen_simd"] = info.eigen_simd;
+        d["openmp"] = info.openmp;
+        d["own_sgemm"] = info.own_sgemm;
+        d["instruction_sets"] = info.instruction_sets;
+        return d;
+      },
+      "How this core was compiled (dtd::build_info()): variant, options, compiler, Eigen, OpenMP; see "
+      "dtd.build_info().");
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

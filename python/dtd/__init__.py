@@ -12,13 +12,14 @@ See :func:`dtd.explain`, :mod:`dtd.rules` and the README.
 from __future__ import annotations
 
 from . import evaluate, rules, viz
-from ._core import (
+from ._core import (  # the compiled core: the variant for this CPU (see _variant.py)
     cached_memory,
     get_num_threads,
     release_cached_memory,
     set_cached_memory_limit,
     set_num_threads,
 )
+from ._variant import build_info
 from .api import Explanation, LayerRelevance, explain
 from .errors import ModelLoadError, UnsupportedModelError
 from .examples import Example, load_example
@@ -39,6 +40,7 @@ __all__ = [
     "ModelLoadError",
     "UnsupportedModelError",
     "__version__",
+    "build_info",
     "cached_memory",
     "evaluate",
     "explain",

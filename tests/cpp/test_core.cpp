@@ -262,9 +262,22 @@ void test_checked_shape_arithmetic() {
   }
 }
 
+// dtd::build_info() describes this build: dtd::core is the native or the baseline variant (cpp/CMakeLists.txt).
+void test_build_info() {
+  const dtd::BuildInfo info = dtd::build_info();
+  check(info.variant == "native" || info.variant == "baseline", "build_info variant " + info.variant);
+  check(!info.compiler.empty() && !info.eigen_version.empty(), "build_info compiler and Eigen version");
+  check(info.openmp >= 201511, "build_info OpenMP version " + std::to_string(info.openmp));
+  bool avx2 = false;
+  for (const auto& s : info.instruction_sets) avx2 = avx2 || s == "AVX2";
+  // dtd's SGEMM kernel is compiled exactly where the core has AVX2 + FMA and no AVX-512 (src/gemm.cpp)
+  check(!info.own_sgemm || avx2, "build_info: own SGEMM kernel without AVX2");
+}
+
 }  // namespace
 
 int main() {
+  test_build_info();
   test_conv_forward_matches_naive();
   test_conv_1d_3d_forward_matches_naive<float>();
   test_conv_1d_3d_forward_matches_naive<double>();

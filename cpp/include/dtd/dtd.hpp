@@ -1,6 +1,7 @@
 // Umbrella header for C++ users of the dtd core.
 #pragma once
 
+#include "dtd/build_info.hpp"
 #include "dtd/error.hpp"
 #include "dtd/layer.hpp"
 #include "dtd/model_spec.hpp"
