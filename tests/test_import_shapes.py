@@ -542,3 +542,19 @@ def test_as_strided_gather_with_a_static_batch_of_one() -> None:
     np.testing.assert_allclose(net.forward(x), run_ort(model, x), rtol=1e-5, atol=1e-6)
     x3 = random_input((3, 2, 5, 5), seed=4)
     np.testing.assert_allclose(net.forward(x3)[1:2], net.forward(x3[1:2]), rtol=1e-6, atol=1e-7)
+
+
+def test_literal_batch_entry_other_than_one_with_a_dynamic_batch_is_refused() -> None:
+    # [1, -1] is the trace of a batch-1 export whose input was declared dynamic afterwards: taken as the batch.
+    # [4, -1] fixes the batch to 4 (onnxruntime fails for any other batch); dtd cannot honour it (fuzz, issue 10).
+    for first, ok in ((1, True), (4, False)):
+        b = GraphBuilder((3, 4))
+        y = b.node("Reshape", [b.relu("x"), b.const(np.array([first, -1], np.int64))], name="rs")
+        model = b.build(b.relu(y))
+        if ok:
+            assert dtd.load(model).output_shape == (12,)
+        else:
+            with pytest.raises(
+                dtd.UnsupportedModelError, match=r"Reshape 'rs'.*moves values across the batch"
+            ):
+                dtd.load(model)

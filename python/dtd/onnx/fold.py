@@ -630,8 +630,9 @@ def check_reshape_keeps_batch(ctx: ConversionContext, node: Node, source: str, t
     rest = [sample[i] if d == 0 and i < len(sample) else d for i, d in enumerate(target[1:])]
     first = target[0]
     known = int(np.prod([d for d in rest if d != -1]))
-    # A literal first entry with a dynamic batch is taken as the batch (exports with a fixed batch of 1).
-    batch_first = first == 0 or batch is None or first == batch
+    # A literal 1 first with a dynamic batch is taken as the batch (exports traced with a fixed batch of 1 whose
+    # input was declared dynamic afterwards); another literal would fix the batch size to itself.
+    batch_first = first == 0 or first == batch or (batch is None and first == 1)
     if -1 in rest:
         keeps = batch_first and known > 0 and size % known == 0
     else:
