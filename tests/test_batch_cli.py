@@ -265,7 +265,7 @@ def _wait_parts(out: Path, proc: subprocess.Popen[bytes], at_least: int) -> None
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the worker processes")
 def test_resume_after_killed_worker_and_killed_run(tmp_path: Path, model_path: Path) -> None:
-    images, _ = generated_digits(600, seed=9)
+    images, _ = generated_digits(320, seed=9)
     np.save(tmp_path / "d.npy", images)
     out = tmp_path / "out"
     args = [
@@ -275,7 +275,9 @@ def test_resume_after_killed_worker_and_killed_run(tmp_path: Path, model_path: P
         "--out",
         str(out),
         "--shard-size",
-        "10",
+        "16",
+        "--micro-batch",
+        "16",
         "--format",
         "zarr",
         "--quiet",
@@ -297,9 +299,9 @@ def test_resume_after_killed_worker_and_killed_run(tmp_path: Path, model_path: P
     _wait_parts(out, proc, done_before + 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
-    (out / "index" / ".tmp-1-deadbeef-part-000000000590-000000000600.parquet").write_bytes(b"PAR1 trunc")
+    (out / "index" / ".tmp-1-deadbeef-part-000000000304-000000000320.parquet").write_bytes(b"PAR1 trunc")
     parts = finished_parts(out)
-    assert 0 < len(parts) < 60
+    assert 0 < len(parts) < 20
     stamps = {k: p.stat().st_mtime_ns for k, p in parts.items()}
     # 3. Resume finishes the rest and leaves the finished shards untouched.
     proc = _start([*args, "--resume"])
@@ -308,8 +310,8 @@ def test_resume_after_killed_worker_and_killed_run(tmp_path: Path, model_path: P
     assert f"({len(parts)} already done)".encode() in stdout
     assert all(finished_parts(out)[k].stat().st_mtime_ns == t for k, t in stamps.items())
     idx = read_index(out)
-    assert np.array_equal(idx["id"], np.arange(600)) and np.all(idx["error"] == "")
-    whole = Explainer(model_path, low=0.0, high=1.0)({"image": images})
+    assert np.array_equal(idx["id"], np.arange(320)) and np.all(idx["error"] == "")
+    whole = Explainer(model_path, low=0.0, high=1.0, micro_batch=16)({"image": images}, start=0)
     assert np.array_equal(read_maps(out, idx), whole["relevance"])
     assert np.array_equal(idx["logit"], whole["logit"])
 
@@ -344,6 +346,6 @@ def test_real_mnist_npz(tmp_path: Path, model_path: Path) -> None:
         images = data["images"][9000:]
     accuracy = float(np.mean(idx["predicted"][9000:] == labels[9000:]))
     assert accuracy > 0.98  # held-out digits (the model trained on the first 8,000)
-    ref = Explainer(model_path, low=0.0, high=1.0, keep="none")({"image": images})
+    ref = Explainer(model_path, low=0.0, high=1.0, keep="none")({"image": images}, start=9000)
     assert np.array_equal(idx["logit"][9000:], ref["logit"])
     assert np.array_equal(idx["relevance_sum"][9000:], ref["relevance_sum"])

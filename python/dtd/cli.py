@@ -501,6 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as err:
+        from .batch.run import WorkerLostError
+
+        if not isinstance(err, WorkerLostError):
+            raise
+        print(f"dtd {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -35,9 +35,13 @@ from .store import (
     write_table,
 )
 
-__all__ = ["DatasetSummary", "explain_dataset", "explain_shard", "summarize"]
+__all__ = ["DatasetSummary", "WorkerLostError", "explain_dataset", "explain_shard", "summarize"]
 
 RUN_FILE = "run.json"
+
+
+class WorkerLostError(RuntimeError):
+    """A worker process died (killed, out of memory); the shards finished so far are kept."""
 
 
 @dataclass
@@ -298,7 +302,7 @@ def _run_pool(
                 try:
                     advance(fut.result())
                 except BrokenProcessPool as err:
-                    raise RuntimeError(
+                    raise WorkerLostError(
                         f"a worker process died ({err}); the finished shards are kept: rerun with --resume"
                     ) from None
 
