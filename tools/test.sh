@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (python3, g++, cmake): creates a virtualenv, builds and installs dtd
-# with its test extras, then runs the linters (ruff, mypy, clang-format), the C++ tests and the Python tests.
+# with its test extras and the optional ones (datasets, dask, ray, plot), then runs the linters (ruff, mypy, clang-format), the C++ tests and the Python tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
 echo "== building and installing dtd (C++ core + Python package)"
-"$VENV/bin/python" -m pip install -q ".[test]"
+"$VENV/bin/python" -m pip install -q ".[test,datasets,dask,ray,plot]"
 
 echo "== lint: ruff, mypy, clang-format"
 "$VENV/bin/ruff" check python tests bench tools examples

@@ -156,6 +156,7 @@ def explain_ray(
     *,
     batch_size: int = 256,
     concurrency: int = 2,
+    num_cpus: float = 1.0,
     overwrite: bool = False,
 ) -> Any:
     """Explains a Ray Dataset with a pool of ``concurrency`` actors (one CPU, one model each).
@@ -176,6 +177,10 @@ def explain_ray(
         Rows per batch (per ``__call__``, per shard).
     concurrency : int
         Actors.
+    num_cpus : float
+        Ray CPUs reserved per actor (each runs ``explainer.num_threads`` OpenMP threads). Leave CPUs for the
+        tasks that read the data: with ``concurrency * num_cpus`` equal to the node's CPUs, the read stage
+        never gets one and the pipeline stalls (e.g. ``ray.init(num_cpus=2)``: two actors of 0.5 CPU each).
 
     Returns
     -------
@@ -203,7 +208,7 @@ def explain_ray(
         batch_size=batch_size,
         batch_format="numpy",
         concurrency=concurrency,
-        num_cpus=1,
+        num_cpus=num_cpus,
     )
     if root is None:
         return result
