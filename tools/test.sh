@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (python3, g++, cmake): creates a virtualenv, builds and installs dtd
-# with its test extras, then runs the linters (ruff, mypy, clang-format), the C++ tests and the Python tests.
+# with its test extras and the optional ones (datasets, dask, ray, plot), then runs the linters (ruff, mypy,
+# clang-format), the C++ tests, the Python tests, a bounded fuzz campaign and (in CI) the sanitizer build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
 echo "== building and installing dtd (C++ core + Python package: the portable build, variants v2, v3 and v4)"
 # Warnings are errors in every variant; the tests force each variant this CPU runs (tests/test_variants.py).
-"$VENV/bin/python" -m pip install -q ".[test]" -Ccmake.define.DTD_WERROR=ON
+"$VENV/bin/python" -m pip install -q ".[test,datasets,dask,ray,plot]" -Ccmake.define.DTD_WERROR=ON
 
 echo "== lint: ruff, mypy, clang-format"
 "$VENV/bin/ruff" check python tests bench tools examples

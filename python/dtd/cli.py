@@ -1,4 +1,4 @@
-"""The `dtd` command: demo, explain, info, evaluate.
+"""The `dtd` command: demo, explain, explain-dataset, info, evaluate.
 
 User mistakes (a missing file, an unsupported op, a wrong input shape) print one line and exit with status 2.
 """
@@ -143,6 +143,22 @@ def _picture(viz: Any, spatial: int, x: np.ndarray, relevance: np.ndarray) -> An
     return relevance
 
 
+def _pixel_bounds(
+    mean: np.ndarray | None, std: np.ndarray | None, channels: int
+) -> tuple[float | np.ndarray, float | np.ndarray]:
+    """Pixel bounds [0, 1] mapped through ``(x - mean) / std``: scalars, or one value per channel."""
+    lo, hi = np.zeros(()), np.ones(())
+    if mean is not None:
+        lo, hi = lo - mean, hi - mean
+    if std is not None:
+        lo, hi = lo / std, hi / std
+    if np.ndim(lo):
+        return np.broadcast_to(lo, (channels, 1, 1)).reshape(-1), np.broadcast_to(
+            hi, (channels, 1, 1)
+        ).reshape(-1)
+    return float(lo), float(hi)
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import dtd
 
@@ -160,15 +176,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if (low is None) != (high is None):
         raise _UserError("give both --low and --high, or neither")
     images = all(is_image for _, _, is_image in inputs)
+    low_b: Any
+    high_b: Any
     if low is None and images and args.rules in ("deep_taylor", "bounded"):
         # Pixels in [0, 1] before normalisation: the bounds follow the same transform, per channel.
-        lo, hi = np.zeros(()), np.ones(())
-        if mean is not None:
-            lo, hi = lo - mean, hi - mean
-        if std is not None:
-            lo, hi = lo / std, hi / std
-        low_b: Any = np.broadcast_to(lo, (channels, 1, 1)).reshape(-1) if np.ndim(lo) else float(lo)
-        high_b: Any = np.broadcast_to(hi, (channels, 1, 1)).reshape(-1) if np.ndim(hi) else float(hi)
+        low_b, high_b = _pixel_bounds(mean, std, channels)
     else:
         low_b, high_b = low, high
     spatial = _spatial_axes(model)
@@ -189,6 +201,86 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 f"{name}: class {target}, f(x) = {logit:.6g}, sum R = {float(details.relevance.sum()):.6g} "
                 f"-> {out / (name + '_heatmap.png')}"
             )
+    return 0
+
+
+def _cmd_explain_dataset(args: argparse.Namespace) -> int:
+    from .batch import Explainer, explain_dataset, open_source
+    from .batch._extras import require
+
+    require("pyarrow", "dtd explain-dataset (the Parquet index)")
+    if args.format == "zarr":
+        require("zarr", "dtd explain-dataset --format zarr")
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise _UserError(f"{model_path}: no such file")
+    if args.workers < 0 or args.shard_size < 1 or args.threads < 1:
+        raise _UserError("--workers must be >= 0, --shard-size and --threads >= 1")
+    micro_batch: int | str = args.micro_batch
+    if micro_batch != "auto":
+        try:
+            micro_batch = int(micro_batch)
+        except ValueError:
+            raise _UserError(
+                f"--micro-batch must be 'auto' or a positive integer, got {micro_batch!r}"
+            ) from None
+    target: str | int = args.target
+    if target not in ("predicted", "label"):
+        try:
+            target = int(target)
+        except ValueError:
+            raise _UserError(
+                f"--target must be 'predicted', 'label' or a class index, got {target!r}"
+            ) from None
+    if (args.low is None) != (args.high is None):
+        raise _UserError("give both --low and --high, or neither")
+    explainer = Explainer(
+        model_path,
+        rules=args.rules,
+        target=target,
+        keep=args.keep,
+        map_dtype=args.map_dtype,
+        micro_batch=micro_batch,
+        num_threads=args.threads,
+    )
+    model = explainer.loaded_model
+    shape = model.input_shape
+    channels = shape[0] if shape else 1
+    mean = _floats(args.mean, channels, "mean")
+    std = _floats(args.std, channels, "std")
+    if std is not None and np.any(std == 0):
+        raise _UserError("--std must not contain 0")
+    out = Path(args.out)
+    source = open_source(
+        args.inputs, shape, array_key=args.array_key, path_column=args.path_column, cache_dir=out / ".cache"
+    )
+    low: Any = args.low
+    high: Any = args.high
+    if low is None and source.is_image and args.rules in ("deep_taylor", "bounded"):
+        low, high = _pixel_bounds(mean, std, channels)
+    explainer = explainer.replace(
+        low=low,
+        high=high,
+        mean=None if mean is None else mean.reshape(-1),
+        std=None if std is None else std.reshape(-1),
+    )
+    if not args.quiet:
+        print(
+            f"dtd explain-dataset: {len(source)} samples, {args.workers} worker process(es) x {args.threads} "
+            f"thread(s), shards of {args.shard_size}, maps: {args.format} ({args.keep}, {args.map_dtype})"
+        )
+    summary = explain_dataset(
+        source,
+        explainer,
+        out,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        format=args.format,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(summary.report())
     return 0
 
 
@@ -319,6 +411,60 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bar or per-input lines")
     e.set_defaults(func=_cmd_explain)
 
+    ds = sub.add_parser(
+        "explain-dataset",
+        help="explain a whole dataset (images, .npy/.npz, a table of paths) into map shards + a Parquet index",
+    )
+    ds.add_argument("model", help="ONNX model file")
+    ds.add_argument(
+        "inputs",
+        nargs="+",
+        help="a folder or glob of images, image files, one .npy/.npz array (memory-mapped; uint8 = pixels), "
+        "or one .parquet/.csv table with a column of image paths",
+    )
+    ds.add_argument("--out", default="dtd-dataset", help="output folder (default: dtd-dataset)")
+    ds.add_argument("--workers", type=int, default=0, help="worker processes (default 0: this process)")
+    ds.add_argument("--threads", type=int, default=1, help="OpenMP threads per worker process (default 1)")
+    ds.add_argument("--shard-size", type=int, default=256, help="samples per shard / task (default 256)")
+    ds.add_argument(
+        "--format", choices=["npy", "zarr", "none"], default="npy", help="map format (default npy)"
+    )
+    ds.add_argument(
+        "--keep",
+        choices=["full", "channels"],
+        default="full",
+        help="full maps, or maps summed over channels (default full)",
+    )
+    ds.add_argument("--map-dtype", choices=["float32", "float16"], default="float32", help="map dtype")
+    ds.add_argument(
+        "--target",
+        default="predicted",
+        help="'predicted' (default), 'label' (the input's labels) or a class index",
+    )
+    ds.add_argument(
+        "--rules", default="deep_taylor", help="preset: deep_taylor, bounded, real, positive, epsilon"
+    )
+    ds.add_argument(
+        "--low", type=float, default=None, help="lower input bound (default for pixels: 0 after --mean/--std)"
+    )
+    ds.add_argument("--high", type=float, default=None, help="upper input bound")
+    ds.add_argument(
+        "--mean", type=float, nargs="+", default=None, help="per-channel mean subtracted from pixels"
+    )
+    ds.add_argument("--std", type=float, nargs="+", default=None, help="per-channel std dividing pixels")
+    ds.add_argument(
+        "--micro-batch",
+        default="auto",
+        help="samples per engine call, each at slot id %% size so that maps do not depend on the sharding "
+        "(default auto: up to 64, by the model's activation size)",
+    )
+    ds.add_argument("--array-key", default=None, help="the .npz member with the samples (default: images)")
+    ds.add_argument("--path-column", default="path", help="the table column with image paths (default: path)")
+    ds.add_argument("--resume", action="store_true", help="skip the shards an earlier run finished")
+    ds.add_argument("--overwrite", action="store_true", help="discard the results of an earlier run in --out")
+    ds.add_argument("--quiet", action="store_true", help="no progress bar")
+    ds.set_defaults(func=_cmd_explain_dataset)
+
     i = sub.add_parser("info", help="layers, shapes, parameter counts, unsupported ops")
     i.add_argument("model", help="ONNX model file")
     i.set_defaults(func=_cmd_info)
@@ -349,11 +495,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         PermissionError,
         IsADirectoryError,
+        ImportError,
     ) as err:
         print(f"dtd {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as err:
+        from .batch.run import WorkerLostError
+
+        if not isinstance(err, WorkerLostError):
+            raise
+        print(f"dtd {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
