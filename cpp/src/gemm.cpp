@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 // AVX2 + FMA only: an AVX-512 build keeps Eigen's AVX-512 GEMM, which our 8-lane kernel would not beat (a 16-lane

@@ -86,8 +86,7 @@ void bind_spec(py::module_& m) {
       .def_readwrite("layers", &ModelSpec::layers)
       .def(
           "append_layer", [](ModelSpec& m, LayerSpec& layer) { m.layers.push_back(std::move(layer)); },
-          py::arg("layer"),
-          "Appends `layer` by moving its contents (no copy of its weights); `layer` is left empty.")
+          py::arg("layer"), "Appends `layer` by moving its contents (no copy of its weights); `layer` is left empty.")
       .def_readwrite("max_activation", &ModelSpec::max_activation,
                      "Most elements per sample of the input or of any layer output (default 2**27).")
       .def_readwrite("max_total_activation", &ModelSpec::max_total_activation,
