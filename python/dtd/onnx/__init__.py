@@ -99,9 +99,8 @@ def import_model(
     where = "" if source.startswith("<") else f"{source}: "
     try:
         converted = convert_graph(model, limits, consume=True)
-        del (
-            model
-        )  # the parsed file: its weights are in the drafts now, so it is not held while the spec is built
+        # The parsed file: its weights are in the drafts now, so it is not held while the spec is built.
+        del model
         spec = build_spec(converted, limits, release=True)
     except ModelLoadError as exc:
         if not where:
