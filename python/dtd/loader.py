@@ -25,8 +25,9 @@ def load(
     src : path, bytes or onnx.ModelProto
         The model file, its serialized bytes, or a parsed ``onnx.ModelProto``.
     limits : dtd.Limits, optional
-        Resource limits: the largest constant folded at import and the largest activation per sample
-        (defaults: ``dtd.Limits()``; see the README, "Errors and limits").
+        Resource limits: the largest constant folded at import, the largest activation per sample and all
+        activations together, the node count and the nesting depth of graphs (defaults: ``dtd.Limits()``; see the
+        README, "Errors and limits").
     base_dir : path, optional
         The folder of the model's external data files: by default the model file's folder; a model given as
         bytes or ``onnx.ModelProto`` with external data needs it. References are checked (relative, no ``..``,
