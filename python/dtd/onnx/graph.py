@@ -202,6 +202,17 @@ _NEGATIVE_REASON = {
 _SMALL_CONSTANT = 4096
 
 
+def _is_small(tensor: onnx.TensorProto) -> bool:
+    return bool(np.prod(tensor.dims, dtype=np.float64) <= _SMALL_CONSTANT)
+
+
+def constant_node_value(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor of a Constant node's ``value`` attribute, or None (another node, or another attribute)."""
+    if node.op_type != "Constant" or len(node.output) != 1:
+        return None
+    return next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+
+
 def _dims(tp: onnx.TypeProto) -> list[int | str] | None:
     if not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
         return None
@@ -232,15 +243,14 @@ def check_geometry(model: onnx.ModelProto) -> None:
     data: dict[str, onnx.TensorProto] = {}
     for tensor in model.graph.initializer:
         types[tensor.name] = helper.make_tensor_type_proto(tensor.data_type, list(tensor.dims))
-        if np.prod(tensor.dims, dtype=np.float64) <= _SMALL_CONSTANT:
+        if _is_small(tensor):
             data[tensor.name] = tensor
     opset = default_opset(model)
     for index in range(last + 1):
         node = nodes[index]
-        if node.op_type == "Constant" and len(node.output) == 1:
-            value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
-            if value is not None and np.prod(value.dims, dtype=np.float64) <= _SMALL_CONSTANT:
-                data[node.output[0]] = value
+        value = constant_node_value(node)
+        if value is not None and _is_small(value):
+            data[node.output[0]] = value
         if any(name and name not in types for name in node.input):
             continue  # an input inference cannot reach: so cannot the whole-graph inference
         try:
@@ -290,7 +300,7 @@ def skeleton(model: onnx.ModelProto, in_place: bool = False) -> onnx.ModelProto:
     building a new skeleton.
     """
     graph = model.graph
-    large = [t for t in graph.initializer if np.prod(t.dims, dtype=np.float64) > _SMALL_CONSTANT]
+    large = [t for t in graph.initializer if not _is_small(t)]
     if not large:
         return model
     declared = {value.name for value in graph.input}
@@ -299,7 +309,7 @@ def skeleton(model: onnx.ModelProto, in_place: bool = False) -> onnx.ModelProto:
         for t in large
         if t.name not in declared
     ]
-    small = [t for t in graph.initializer if np.prod(t.dims, dtype=np.float64) <= _SMALL_CONSTANT]
+    small = [t for t in graph.initializer if _is_small(t)]
     if in_place:
         small = [onnx.TensorProto.FromString(t.SerializeToString()) for t in small]
         del graph.initializer[:]

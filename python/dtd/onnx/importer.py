@@ -105,10 +105,9 @@ def convert_graph(
         raise ModelLoadError(f"the graph output '{out_value.name}' is not produced by any node")
     const_dims = {name: tuple(value.shape) for name, value in consts.items()}
     for node in nodes:
-        if node.op_type == "Constant" and len(node.output) == 1:
-            value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
-            if value is not None:
-                const_dims[node.output[0]] = tuple(value.dims)
+        value = g.constant_node_value(node)
+        if value is not None:
+            const_dims[node.output[0]] = tuple(value.dims)
     for i in order:  # before anything reads a node: arity, attribute types and constant input shapes
         schema.check_node(nodes[i], names[i], opset)
         schema.check_constant_inputs(nodes[i], names[i], opset, const_dims)
