@@ -696,7 +696,7 @@ def write_results(
         f"- load average before the run: {load_before:.2f} (other processes on the machine make timings noisy)",
         "- " + ", ".join(f"{k} {v}" for k, v in ver.items()),
         f"- dtd core variant loaded: `{bi['variant']}` ({bi['reason']}; `{bi['arch_options'] or 'default'}`; "
-        f"own AVX2 SGEMM kernel: {'yes' if bi['own_sgemm'] else 'no, Eigen'}; Eigen {bi['eigen_version']} "
+        f"own SGEMM kernel: {bi['sgemm_kernel'] if bi['own_sgemm'] else 'no, Eigen'}; Eigen {bi['eigen_version']} "
         f"({bi['eigen_simd']}); OpenMP {bi['openmp']}; {bi['compiler']})",
         f"- threads: {', '.join(map(str, args.threads))} (torch.set_num_threads, onnxruntime intra_op_num_threads,"
         " dtd.set_num_threads, all equal)",

@@ -566,9 +566,10 @@ int main(int argc, char** argv) {
   std::printf("dtd_bench: %s, %d OpenMP threads available, float32, Eigen SIMD: %s\n", cpu_name().c_str(),
               omp_get_max_threads(), Eigen::SimdInstructionSetsInUse());
   const dtd::BuildInfo build = dtd::build_info();
-  std::printf("dtd core: %s build (%s), own AVX2 SGEMM kernel: %s, Eigen %s, %s\n", build.variant.c_str(),
+  std::printf("dtd core: %s build (%s), own SGEMM kernel: %s, Eigen %s, %s\n", build.variant.c_str(),
               build.arch_options.empty() ? "compiler default target" : build.arch_options.c_str(),
-              build.own_sgemm ? "yes" : "no (Eigen's GEMM)", build.eigen_version.c_str(), build.compiler.c_str());
+              build.own_sgemm ? build.sgemm_kernel.c_str() : "no (Eigen's GEMM)", build.eigen_version.c_str(),
+              build.compiler.c_str());
   std::printf(
       "explanation = trace + one-hot top logit + relevance, DTD bounded preset (zbox [%g, %g] first, z+ "
       "elsewhere)\n",

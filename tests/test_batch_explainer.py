@@ -32,11 +32,12 @@ def _explainer(model_bytes: bytes, **kw: object) -> Explainer:
 @pytest.mark.parametrize("size", [4, 7, 64])
 def test_engine_bits_depend_on_position_not_neighbours(size: int) -> None:
     """What the Explainer's slots rely on: at a fixed batch size and position, a sample's relevance is the same
-    bits whatever the other samples are (and the position does matter: else slots would be pointless)."""
+    bits whatever the other samples are. Whether the position matters depends on the kernels (Eigen's GEMM tiles
+    rows by position; dtd's own kernel sums every element alike wherever it lies), so it is not required here: the
+    slots keep results independent of batch composition either way."""
     ex = dtd.load_example()
     x = ex.images
     rng = np.random.default_rng(size)
-    moved_differs = False
     for _ in range(3):
         base = x[rng.integers(0, len(x), size)]
         r1 = dtd.explain(ex.model, base, low=0.0, high=1.0)
@@ -45,10 +46,6 @@ def test_engine_bits_depend_on_position_not_neighbours(size: int) -> None:
         other[p] = base[p]
         r2 = dtd.explain(ex.model, other, low=0.0, high=1.0)
         assert np.array_equal(r1[p], r2[p]), (size, p)
-        q = (p + 1) % size
-        other[q] = base[p]
-        moved_differs |= not np.array_equal(dtd.explain(ex.model, other, low=0.0, high=1.0)[q], r1[p])
-    assert moved_differs
 
 
 @pytest.mark.parametrize("micro_batch", [1, "auto"])

@@ -92,9 +92,12 @@ def test_build_info_describes_the_loaded_variant() -> None:
     if info["variant"] == "v3":
         assert {"AVX2", "FMA", "BMI2"} <= set(info["instruction_sets"])
         assert "AVX512F" not in info["instruction_sets"]
-        assert info["own_sgemm"]
+        assert info["own_sgemm"] and info["sgemm_kernel"].startswith("avx2 ")
     if info["variant"] == "v4":
         assert "AVX512F" in info["instruction_sets"]
+        assert info["own_sgemm"] and info["sgemm_kernel"].startswith("avx512 ")
+    if info["variant"] == "v2":
+        assert not info["own_sgemm"] and info["sgemm_kernel"] == "none"
 
 
 def test_detection_picks_the_highest_level_the_cpu_runs() -> None:

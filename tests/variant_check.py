@@ -52,7 +52,16 @@ def main() -> int:
     for dtype in (np.float32, np.float64):
         r = dtd.explain(ex.model, ex.images[:4].astype(dtype), low=ex.low, high=ex.high)
         example[np.dtype(dtype).name] = r.astype(np.float64).ravel().tolist()
-    keys = ("variant", "reason", "arch_options", "instruction_sets", "own_sgemm", "eigen_simd", "module")
+    keys = (
+        "variant",
+        "reason",
+        "arch_options",
+        "instruction_sets",
+        "own_sgemm",
+        "sgemm_kernel",
+        "eigen_simd",
+        "module",
+    )
     print(json.dumps({"info": {k: info[k] for k in keys}, "errors": errors, "example": example}))
     return 0
 

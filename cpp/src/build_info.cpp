@@ -113,6 +113,7 @@ BuildInfo build_info() {
   info.openmp = _OPENMP;
 #endif
   info.own_sgemm = detail::sgemm_available();
+  info.sgemm_kernel = info.own_sgemm ? detail::sgemm_kernel_name() : "none";
   info.instruction_sets = instruction_sets();
   return info;
 }

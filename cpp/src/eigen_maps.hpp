@@ -69,7 +69,7 @@ template <class F>
 void sgemm_shares(int64_t m, int64_t n, bool parallel, F&& f) {
   const int64_t threads = parallel && !omp_in_parallel() ? omp_get_max_threads() : 1;
   const bool along_n = n >= m || n >= 256 * threads;
-  const int64_t extent = along_n ? n : m, quantum = along_n ? 32 : 6;
+  const int64_t extent = along_n ? n : m, quantum = along_n ? sgemm_tile_columns() : sgemm_tile_rows();
   const int64_t share = ((extent + threads - 1) / threads + quantum - 1) / quantum * quantum;
   parallel_for((extent + share - 1) / share, [&](int64_t t) {
     const int64_t s0 = t * share, w = std::min(share, extent - s0);
@@ -87,6 +87,18 @@ inline void gemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float
   sgemm_shares(m, n, m * n * k >= 2 * kParallelWork, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
     sgemm_rows(trans_a, h, w, k, trans_a ? a + i0 : a + i0 * lda, lda, b_rows, context, col0 + j0, c + i0 * ldc + j0,
                ldc);
+  });
+}
+
+/// gemm_rows with A = [a_top (split rows); a_below] (sgemm_rows_stacked), split the same way.
+inline void gemm_rows_stacked(int64_t m, int64_t split, int64_t n, int64_t k, const float* a_top, const float* a_below,
+                              int64_t lda, BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc) {
+  sgemm_shares(m, n, m * n * k >= 2 * kParallelWork, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
+    // the share's rows [i0, i0 + h) of the stacked A
+    const float* top = i0 < split ? a_top + i0 * lda : a_below + (i0 - split) * lda;
+    const int64_t top_rows = i0 < split ? split - i0 : h;
+    sgemm_rows_stacked(h, top_rows, w, k, top, i0 < split ? a_below : nullptr, lda, b_rows, context, col0 + j0,
+                       c + i0 * ldc + j0, ldc);
   });
 }
 

@@ -5,14 +5,19 @@
 #include "gemm.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-// AVX2 + FMA only: an AVX-512 build keeps Eigen's AVX-512 GEMM, which our 8-lane kernel would not beat (a 16-lane
-// variant is future work; no machine here could test it).
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+// A micro-kernel for AVX-512 (16 lanes) and one for AVX2 + FMA (8 lanes): the build's instruction-set level picks
+// one (each Python variant is a whole-library build for one level, python/dtd/_variant.py).
+#if defined(__AVX512F__)
+#define DTD_HAVE_SGEMM 1
+#define DTD_SGEMM_AVX512 1
+#include <immintrin.h>
+#elif defined(__AVX2__) && defined(__FMA__)
 #define DTD_HAVE_SGEMM 1
 #include <immintrin.h>
 #endif
@@ -23,6 +28,36 @@ namespace dtd::detail {
 
 namespace {
 
+#ifdef DTD_SGEMM_AVX512
+struct Simd {
+  using Reg = __m512;
+  static constexpr int kLanes = 16;
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static Reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+};
+
+// 14 x (2 vectors) accumulators: 28 of the 32 registers, the B row in two more, A's element broadcast from memory.
+#ifndef DTD_MR
+#define DTD_MR 14
+#define DTD_NV 2
+#endif
+constexpr int64_t kMR = DTD_MR;
+constexpr int64_t kNV = DTD_NV;
+#ifndef DTD_KC
+#define DTD_KC 256
+#endif
+constexpr int64_t kKC = DTD_KC;  // depth of a packed block: a B micro-panel (kKC x kNR floats = 32 KB) stays in L1
+constexpr int64_t kMC =
+    (168 / kMR) * kMR;  // rows of a packed A block (kMC x kKC floats = 168 KB, in L2); a multiple of kMR
+#ifndef DTD_NC
+#define DTD_NC 3072
+#endif
+constexpr int64_t kNC = DTD_NC;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+#else
 struct Simd {
   using Reg = __m256;
   static constexpr int kLanes = 8;
@@ -36,10 +71,12 @@ struct Simd {
 
 // 6 x (2 vectors) accumulators: 12 registers, enough independent FMA chains to hide the FMA latency on two ports.
 constexpr int64_t kMR = 6;
-constexpr int64_t kNR = 2 * Simd::kLanes;
+constexpr int64_t kNV = 2;
 constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR) stays in L1
 constexpr int64_t kMC = 120;   // rows of a packed A block (kMC x kKC floats = 120 KB, in L2); a multiple of kMR
 constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+#endif
+constexpr int64_t kNR = kNV * Simd::kLanes;
 constexpr int64_t kDirectColumns = 256;  // up to this many columns, A is read in place, not packed
 
 // c[kMR x kNR] (row stride ldc) = A bp, plus c's old value when `accumulate`; bp: kc x kNR. A's element (r, p) is
@@ -48,33 +85,36 @@ template <int64_t CS>
 void micro_kernel(int64_t kc, const float* const* rows, int64_t cs, const float* bp, float* c, int64_t ldc,
                   bool accumulate) {
   if constexpr (CS > 0) cs = CS;
-  Simd::Reg acc[kMR][2];
-#pragma GCC unroll 6
-  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = Simd::zero();
+  Simd::Reg acc[kMR][kNV];
+#pragma GCC unroll 16
+  for (int r = 0; r < kMR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[r][v] = Simd::zero();
   const float* a[kMR];
-#pragma GCC unroll 6
+#pragma GCC unroll 16
   for (int r = 0; r < kMR; ++r) a[r] = rows[r];
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
-    const Simd::Reg b0 = Simd::load(bp), b1 = Simd::load(bp + Simd::kLanes);
+    Simd::Reg b[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) b[v] = Simd::load(bp + v * Simd::kLanes);
     const int64_t off = p * cs;
-#pragma GCC unroll 6
+#pragma GCC unroll 16
     for (int r = 0; r < kMR; ++r) {
       const Simd::Reg ar = Simd::broadcast(a[r] + off);
-      acc[r][0] = Simd::fma(ar, b0, acc[r][0]);
-      acc[r][1] = Simd::fma(ar, b1, acc[r][1]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[r][v] = Simd::fma(ar, b[v], acc[r][v]);
     }
     bp += kNR;
   }
-#pragma GCC unroll 6
+#pragma GCC unroll 16
   for (int r = 0; r < kMR; ++r) {
     float* cr = c + r * ldc;
-    if (accumulate) {
-      acc[r][0] = Simd::add(acc[r][0], Simd::load(cr));
-      acc[r][1] = Simd::add(acc[r][1], Simd::load(cr + Simd::kLanes));
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) {
+      if (accumulate) acc[r][v] = Simd::add(acc[r][v], Simd::load(cr + v * Simd::kLanes));
+      Simd::store(cr + v * Simd::kLanes, acc[r][v]);
     }
-    Simd::store(cr, acc[r][0]);
-    Simd::store(cr + Simd::kLanes, acc[r][1]);
   }
 }
 
@@ -96,25 +136,49 @@ void tile(int64_t kc, const float* const* rows, int64_t cs, bool packed, const f
       c[r * ldc + j] = accumulate ? c[r * ldc + j] + part[r * kNR + j] : part[r * kNR + j];
 }
 
+// op(A), row-major with row stride lda: A, or A^T when `trans`; untransposed, its rows from `split` on may come
+// from a second block (`below`: [A_top; A_below] without a copy, see sgemm_rows_stacked).
+struct AOperand {
+  bool trans;
+  const float* a;
+  int64_t lda;
+  const float* below = nullptr;
+  int64_t split = INT64_MAX;
+  // Row i of op(A) (untransposed only).
+  const float* row(int64_t i) const { return i < split ? a + i * lda : below + (i - split) * lda; }
+};
+
 // Panels of kMR rows of op(A)[i0 : i0 + mc, p0 : p0 + kc]: ap[panel][p][r], zero past mc.
-void pack_a(bool trans, const float* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
+void pack_a(const AOperand& op, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* ap) {
   for (int64_t ir = 0; ir < mc; ir += kMR) {
     const int64_t mr = std::min(kMR, mc - ir);
     float* dst = ap + ir * kc;
-    if (!trans) {
+    if (!op.trans) {
       for (int64_t r = 0; r < mr; ++r) {
-        const float* src = a + (i0 + ir + r) * lda + p0;
+        const float* src = op.row(i0 + ir + r) + p0;
         for (int64_t p = 0; p < kc; ++p) dst[p * kMR + r] = src[p];
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
-        const float* src = a + (p0 + p) * lda + i0 + ir;
+        const float* src = op.a + (p0 + p) * op.lda + i0 + ir;
         for (int64_t r = 0; r < mr; ++r) dst[p * kMR + r] = src[r];
       }
     }
     if (mr < kMR)
       for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * kMR + mr, dst + (p + 1) * kMR, 0.0f);
   }
+}
+
+// One row of a B panel: nr (<= kNR) floats from src, zeros up to kNR. Whole rows with vector moves: a call of
+// memmove per row cost a quarter of a 64 x 3136 x 576 product.
+inline void panel_row(const float* src, int64_t nr, float* dst) {
+  if (nr == kNR) {
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) Simd::store(dst + v * Simd::kLanes, Simd::load(src + v * Simd::kLanes));
+    return;
+  }
+  for (int64_t j = 0; j < nr; ++j) dst[j] = src[j];
+  for (int64_t j = nr; j < kNR; ++j) dst[j] = 0.0f;
 }
 
 // Panels of kNR columns of op(B)[p0 : p0 + kc, j0 : j0 + nc]: bp[panel][p][j], zero past nc.
@@ -124,9 +188,7 @@ void pack_b(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc, int
     float* dst = bp + jr * kc;
     if (!trans) {
       for (int64_t p = 0; p < kc; ++p) {
-        const float* src = b + (p0 + p) * ldb + j0 + jr;
-        std::copy(src, src + nr, dst + p * kNR);
-        std::fill(dst + p * kNR + nr, dst + (p + 1) * kNR, 0.0f);
+        panel_row(b + (p0 + p) * ldb + j0 + jr, nr, dst + p * kNR);
       }
     } else {
       for (int64_t j = 0; j < nr; ++j) {
@@ -151,12 +213,27 @@ bool sgemm_available() {
   return enabled;
 }
 
+const char* sgemm_kernel_name() {
+#ifdef DTD_SGEMM_AVX512
+  return "avx512 14x32";
+#else
+  return "avx2 6x16";
+#endif
+}
+
+int64_t sgemm_tile_rows() {
+  return kMR;
+}
+
+int64_t sgemm_tile_columns() {
+  return kNR;
+}
+
 namespace {
 
 // The loops of sgemm over any source of B: pack_block(p0, kc, j0, nc, dst) writes B's block in panels.
 template <class PackB>
-void sgemm_loops(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, PackB&& pack_block,
-                 float* c, int64_t ldc) {
+void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pack_block, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
@@ -169,7 +246,7 @@ void sgemm_loops(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, 
   const bool pack = n > kDirectColumns;
   if (pack && a_pack.size() < static_cast<size_t>(kMC * kKC)) a_pack.resize(static_cast<size_t>(kMC * kKC));
   if (b_pack.size() < static_cast<size_t>(kKC * nc_max)) b_pack.resize(static_cast<size_t>(kKC * nc_max));
-  const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;  // op(A)'s element (i, p) is a[i * rs + p * cs]
+  const int64_t cs = op.trans ? op.lda : 1;  // op(A)'s element (i, p) is row(i)[p * cs]
   for (int64_t jc = 0; jc < n; jc += kNC) {
     const int64_t nc = std::min(kNC, n - jc);
     for (int64_t pc = 0; pc < k; pc += kKC) {
@@ -178,7 +255,7 @@ void sgemm_loops(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, 
       pack_block(pc, kc, jc, nc, b_pack.data());
       for (int64_t ic = 0; ic < m; ic += kMC) {
         const int64_t mc = std::min(kMC, m - ic);
-        if (pack) pack_a(trans_a, a, lda, ic, mc, pc, kc, a_pack.data());
+        if (pack) pack_a(op, ic, mc, pc, kc, a_pack.data());
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min(kNR, nc - jr);
           const float* bp = b_pack.data() + jr * kc;
@@ -187,7 +264,8 @@ void sgemm_loops(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, 
             const float* rows[kMR];
             for (int64_t r = 0; r < kMR; ++r) {
               const int64_t rr = std::min(r, mr - 1);  // rows past the edge repeat the last one (discarded)
-              rows[r] = pack ? a_pack.data() + ir * kc + r : a + (ic + ir + rr) * rs + pc * cs;
+              const int64_t i = ic + ir + rr;
+              rows[r] = pack ? a_pack.data() + ir * kc + r : (op.trans ? op.a + i : op.row(i)) + pc * cs;
             }
             tile(kc, rows, pack ? kMR : cs, pack, bp, c + (ic + ir) * ldc + jc + jr, ldc, accumulate, mr, nr);
           }
@@ -202,35 +280,59 @@ void sgemm_loops(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc) {
   sgemm_loops(
-      trans_a, m, n, k, a, lda,
+      AOperand{trans_a, a, lda}, m, n, k,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) { pack_b(trans_b, b, ldb, p0, kc, j0, nc, dst); },
       c, ldc);
 }
 
-void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
-                const void* context, int64_t col0, float* c, int64_t ldc) {
+namespace {
+
+void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_rows, const void* context, int64_t col0,
+                float* c, int64_t ldc) {
   thread_local std::vector<float> row;
   if (row.size() < static_cast<size_t>(kNC)) row.resize(static_cast<size_t>(kNC));
   sgemm_loops(
-      trans_a, m, n, k, a, lda,
+      op, m, n, k,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
         for (int64_t p = 0; p < kc; ++p) {
           b_rows(context, p0 + p, col0 + j0, nc, row.data());
           for (int64_t jr = 0; jr < nc; jr += kNR) {
             const int64_t nr = std::min(kNR, nc - jr);
-            float* panel = dst + jr * kc + p * kNR;
-            std::copy(row.data() + jr, row.data() + jr + nr, panel);
-            std::fill(panel + nr, panel + kNR, 0.0f);
+            panel_row(row.data() + jr, nr, dst + jr * kc + p * kNR);
           }
         }
       },
       c, ldc);
 }
 
-#else  // no AVX2 + FMA (or AVX-512) in this build: callers use Eigen
+}  // namespace
+
+void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
+                const void* context, int64_t col0, float* c, int64_t ldc) {
+  rows_loops(AOperand{trans_a, a, lda}, m, n, k, b_rows, context, col0, c, ldc);
+}
+
+void sgemm_rows_stacked(int64_t m, int64_t split, int64_t n, int64_t k, const float* a_top, const float* a_below,
+                        int64_t lda, BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc) {
+  rows_loops(AOperand{false, a_top, lda, a_below, split}, m, n, k, b_rows, context, col0, c, ldc);
+}
+
+#else  // neither AVX-512F nor AVX2 + FMA in this build: callers use Eigen
 
 bool sgemm_available() {
   return false;
+}
+
+const char* sgemm_kernel_name() {
+  return "none";
+}
+
+int64_t sgemm_tile_rows() {
+  return 1;
+}
+
+int64_t sgemm_tile_columns() {
+  return 1;
 }
 
 void sgemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t) {
@@ -239,6 +341,11 @@ void sgemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const f
 
 void sgemm_rows(bool, int64_t, int64_t, int64_t, const float*, int64_t, BRows, const void*, int64_t, float*, int64_t) {
   throw std::logic_error("dtd::detail::sgemm_rows: this build has no micro-kernel (check sgemm_available())");
+}
+
+void sgemm_rows_stacked(int64_t, int64_t, int64_t, int64_t, const float*, const float*, int64_t, BRows, const void*,
+                        int64_t, float*, int64_t) {
+  throw std::logic_error("dtd::detail::sgemm_rows_stacked: this build has no micro-kernel (check sgemm_available())");
 }
 
 #endif

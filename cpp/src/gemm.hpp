@@ -1,5 +1,5 @@
-// dtd's own single-precision GEMM (private): packed panels and a register-blocked FMA micro-kernel for AVX2 (BLIS's
-// loop structure), 1.2 to 1.6x Eigen's GEMM on AVX2. Serial: callers split C and run the parts in parallel
+// dtd's own single-precision GEMM (private): packed panels and a register-blocked FMA micro-kernel for AVX-512 or
+// AVX2 (BLIS's loop structure). Serial: callers split C and run the parts in parallel
 // (eigen_maps.hpp); an element's sum does not depend on the split, so results never depend on the thread count.
 #pragma once
 
@@ -7,9 +7,17 @@
 
 namespace dtd::detail {
 
-/// True when this build has the micro-kernel (x86 with AVX2 + FMA, without AVX-512) and the environment variable
+/// True when this build has a micro-kernel (x86 with AVX-512F, or with AVX2 + FMA) and the environment variable
 /// DTD_SGEMM is not "0" (read once per process); otherwise callers use Eigen.
 bool sgemm_available();
+
+/// The micro-kernel compiled in: "avx512 14x32", "avx2 6x16" (rows x columns of its register tile), or "none".
+const char* sgemm_kernel_name();
+
+/// Rows and columns of the micro-kernel's register tile (1 without a kernel): splits of C into multiples of these
+/// waste no tile.
+int64_t sgemm_tile_rows();
+int64_t sgemm_tile_columns();
 
 /// C[m, n] = op(A) op(B) on the calling thread, row-major with row strides lda, ldb, ldc. A is [m, k] ([k, m] when
 /// trans_a); B is [k, n] ([n, k] when trans_b). Each C element is summed in a fixed order (k in blocks of fixed
@@ -24,5 +32,11 @@ using BRows = void (*)(const void* context, int64_t p, int64_t j0, int64_t width
 /// (an implicit im2col: a convolution's patch matrix is never stored). The same sums as sgemm over the stored B.
 void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
                 const void* context, int64_t col0, float* c, int64_t ldc);
+
+/// sgemm_rows (A not transposed) with A = [A_top; A_below], both with row stride lda: rows [0, split) of A are
+/// a_top's, rows [split, m) are a_below's first m - split rows. The same sums as over the stacked matrix, which is
+/// never stored (a convolution's w and w+ in one product).
+void sgemm_rows_stacked(int64_t m, int64_t split, int64_t n, int64_t k, const float* a_top, const float* a_below,
+                        int64_t lda, BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc);
 
 }  // namespace dtd::detail

@@ -53,6 +53,7 @@ PYBIND11_MODULE(DTD_MODULE_NAME, m) {
         d["eigen_simd"] = info.eigen_simd;
         d["openmp"] = info.openmp;
         d["own_sgemm"] = info.own_sgemm;
+        d["sgemm_kernel"] = info.sgemm_kernel;
         d["instruction_sets"] = info.instruction_sets;
         return d;
       },

@@ -166,8 +166,8 @@ def build_info() -> dict[str, Any]:
         their ``features_source``, ``levels_supported`` (the x86-64 levels the CPU runs), and from the compiled module:
         ``arch_options`` (e.g. ``"-march=x86-64-v3"``), ``instruction_sets`` (what the compiler was allowed to use),
         ``compiler``, ``build_type``, ``eigen_version``, ``eigen_simd`` (the SIMD sets Eigen's kernels use),
-        ``openmp`` (the OpenMP version as yyyymm, 0 without), ``own_sgemm`` (dtd's AVX2 SGEMM kernel compiled in;
-        else Eigen's GEMM runs).
+        ``openmp`` (the OpenMP version as yyyymm, 0 without), ``own_sgemm`` (dtd's SGEMM kernel runs float products;
+        else Eigen's GEMM does) and ``sgemm_kernel`` (``"avx512 14x32"``, ``"avx2 6x16"`` or ``"none"``).
     """
     module = load()
     info = dict(_INFO)

@@ -150,6 +150,53 @@ void test_conv_1d_3d_forward_matches_naive() {
   }
 }
 
+// A trace made with the plan keeps z+'s denominator w+ (*) a of float convolutions from one product with the
+// stacked weights [w; w+] (Conv2d::apply_with_positive): the relevance must equal, bit for bit, the one computed from a
+// trace without the plan (a separate product with w+), over geometries, groups and batches that take each path of the
+// convolution (tiles of output positions at batch 1, whole products, samples folded into one product).
+void test_fused_positive_denominator_is_bit_identical() {
+  std::mt19937 rng(11);
+  struct Case {
+    dtd::Shape in, weight;
+    int64_t group, batch;
+  };
+  const Case cases[] = {{{8, 40, 40}, {32, 8, 3, 3}, 1, 1},   // 1600 positions: tiles
+                        {{8, 12, 12}, {16, 8, 3, 3}, 1, 1},   // 144 positions: one product
+                        {{8, 12, 12}, {16, 8, 3, 3}, 1, 5},   // folded samples
+                        {{6, 9, 9}, {32, 3, 3, 3}, 2, 3},     // two groups
+                        {{4, 30, 30}, {20, 4, 5, 5}, 1, 2}};  // an edge tile of the kernel
+  for (const Case& c : cases) {
+    dtd::ModelSpec spec;
+    spec.input_name = "x";
+    spec.input_shape = c.in;
+    auto relu0 = layer("relu0", dtd::LayerKind::relu, "x", "a");
+    auto conv = layer("conv", dtd::LayerKind::conv, "a", "y");
+    conv.weights["weight"] = random_array(c.weight, rng, -1, 1);
+    conv.weights["bias"] = random_array({c.weight[0]}, rng, -0.1, 0.1);
+    conv.ints["pads"] = {1, 1, 1, 1};
+    conv.ints["group"] = {c.group};
+    spec.layers = {relu0, conv};
+    spec.output = "y";
+    dtd::Network<float> net(spec);
+    dtd::Shape xs{c.batch};
+    xs.insert(xs.end(), c.in.begin(), c.in.end());
+    dtd::Tensor<float> x(xs);
+    for (float& v : x.data) v = static_cast<float>(std::uniform_real_distribution<double>(-1, 1)(rng));
+    std::vector<dtd::RuleSpec> rules(net.size());
+    for (auto& rule : rules) rule.kind = dtd::RuleKind::zplus;
+    const auto plan = net.prepare(rules);
+    const auto fused = net.trace(x, &plan), apart = net.trace(x);
+    if (dtd::build_info().own_sgemm)  // else there is no fused path and both traces are the same
+      check(fused.kept_set.at(1) == static_cast<int>(dtd::WeightSet::positive),
+            "fused z+ denominator: the trace kept no product for input " + dtd::to_string(xs));
+    check(fused.values.back().data == apart.values.back().data, "fused z+ denominator: forward differs");
+    dtd::Tensor<float> r(fused.values.back().shape);
+    for (float& v : r.data) v = static_cast<float>(std::uniform_real_distribution<double>(0, 1)(rng));
+    const auto r1 = net.relevance(fused, r, plan), r2 = net.relevance(apart, r, plan);
+    check(r1.data == r2.data, "fused z+ denominator: relevance differs for input " + dtd::to_string(xs));
+  }
+}
+
 dtd::Tensor<double> explain(const dtd::Network<double>& net, const dtd::Tensor<double>& x, double* logit) {
   auto tr = net.trace(x);
   const auto& y = tr.values.back();
@@ -282,6 +329,7 @@ int main() {
   test_conv_1d_3d_forward_matches_naive<float>();
   test_conv_1d_3d_forward_matches_naive<double>();
   test_conservation_and_determinism();
+  test_fused_positive_denominator_is_bit_identical();
   test_errors();
   test_checked_shape_arithmetic();
   if (failures == 0) std::printf("all C++ core tests passed\n");

@@ -276,6 +276,55 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
 }
 
 template <class T>
+bool Conv2d<T>::fused_positive(int64_t) const {
+  return std::is_same_v<T, float> && !pointwise_ && detail::sgemm_available() && cout_ / group_ >= 16;
+}
+
+template <class T>
+bool Conv2d<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {
+  if (!fused_positive(batch)) return false;
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_, p = od_ * oh_ * ow_;
+    const int64_t in = cin_ * d_ * h_ * w_;
+    const PatchGeometry geo{d_,        h_,        w_,     oh_,    ow_,    kd_,    kh_,    kw_,   stride_d_,
+                            stride_h_, stride_w_, dil_d_, dil_h_, dil_w_, pad_f_, pad_t_, pad_l_};
+    const float* w = this->weights(WeightSet::plain);
+    const float* wp = this->weights(WeightSet::positive);
+    for_each_chunk(batch, chunk(batch), [&](int64_t n0, int64_t nb) {
+      for (int64_t g = 0; g < group_; ++g) {
+        const PatchRows patches{geo, x + n0 * in, g * cg, in, p};
+        // c[2 mg, width] = [w_g; w_g+] times the patch columns [col0, col0 + width) (sample-major, as in apply);
+        // its first mg rows go to y, the others to z. Each element is summed as apply sums it (gemm.hpp).
+        auto product = [&](int64_t col0, int64_t width) {
+          float* c = detail::scratch<float, 1>(static_cast<size_t>(2 * mg * width));
+          detail::gemm_rows_stacked(2 * mg, mg, width, k, w + g * mg * k, wp + g * mg * k, k, patch_rows, &patches,
+                                    col0, c, width);
+          for (int64_t j = 0; j < width;) {
+            const int64_t col = col0 + j, s = col / p, pos = col % p, run = std::min(width - j, p - pos);
+            for (int64_t m = 0; m < mg; ++m) {
+              const int64_t at = ((n0 + s) * cout_ + g * mg + m) * p + pos;
+              std::copy(c + m * width + j, c + m * width + j + run, y + at);
+              std::copy(c + (mg + m) * width + j, c + (mg + m) * width + j + run, z + at);
+            }
+            j += run;
+          }
+        };
+        if (nb == 1 && p >= 2 * kColTile) {
+          // large outputs: cache-resident tiles of output positions, as in apply
+          const int64_t tiles = (p + kColTile - 1) / kColTile;
+          detail::parallel_for(tiles, [&](int64_t t) { product(t * kColTile, std::min(kColTile, p - t * kColTile)); });
+        } else {
+          product(0, nb * p);
+        }
+      }
+    });
+  } else {
+    (void)x, (void)y, (void)z;
+  }
+  return true;
+}
+
+template <class T>
 void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x) const {
   const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_, p = od_ * oh_ * ow_;
   const int64_t plane = d_ * h_ * w_, in = cin_ * plane;

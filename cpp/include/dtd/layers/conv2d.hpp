@@ -20,6 +20,11 @@ class Conv2d final : public LinearLayer<T> {
   void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const override;
   void add_bias(const T* b, int64_t batch, T* y) const override;
   int64_t macs() const override { return macs_; }
+  /// float with dtd's GEMM kernel (no 1x1 unpadded shortcut, >= 16 output channels per group): the forward and
+  /// z+'s denominator w+ (*) x come out of one product with [w; w+] per group (never stored stacked), sharing
+  /// the implicit im2col, bit for bit equal to the two products made apart.
+  bool fused_positive(int64_t batch) const override;
+  bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
 
  private:
   // im2col / its adjoint for the output positions [p0, p0 + width); rows of col are `ld` apart.
