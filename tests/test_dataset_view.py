@@ -326,3 +326,21 @@ def test_evaluate_errors(
     assert "pip install 'dtd[plot]'" in err and "--no-plot" in err and len(err.splitlines()) == 1
     assert main(["evaluate", "--count", "2", "--steps", "2", "--no-plot", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "pixel_flipping.json").is_file()
+
+
+def test_maps_are_streamed_in_bounded_pieces(
+    shipped_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never more than ``read_rows`` maps read at once, each stored map read once."""
+    from dtd.batch import report as report_mod
+
+    sizes: list[int] = []
+    original = report_mod._MapReader.rows
+
+    def spy(self: object, shard: str, lo: int, hi: int) -> np.ndarray:
+        sizes.append(hi - lo)
+        return original(self, shard, lo, hi)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report_mod._MapReader, "rows", spy)
+    dataset_report(shipped_run, tmp_path / "rep", k=2, read_rows=24)
+    assert max(sizes) <= 24 and sum(sizes) == 300

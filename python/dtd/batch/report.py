@@ -504,7 +504,9 @@ def dataset_report(
             viz.save(mean_png, _titled(grid, f"mean relevance map per {group} class (each on its own scale)"))
             files.append(mean_png)
 
-    summary = _summary(root, idx, ok, views, by, group, k, inputs_desc, input_errors, map_shape, out_dir)
+    summary = _summary(
+        root, idx, ok, views, by, group, k, inputs_desc, input_errors, map_shape, out_dir, files
+    )
     js = out_dir / "summary.json"
     js.write_text(json.dumps(summary, indent=1) + "\n")
     md = out_dir / "summary.md"
@@ -535,6 +537,7 @@ def _summary(
     input_errors: list[str],
     map_shape: tuple[int, ...] | None,
     out_dir: Path,
+    files: Sequence[Path],
 ) -> dict[str, Any]:
     classes_col = idx[group].astype(np.int64)
     per_class = []
@@ -570,6 +573,8 @@ def _summary(
         "tie_break": "smaller sample id first",
         "classes": per_class,
         "mean_maps": "mean_maps.npz" if map_shape is not None else None,
+        "mean_maps_png": "mean_maps.png" if out_dir / "mean_maps.png" in files else None,
+        "drawn": any(v.sheet is not None for v in views.values()),
     }
 
 
@@ -592,7 +597,12 @@ def _markdown(s: Mapping[str, Any]) -> str:
             f"| {c['class']} | {c['count']} | {c['mean_logit']:.4g} | {c['mean_relevance_sum']:.4g} | "
             f"{c['mean_absorbed']:.3g} | {most} | {least} | {sheet} |"
         )
-    if s["mean_maps"]:
+    if not s["drawn"]:
+        lines += [
+            "",
+            f"Maps of shape {s['map_shape']} are not drawn (1-D and 2-D inputs only): see {s['mean_maps']}.",
+        ]
+    if s["mean_maps_png"]:
         lines += [
             "",
             "Mean relevance map per class (each on its own colour scale): ![mean maps](mean_maps.png)",
