@@ -3,6 +3,7 @@ shared data folder is located once."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,21 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-#: ../shared/data relative to the project root (see the data README).
-DATA_DIR = TESTS_DIR.parent.parent / "shared" / "data"
+
+def _data_dir() -> Path:
+    """``$DTD_SHARED_DATA``, else ../shared/data relative to the project root (see the data README), else the
+    first ``shared/data`` further up (a git worktree checked out one level deeper)."""
+    if os.environ.get("DTD_SHARED_DATA"):
+        return Path(os.environ["DTD_SHARED_DATA"])
+    default = TESTS_DIR.parent.parent / "shared" / "data"
+    if default.is_dir():
+        return default
+    return next(
+        (p / "shared" / "data" for p in TESTS_DIR.parents if (p / "shared" / "data").is_dir()), default
+    )
+
+
+DATA_DIR = _data_dir()
 LENET_DIR = DATA_DIR / "lrp_toolbox" / "onnx"
 MNIST_FILE = DATA_DIR / "mnist" / "mnist_test.npz"
 

@@ -170,3 +170,42 @@ def test_dtd_beats_random_on_the_shipped_digits(seed: int) -> None:
     assert morf.aopc > 1.3 * rand.aopc > 0
     # per sample, DTD wins on a clear majority of digits (29 of 32 with this seed)
     assert (morf.aopc_per_sample > rand.aopc_per_sample).mean() >= 0.75
+
+
+def test_compare_and_summary_by_hand() -> None:
+    """Two samples of a linear toy, zero perturbation, patch 1: the curves and the paired AOPC difference by hand."""
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    x = np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 1.0]])
+    best = x * w
+    worst = -best
+    res = evaluate.compare(LinearToy(w), x, {"best": best, "worst": worst}, patch=1, perturbation="zero")
+    assert list(res) == ["best", "worst"] and res["best"].targets.tolist() == [0, 0]
+    s = evaluate.comparison_summary(res, baseline="worst")
+    # sample 0: best removes 4, 3, 2, 1 -> drops 0, 4, 7, 9, 10 (AOPC 6); worst removes 1, 2, 3, 4 -> 0, 1, 3, 6, 10 (4)
+    # sample 1: f = 6; best removes 4 then 2 -> drops 0, 4, 6, 6, 6 (4.4); worst: 0, 0, 0, 2, 6 (1.6)
+    assert s["methods"]["best"]["aopc"] == pytest.approx((6.0 + 4.4) / 2)
+    assert s["methods"]["worst"]["aopc"] == pytest.approx((4.0 + 1.6) / 2)
+    assert s["methods"]["best"]["aopc_std"] == pytest.approx(np.std([6.0, 4.4], ddof=1))
+    np.testing.assert_allclose(s["methods"]["best"]["mean_curve"], [8.0, 4.0, 1.5, 0.5, 0.0])
+    v = s["versus_baseline"]["best"]
+    assert v["mean"] == pytest.approx(2.4) and v["wins"] == 1.0
+    assert v["sem"] == pytest.approx(np.std([2.0, 2.8], ddof=1) / np.sqrt(2))
+    assert v["ci95"][0] == pytest.approx(2.4 - 1.96 * v["sem"])
+    assert "versus_baseline" not in evaluate.comparison_summary(res, baseline=None)
+    with pytest.raises(ValueError, match="at least one"):
+        evaluate.compare(LinearToy(w), x, {})
+
+
+def test_uniform_noise_with_per_channel_bounds() -> None:
+    x = np.zeros((1, 2, 4, 4))
+    res = evaluate.pixel_flipping(
+        lambda v: v.reshape(len(v), 2, -1).sum(axis=2),
+        x,
+        np.ones_like(x),
+        target=0,
+        patch=4,
+        low=np.array([0.0, 10.0]).reshape(2, 1, 1),
+        high=np.array([1.0, 11.0]).reshape(2, 1, 1),
+    )
+    # channel 0's noise in [0, 1]: its 16 values sum to between 0 and 16
+    assert 0.0 < -res.score_drop[0, 1] < 16.0

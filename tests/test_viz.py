@@ -150,6 +150,7 @@ def test_save_png_round_trip(tmp_path: Path, seed: int) -> None:
 
 
 def test_line_plot() -> None:
+    pytest.importorskip("matplotlib", reason="dtd[plot] (matplotlib) is not installed")
     curves = {"a": np.linspace(5.0, 1.0, 20), "b": np.linspace(5.0, 3.0, 10)}
     img = viz.line_plot(curves, xlabel="steps", ylabel="f_c(x)", title="t", size=(300, 200))
     assert img.shape == (200, 300, 3) and img.dtype == np.uint8
@@ -158,3 +159,30 @@ def test_line_plot() -> None:
     assert viz.line_plot({"flat": [1.0, 1.0]}).shape == (400, 640, 3)
     with pytest.raises(ValueError, match="curve"):
         viz.line_plot({})
+
+
+def test_line_plot_per_sample_curves_draw_a_band() -> None:
+    pytest.importorskip("matplotlib", reason="dtd[plot] (matplotlib) is not installed")
+    rng = np.random.default_rng(0)
+    curves = {"a": 5.0 - np.linspace(0, 3, 11) + rng.normal(0, 0.5, (20, 11))}
+    banded = viz.line_plot(curves, size=(300, 200))
+    plain = viz.line_plot(curves, size=(300, 200), spread="none")
+    # the band is a light tint of the line colour: more non-white pixels with it than without
+    assert (banded.min(axis=-1) < 250).sum() > (plain.min(axis=-1) < 250).sum()
+    with pytest.raises(ValueError, match="spread"):
+        viz.line_plot(curves, spread="iqr")
+    with pytest.raises(ValueError, match="shape"):
+        viz.line_plot({"a": np.zeros((2, 3, 4))})
+
+
+def test_charts_without_matplotlib_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'dtd\[plot\]'"):
+        viz.line_plot({"a": [1.0, 2.0]})
+    # heatmaps, grids and PNG files need no plotting library
+    img = viz.grid([viz.heatmap(np.eye(4)), viz.to_rgb(np.eye(4))], ["a", "b"])
+    assert img.dtype == np.uint8

@@ -1,4 +1,4 @@
-"""The `dtd` command: demo, explain, explain-dataset, info, evaluate.
+"""The `dtd` command: demo, explain, explain-dataset, report, info, evaluate.
 
 User mistakes (a missing file, an unsupported op, a wrong input shape) print one line and exit with status 2.
 """
@@ -281,6 +281,11 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(summary.report())
+    if args.report is not None:
+        from .batch import dataset_report
+
+        report = dataset_report(out, args.report or None, k=args.report_k, inputs=source)
+        _print_report(report)
     return 0
 
 
@@ -330,53 +335,209 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample_dataset(
+    args: argparse.Namespace,
+) -> tuple[Any, np.ndarray, Any, Any, str, str, list[str]]:
+    """For ``dtd evaluate --model --data``: (model, x [n, *input_shape], low, high, rules, description,
+    failures): a seeded random sample of ``--samples`` inputs, prepared as ``dtd explain-dataset`` does."""
+    from .batch import Explainer, open_source
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise _UserError(f"{model_path}: no such file")
+    explainer = Explainer(model_path, rules=args.rules or "deep_taylor", num_threads=None)
+    model = explainer.loaded_model
+    shape = tuple(model.input_shape)
+    channels = shape[0] if shape else 1
+    mean = _floats(args.mean, channels, "mean")
+    std = _floats(args.std, channels, "std")
+    if std is not None and np.any(std == 0):
+        raise _UserError("--std must not contain 0")
+    source = open_source(args.data, shape, array_key=args.array_key, path_column=args.path_column)
+    n = len(source)
+    if n == 0:
+        raise _UserError(f"{' '.join(args.data)}: no samples")
+    count = 100 if args.samples is None else args.samples
+    if count < 1:
+        raise _UserError("--samples must be >= 1")
+    rng = np.random.default_rng(args.seed)
+    ids = np.sort(rng.choice(n, size=min(count, n), replace=False))
+    samples, failures = [], []
+    for i in ids.tolist():
+        batch, failed = source.read(i, i + 1)
+        failures += [reason for _, reason in failed]
+        if len(batch["id"]):
+            samples.append(np.asarray(batch["image"][0]))
+    if not samples:
+        raise _UserError(f"none of the {len(ids)} sampled inputs could be read: {failures[0]}")
+    raw = np.stack(samples)
+    if int(np.prod(raw.shape[1:])) != int(np.prod(shape)):
+        raise _UserError(
+            f"{' '.join(args.data)}: samples of shape {list(raw.shape[1:])}, but {model_path.name} takes inputs of "
+            f"shape {list(shape)} (per sample): give data shaped for this model"
+        )
+    explainer = explainer.replace(
+        mean=None if mean is None else mean.reshape(-1), std=None if std is None else std.reshape(-1)
+    )
+    x = explainer.prepare(raw).astype(np.float64)
+    low: Any = args.low
+    high: Any = args.high
+    rules = args.rules or "deep_taylor"
+    if low is None and source.is_image and rules in ("deep_taylor", "bounded"):
+        low, high = _pixel_bounds(mean, std, channels)
+    if rules == "bounded" and low is None:
+        raise _UserError("--rules bounded needs --low and --high (or pixel data: images, uint8 arrays)")
+    what = f"{len(x)} of {n} samples of {' '.join(args.data)} (seed {args.seed}), model {model_path.name}"
+    return model, x, low, high, rules, what, failures
+
+
+def _noise_range(low: Any, high: Any, x: np.ndarray) -> tuple[Any, Any, str]:
+    """The range of the uniform perturbation: the input bounds (per channel as [C, 1, 1]), else the sample's
+    min and max."""
+    if low is None:
+        lo, hi = float(x.min()), float(x.max())
+        return lo, hi, f"[{lo:.4g}, {hi:.4g}] (the sample's range: no --low/--high)"
+    lo_a, hi_a = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if lo_a.ndim == 1 and x.ndim >= 3:
+        lo_a = lo_a.reshape((-1,) + (1,) * (x.ndim - 2))
+        hi_a = hi_a.reshape((-1,) + (1,) * (x.ndim - 2))
+    text = f"[{np.round(lo_a.ravel(), 4).tolist()}, {np.round(hi_a.ravel(), 4).tolist()}]"
+    if lo_a.ndim == 0:
+        text = f"[{float(lo_a):g}, {float(hi_a):g}]"
+    return lo_a, hi_a, text
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
     import dtd
 
     from . import evaluate, viz
-    from .examples import load_example
 
-    ex = load_example()
-    x = ex.images[: args.count].astype(np.float64)
-    target = np.argmax(ex.model.forward(x), axis=1)
-    methods = {
-        "DTD (z^beta + z+)": dtd.explain(
-            ex.model, x, target=target, rules="bounded", low=ex.low, high=ex.high
-        ),
-        "sensitivity (grad^2)": dtd.sensitivity(ex.model, x, target=target),
+    if (args.model is None) != (args.data is None):
+        raise _UserError("give both --model and --data (or neither: the shipped model and digits)")
+    if (args.low is None) != (args.high is None):
+        raise _UserError("give both --low and --high, or neither")
+    if args.patch < 1 or args.steps < 0:
+        raise _UserError("--patch must be >= 1 and --steps >= 0")
+    if not args.no_plot:
+        from .batch._extras import require
+
+        try:
+            require("matplotlib", "dtd evaluate's plot")
+        except ImportError as err:
+            raise ImportError(f"{err}; or pass --no-plot") from None
+    failures: list[str] = []
+    if args.model is None:
+        from .examples import load_example
+
+        ex = load_example()
+        model = ex.model
+        count = 32 if args.samples is None else args.samples
+        x = ex.images[:count].astype(np.float64)
+        low, high, rules = (
+            (args.low, args.high, args.rules) if args.low is not None else (ex.low, ex.high, None)
+        )
+        rules = rules or "bounded"
+        what = f"{len(x)} shipped digits"
+    else:
+        model, x, low, high, rules, what, failures = _sample_dataset(args)
+    target = np.argmax(model.forward(x).reshape(len(x), -1), axis=1)
+    noise_lo, noise_hi, noise_text = _noise_range(low, high, x)
+    bounded = rules == "bounded" or (rules == "deep_taylor" and low is not None)
+    dtd_name = "DTD (z^beta + z+)" if bounded else f"DTD ({rules})"
+    if rules in ("real", "deep_taylor") and not bounded:
+        dtd_name = "DTD (w^2 + z+)"
+    relevances = {
+        dtd_name: dtd.explain(model, x, target=target, rules=rules, low=low, high=high),
+        "sensitivity (grad^2)": dtd.sensitivity(model, x, target=target),
         "random": evaluate.random_relevance(x.shape, seed=args.seed),
     }
-    results = {}
-    for name, rel in methods.items():
-        results[name] = evaluate.pixel_flipping(
-            ex.model,
-            x,
-            rel,
-            target=target,
-            patch=args.patch,
-            steps=args.steps,
-            low=ex.low,
-            high=ex.high,
-            seed=args.seed,
-        )
+    if args.no_sensitivity:
+        del relevances["sensitivity (grad^2)"]
+    results = evaluate.compare(
+        model,
+        x,
+        relevances,
+        target=target,
+        patch=args.patch,
+        steps=args.steps,
+        low=noise_lo,
+        high=noise_hi,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    summary = evaluate.comparison_summary(results, baseline="random")
+    summary.update(
+        {"data": what, "noise": noise_text, "seed": args.seed, "rules": rules, "read_failures": failures[:20]}
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "pixel_flipping.png"
-    viz.save(
-        path,
-        viz.line_plot(
-            {k: r.mean_curve for k, r in results.items()}, xlabel="perturbation steps (MoRF)", ylabel="f_c(x)"
-        ),
-    )
+    if not args.no_plot:
+        viz.save(
+            path,
+            viz.line_plot(
+                {k: r.curve for k, r in results.items()},
+                xlabel=f"perturbation steps (MoRF, {args.patch}x{args.patch} regions)",
+                ylabel="f_c(x) (score of the explained class)",
+                title=f"pixel flipping: {what}",
+                size=(800, 500),
+                spread=args.spread,
+            ),
+        )
+        summary["plot"] = str(path)
+    json_path = Path(args.json) if args.json else out / "pixel_flipping.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(summary, indent=1) + "\n")
     print(
-        f"pixel flipping on {len(x)} shipped digits: {args.patch}x{args.patch} regions, {args.steps} steps, "
-        f"uniform noise in [{ex.low}, {ex.high}], seed {args.seed}"
+        f"pixel flipping on {what}: {args.patch}x{args.patch} regions, {summary['steps']} steps, "
+        f"uniform noise in {noise_text}, seed {args.seed}"
     )
+    if failures:
+        print(f"{len(failures)} sampled input(s) could not be read and were left out, e.g. {failures[0]}")
     print(f"{'method':<24} {'AOPC':>8}")
-    for name, r in results.items():
-        print(f"{name:<24} {r.aopc:>8.3f}")
-    print(f"wrote {path}")
+    for name, m in summary["methods"].items():
+        print(f"{name:<24} {m['aopc']:>8.3f}")
+    sems = ", ".join(f"{name} {m['aopc_sem']:.3f}" for name, m in summary["methods"].items())
+    print(f"  standard error of each AOPC over the {summary['samples']} samples: {sems}")
+    for name, v in summary.get("versus_baseline", {}).items():
+        print(
+            f"  paired vs random: {name} {v['mean']:+.3f} (95% CI {v['ci95'][0]:.3f} to {v['ci95'][1]:.3f}), "
+            f"higher on {v['wins']:.0%} of the samples"
+        )
+    if not args.no_plot:
+        print(f"wrote {path}")
+    print(f"wrote {json_path}")
     return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .batch import ArraySource, dataset_report
+
+    inputs = None
+    if args.inputs:
+        if len(args.inputs) != 1 or Path(args.inputs[0]).suffix.lower() not in (".npy", ".npz"):
+            raise _UserError("--inputs takes one .npy/.npz array (image runs find their files in the index)")
+        inputs = ArraySource(args.inputs[0], key=args.array_key, cache_dir=Path(args.run) / ".cache")
+    report = dataset_report(
+        args.run, args.out, k=args.k, by=args.by, group=args.group, inputs=inputs, scale=args.scale
+    )
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: Any) -> None:
+    print(
+        f"dataset report: {report.explained} of {report.count} samples explained, {len(report.classes)} classes "
+        f"(by {report.group}), {report.k} most / least relevant by {report.by}; inputs: "
+        f"{report.inputs or 'none (heatmaps only)'}"
+    )
+    for c, v in report.classes.items():
+        print(f"  class {c}: {v.count} samples, most {v.most.tolist()}, least {v.least.tolist()}")
+    print(
+        f"wrote {len(report.files)} files to {report.out} (summary.md, summary.json, class-*.png, mean_maps.*)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -463,20 +624,104 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--resume", action="store_true", help="skip the shards an earlier run finished")
     ds.add_argument("--overwrite", action="store_true", help="discard the results of an earlier run in --out")
     ds.add_argument("--quiet", action="store_true", help="no progress bar")
+    ds.add_argument(
+        "--report",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="then write the dataset report (as `dtd report`) into DIR (default: OUT/report)",
+    )
+    ds.add_argument("--report-k", type=int, default=8, help="examples per side of the report's sheets (8)")
     ds.set_defaults(func=_cmd_explain_dataset)
+
+    r = sub.add_parser(
+        "report",
+        help="dataset view of an explain-dataset run: per class the most/least relevant examples, mean maps",
+    )
+    r.add_argument("run", help="the --out folder of dtd explain-dataset (index.parquet and the maps)")
+    r.add_argument("--out", default=None, help="report folder (default: RUN/report)")
+    r.add_argument("--k", type=int, default=8, help="most and least relevant examples per class (default 8)")
+    r.add_argument(
+        "--by",
+        choices=["logit", "relevance_sum"],
+        default="logit",
+        help="rank examples by f_c(x) (default) or by the map's total",
+    )
+    r.add_argument(
+        "--group",
+        choices=["target", "label", "predicted"],
+        default="target",
+        help="classes: the explained class (default), the label or the predicted class",
+    )
+    r.add_argument(
+        "--inputs",
+        nargs="+",
+        default=None,
+        help="the .npy/.npz array the run explained, to show beside the heatmaps (default: the one the run "
+        "recorded, or the image files of the index)",
+    )
+    r.add_argument("--array-key", default=None, help="the .npz member with the samples (default: images)")
+    r.add_argument(
+        "--scale", type=int, default=None, help="upscale tiles by this factor (default: to ~84 px)"
+    )
+    r.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="layers, shapes, parameter counts, unsupported ops")
     i.add_argument("model", help="ONNX model file")
     i.set_defaults(func=_cmd_info)
 
     v = sub.add_parser(
-        "evaluate", help="pixel-flipping (AOPC) of DTD vs sensitivity vs random on the shipped digits"
+        "evaluate",
+        help="pixel flipping (AOPC) of DTD vs sensitivity vs random: on the shipped digits, or --model on --data",
     )
-    v.add_argument("--out", default="dtd-out", help="output folder (default: dtd-out)")
-    v.add_argument("--count", type=int, default=32, help="number of digits (default: 32)")
+    v.add_argument("--model", default=None, help="ONNX model (default: the shipped MNIST model)")
+    v.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        help="samples for --model, as explain-dataset reads them: a folder or glob of images, one .npy/.npz "
+        "array (uint8 = pixels / 255), or a .parquet/.csv table of image paths",
+    )
+    v.add_argument(
+        "--samples",
+        "--count",
+        dest="samples",
+        type=int,
+        default=None,
+        help="inputs evaluated (default: the 32 shipped digits; 100 drawn at random from --data, seeded)",
+    )
     v.add_argument("--patch", type=int, default=2, help="region size in pixels (default: 2)")
     v.add_argument("--steps", type=int, default=100, help="perturbation steps (default: 100)")
-    v.add_argument("--seed", type=int, default=0, help="seed of the noise and the random baseline")
+    v.add_argument(
+        "--seed", type=int, default=0, help="seed of the sample, the noise and the random baseline"
+    )
+    v.add_argument(
+        "--rules",
+        default=None,
+        help="DTD preset (default: bounded for the shipped model, deep_taylor for --model)",
+    )
+    v.add_argument("--low", type=float, default=None, help="lower input bound (z^beta and the noise range)")
+    v.add_argument("--high", type=float, default=None, help="upper input bound")
+    v.add_argument(
+        "--mean", type=float, nargs="+", default=None, help="per-channel mean subtracted from pixels"
+    )
+    v.add_argument("--std", type=float, nargs="+", default=None, help="per-channel std dividing pixels")
+    v.add_argument("--array-key", default=None, help="the .npz member with the samples (default: images)")
+    v.add_argument("--path-column", default="path", help="the table column with image paths (default: path)")
+    v.add_argument("--batch-size", type=int, default=512, help="perturbed inputs per forward call (512)")
+    v.add_argument(
+        "--spread",
+        choices=["std", "sem", "none"],
+        default="std",
+        help="band around the mean curves: one std over the samples (default), one s.e.m., none",
+    )
+    v.add_argument("--no-sensitivity", action="store_true", help="only DTD and the random baseline")
+    v.add_argument("--no-plot", action="store_true", help="no PNG (no matplotlib needed)")
+    v.add_argument(
+        "--json", default=None, help="where to write the figures (default: OUT/pixel_flipping.json)"
+    )
+    v.add_argument("--out", default="dtd-out", help="output folder (default: dtd-out)")
     v.set_defaults(func=_cmd_evaluate)
     return p
 

@@ -18,14 +18,22 @@ The score is the model's output as returned by ``forward`` (for the shipped mode
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PixelFlippingResult", "aopc", "pixel_flipping", "random_relevance", "region_scores"]
+__all__ = [
+    "PixelFlippingResult",
+    "aopc",
+    "compare",
+    "comparison_summary",
+    "pixel_flipping",
+    "random_relevance",
+    "region_scores",
+]
 
 
 class _Forward(Protocol):
@@ -193,8 +201,8 @@ def pixel_flipping(
     steps: int | None = None,
     regions_per_step: int = 1,
     perturbation: str | float = "uniform",
-    low: float = 0.0,
-    high: float = 1.0,
+    low: float | npt.ArrayLike = 0.0,
+    high: float | npt.ArrayLike = 1.0,
     seed: int = 0,
     batch_size: int = 512,
 ) -> PixelFlippingResult:
@@ -224,8 +232,9 @@ def pixel_flipping(
     perturbation : {"uniform", "zero", "mean"} or float, optional
         Replacement values: i.i.d. uniform in ``[low, high]`` drawn once per sample from ``seed`` (the
         paper's choice), 0, the per-sample per-channel mean of ``x``, or a constant.
-    low, high : float, optional
-        Range of the uniform perturbation.
+    low, high : float or array_like, optional
+        Range of the uniform perturbation: scalars, or arrays that broadcast against one sample (per channel:
+        ``[C, 1, 1]``).
     seed : int, optional
         Seed of the uniform perturbation.
     batch_size : int, optional
@@ -272,7 +281,9 @@ def pixel_flipping(
     if isinstance(perturbation, str):
         if perturbation == "uniform":
             rng = np.random.default_rng(seed)
-            repl = rng.uniform(low, high, size=xa.shape).astype(xa.dtype)
+            lo_b = np.asarray(low, dtype=np.float64)
+            hi_b = np.asarray(high, dtype=np.float64)
+            repl = rng.uniform(lo_b, hi_b, size=xa.shape).astype(xa.dtype)
         elif perturbation == "zero":
             repl = np.zeros_like(xa)
         elif perturbation == "mean":
@@ -319,3 +330,104 @@ def pixel_flipping(
         regions_per_step=regions_per_step,
         perturbation=pert_name,
     )
+
+
+def compare(
+    model: ModelLike,
+    x: npt.ArrayLike,
+    relevances: Mapping[str, npt.ArrayLike],
+    target: Target = None,
+    **kwargs: Any,
+) -> dict[str, PixelFlippingResult]:
+    """:func:`pixel_flipping` of several explanations of the same inputs, on the same perturbations.
+
+    Parameters
+    ----------
+    model, x, target :
+        As for :func:`pixel_flipping` (``target=None``: the argmax class of the clean input, the same for all
+        methods).
+    relevances : mapping of str to array_like
+        Method name -> relevance shaped like ``x`` (e.g. ``{"DTD": R, "random": random_relevance(x.shape)}``).
+    **kwargs :
+        ``patch``, ``steps``, ``low``, ``high``, ``seed``, ... of :func:`pixel_flipping`; one ``seed`` for all
+        methods, so that they are compared on the same noise.
+
+    Returns
+    -------
+    dict of str to PixelFlippingResult
+        In the order of ``relevances``.
+    """
+    if not relevances:
+        raise ValueError("compare needs at least one relevance")
+    if target is None:
+        target = _forward(model, np.asarray(x)).argmax(axis=1)
+    return {name: pixel_flipping(model, x, r, target=target, **kwargs) for name, r in relevances.items()}
+
+
+def comparison_summary(
+    results: Mapping[str, PixelFlippingResult], baseline: str | None = "random"
+) -> dict[str, Any]:
+    """The figures of :func:`compare` as plain data (JSON-ready).
+
+    Per method: ``aopc`` (the mean over the samples), ``aopc_std`` (over the samples), ``aopc_sem`` (standard
+    error of the mean), ``mean_curve`` and ``std_curve`` (per step, over the samples). Against ``baseline``
+    (when present), per other method the paired per-sample AOPC difference: ``mean``, ``sem``, a 95 % interval
+    ``mean ± 1.96 sem`` (normal approximation) and ``wins`` (the fraction of samples where the method's AOPC is
+    higher).
+
+    Parameters
+    ----------
+    results : mapping of str to PixelFlippingResult
+        From :func:`compare` (same samples, same targets).
+    baseline : str or None
+        The method the others are compared with.
+
+    Returns
+    -------
+    dict
+        ``{"samples", "steps", "patch", "perturbation", "methods": {name: {...}}, "versus_baseline": {...}}``.
+    """
+    if not results:
+        raise ValueError("comparison_summary needs at least one result")
+    first = next(iter(results.values()))
+    n = int(first.curve.shape[0])
+
+    def sem(v: np.ndarray) -> float:
+        return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+    methods = {}
+    for name, r in results.items():
+        if r.curve.shape != first.curve.shape:
+            raise ValueError(f"{name}: curves of shape {r.curve.shape}, others {first.curve.shape}")
+        methods[name] = {
+            "aopc": r.aopc,
+            "aopc_std": float(r.aopc_per_sample.std(ddof=1)) if n > 1 else float("nan"),
+            "aopc_sem": sem(r.aopc_per_sample),
+            "mean_curve": r.mean_curve.tolist(),
+            "std_curve": (r.curve.std(axis=0, ddof=1) if n > 1 else np.zeros(r.curve.shape[1])).tolist(),
+        }
+    out: dict[str, Any] = {
+        "samples": n,
+        "steps": first.steps,
+        "patch": list(first.patch),
+        "regions_per_step": first.regions_per_step,
+        "perturbation": first.perturbation,
+        "methods": methods,
+    }
+    if baseline is not None and baseline in results:
+        base = results[baseline].aopc_per_sample
+        versus = {}
+        for name, r in results.items():
+            if name == baseline:
+                continue
+            d = r.aopc_per_sample - base
+            m, e = float(d.mean()), sem(d)
+            versus[name] = {
+                "mean": m,
+                "sem": e,
+                "ci95": [m - 1.96 * e, m + 1.96 * e],
+                "wins": float((d > 0).mean()),
+            }
+        out["baseline"] = baseline
+        out["versus_baseline"] = versus
+    return out

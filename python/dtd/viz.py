@@ -1,7 +1,8 @@
 """Heatmaps of relevance maps, overlays on the input image, image grids and PNG output.
 
 Everything here returns plain ``uint8`` RGB arrays of shape ``[H, W, 3]`` built with NumPy; Pillow is used
-only to draw captions and write PNG files. Matplotlib is not needed (its colormaps can be used by name
+only to draw captions and write PNG files. Matplotlib is needed only for charts (:func:`line_plot`,
+``pip install 'dtd[plot]'``); heatmaps, overlays and grids work without it (its colormaps can be used by name
 if it happens to be installed).
 
 1-D inputs (signals ``[C, L]``) are drawn by :func:`signal` as the trace with its relevance as a coloured band
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "COLORMAPS",
+    "SPREADS",
     "grid",
     "heatmap",
     "line_plot",
@@ -469,7 +472,7 @@ def slices(
     return grid(tiles, labels, ncols=ncols, scale=scale)
 
 
-# Line colours for line_plot (colour-blind friendly: Okabe & Ito).
+# Line colours for line_plot and signal (colour-blind friendly: Okabe & Ito).
 _LINE_COLORS = (
     (0, 114, 178),
     (213, 94, 0),
@@ -481,15 +484,26 @@ _LINE_COLORS = (
 )
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values covering [lo, hi]."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(n, 1)
-    mag = 10.0 ** np.floor(np.log10(raw))
-    step = mag * min((m for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * mag >= raw), default=10.0)
-    first = np.ceil(lo / step) * step
-    return [float(v) for v in np.arange(first, hi + step * 1e-9, step)]
+def _matplotlib(what: str) -> tuple[Any, Any]:
+    """matplotlib's ``Figure`` and Agg canvas classes, or an ImportError naming the ``dtd[plot]`` extra.
+
+    Only the object-oriented API is used (no ``pyplot``): drawing a chart never changes the caller's backend or
+    opens a window."""
+    from .batch._extras import require
+
+    require("matplotlib", what)
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            f"{what} needs the optional package 'matplotlib': pip install 'dtd[plot]' ({type(err).__name__}: {err})"
+        ) from err
+    return Figure, FigureCanvasAgg
+
+
+#: What the band around a mean curve shows (:func:`line_plot` with per-sample curves).
+SPREADS = ("std", "sem", "none")
 
 
 def line_plot(
@@ -501,13 +515,18 @@ def line_plot(
     title: str = "",
     size: tuple[int, int] = (640, 400),
     colors: Sequence[tuple[int, int, int]] | None = None,
+    spread: str = "std",
 ) -> npt.NDArray[np.uint8]:
-    """Draw labelled curves (e.g. mean pixel-flipping curves) as an RGB image, with Pillow only.
+    """Draw labelled curves (e.g. pixel-flipping curves) with matplotlib, as an RGB image.
+
+    Needs matplotlib (``pip install 'dtd[plot]'``); without it an ImportError names that extra. The rest of
+    :mod:`dtd.viz` (heatmaps, overlays, grids, PNG files) works without it.
 
     Parameters
     ----------
     curves : mapping of str to array_like
-        Legend label -> 1-D values. Curves may differ in length.
+        Legend label -> values: one curve ``[L]``, or per-sample curves ``[N, L]``, drawn as their mean with a
+        shaded band of ``spread`` around it (the legend says which). Curves may differ in length.
     x : array_like, optional
         Common x values (default: 0, 1, 2, ... per curve).
     xlabel, ylabel, title : str, optional
@@ -515,91 +534,62 @@ def line_plot(
     size : tuple of int, optional
         Image (width, height) in pixels.
     colors : sequence of RGB tuples, optional
-        Line colours, cycled (default: the Okabe-Ito palette).
+        Line colours (0..255), cycled (default: the Okabe-Ito palette).
+    spread : {"std", "sem", "none"}, optional
+        The band around a mean curve: one standard deviation over the samples, one standard error of the mean,
+        or none.
 
     Returns
     -------
     numpy.ndarray
         uint8 array [height, width, 3].
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     if not curves:
         raise ValueError("line_plot needs at least one curve")
-    ys = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in curves.items()}
-    if any(v.size == 0 for v in ys.values()):
-        raise ValueError("every curve needs at least one value")
-    xs = {
-        k: (np.arange(v.size, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)[: v.size])
-        for k, v in ys.items()
-    }
-    if any(xs[k].size != ys[k].size for k in ys):
-        raise ValueError("x is shorter than a curve")
-    palette = list(colors) if colors else list(_LINE_COLORS)
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {', '.join(SPREADS)}, got {spread!r}")
+    ys = {k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}
+    for name, v in ys.items():
+        if v.ndim not in (1, 2) or v.size == 0:
+            raise ValueError(
+                f"curve {name!r}: expected values [L] or per-sample curves [N, L], got shape {v.shape}"
+            )
     width, height = size
-    font = ImageFont.load_default()
-    img = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-
-    x_lo = min(float(v.min()) for v in xs.values())
-    x_hi = max(float(v.max()) for v in xs.values())
-    y_lo = min(float(v.min()) for v in ys.values())
-    y_hi = max(float(v.max()) for v in ys.values())
-    if x_hi == x_lo:
-        x_hi = x_lo + 1.0
-    if y_hi == y_lo:
-        y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
-    y_pad = 0.05 * (y_hi - y_lo)
-    y_lo, y_hi = y_lo - y_pad, y_hi + y_pad
-
-    left, right, top, bottom = 60, 15, 30 if title else 15, 45
-    pw, ph = width - left - right, height - top - bottom
-    if pw < 10 or ph < 10:
+    if width < 50 or height < 50:
         raise ValueError(f"size {size} is too small for a plot")
-
-    def px(xv: float, yv: float) -> tuple[float, float]:
-        return (left + (xv - x_lo) / (x_hi - x_lo) * pw, top + (y_hi - yv) / (y_hi - y_lo) * ph)
-
-    grey = (200, 200, 200)
-    black = (0, 0, 0)
-    for t in _nice_ticks(y_lo, y_hi):
-        _, yy = px(x_lo, t)
-        draw.line([(left, yy), (left + pw, yy)], fill=grey)
-        lab = f"{t:g}"
-        draw.text((left - 5 - draw.textlength(lab, font=font), yy - 6), lab, fill=black, font=font)
-    for t in _nice_ticks(x_lo, x_hi):
-        xx, _ = px(t, y_lo)
-        draw.line([(xx, top), (xx, top + ph)], fill=grey)
-        lab = f"{t:g}"
-        draw.text((xx - draw.textlength(lab, font=font) / 2, top + ph + 4), lab, fill=black, font=font)
-    draw.rectangle([left, top, left + pw, top + ph], outline=black)
-
-    for k, (name, yv) in enumerate(ys.items()):
-        color = palette[k % len(palette)]
-        pts = [px(float(a), float(b)) for a, b in zip(xs[name], yv, strict=True)]
-        if len(pts) == 1:
-            cx, cy = pts[0]
-            draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=color)
+    figure_cls, canvas_cls = _matplotlib("dtd.viz.line_plot (charts)")
+    palette = list(colors) if colors else list(_LINE_COLORS)
+    fig = figure_cls(figsize=(width / 100.0, height / 100.0), dpi=100)
+    canvas = canvas_cls(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    band_name = {"std": "± 1 std", "sem": "± 1 s.e.m.", "none": ""}[spread]
+    for k, (name, v) in enumerate(ys.items()):
+        length = v.shape[-1]
+        xs = np.arange(length, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)[:length]
+        if xs.size != length:
+            raise ValueError("x is shorter than a curve")
+        color = tuple(c / 255.0 for c in palette[k % len(palette)])
+        mean = v if v.ndim == 1 else v.mean(axis=0)
+        label = name
+        if v.ndim == 2 and v.shape[0] > 1 and spread != "none":
+            sd = v.std(axis=0, ddof=1)
+            half = sd if spread == "std" else sd / np.sqrt(v.shape[0])
+            ax.fill_between(xs, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+            label = f"{name} (mean {band_name}, n={v.shape[0]})"
+        if length == 1:
+            ax.plot(xs, mean, "o", color=color, label=label)
         else:
-            draw.line(pts, fill=color, width=2)
-        ly = top + 6 + 14 * k
-        lx = left + pw - 10 - max(draw.textlength(n, font=font) for n in ys) - 25
-        draw.line([(lx, ly + 6), (lx + 20, ly + 6)], fill=color, width=2)
-        draw.text((lx + 25, ly), name, fill=black, font=font)
-
-    if xlabel:
-        draw.text(
-            (left + (pw - draw.textlength(xlabel, font=font)) / 2, height - 18), xlabel, fill=black, font=font
-        )
+            ax.plot(xs, mean, color=color, linewidth=1.8, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
-        draw.text((left + (pw - draw.textlength(title, font=font)) / 2, 8), title, fill=black, font=font)
-    if ylabel:
-        tw = int(draw.textlength(ylabel, font=font)) + 4
-        label = Image.new("RGB", (tw, 14), (255, 255, 255))
-        ImageDraw.Draw(label).text((2, 1), ylabel, fill=black, font=font)
-        rotated = label.rotate(90, expand=True)
-        img.paste(rotated, (4, int(top + (ph - rotated.size[1]) / 2)))
-    return np.asarray(img, dtype=np.uint8).copy()
+        ax.set_title(title)
+    ax.grid(True, color="0.85", linewidth=0.6)
+    ax.legend(loc="best", fontsize="small", frameon=False)
+    fig.tight_layout()
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[..., :3], dtype=np.uint8)
 
 
 def save(

@@ -16,6 +16,9 @@ EXTRAS = {
     "dask": "dask",
     "dask.array": "dask",
     "distributed": "dask",
+    "dask.dataframe": "dask",
+    "dask.bag": "dask",
+    "pandas": "dask",
     "matplotlib": "plot",
 }
 

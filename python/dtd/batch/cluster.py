@@ -18,7 +18,7 @@ from .explainer import Explainer
 from .run import DatasetSummary, explain_shard, summarize
 from .store import INDEX_FILE, MapStore, finished_parts, merge_index, write_table
 
-__all__ = ["explain_dask", "explain_ray"]
+__all__ = ["explain_bag", "explain_dask", "explain_dataframe", "explain_ray"]
 
 
 class _Block:
@@ -136,6 +136,55 @@ def explain_dask(
     summary = summarize(root)
     summary.shards = len(ranges)
     return summary
+
+
+def explain_dataframe(frame: Any, explainer: Explainer) -> Any:
+    """Explains a Dask DataFrame partition by partition (``map_partitions``): lazily, one task per partition.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+        The samples in column ``explainer.key``, one array per row (an object column, e.g. from
+        ``dask.dataframe.from_pandas`` or ``dask.bag.Bag.to_dataframe``); an ``id`` column (integers: the slot of
+        each sample in the engine's micro-batches, so maps are the same bits however the frame is partitioned;
+        without it the ids are hashes of the samples' bytes), and optionally the target and passthrough columns.
+    explainer : Explainer
+        Any configuration; with a store each partition writes its maps as one shard and needs consecutive ids.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        Lazy; per row ``id``, ``predicted``, ``target``, ``logit``, ``relevance_sum``, ``absorbed``, ``error``, the
+        passthrough columns, and ``relevance`` (one map per row, object column) or ``shard``/``row``. The
+        partitions and the index are those of ``frame``.
+    """
+    require("dask.dataframe", "explain_dataframe")
+    if explainer.key not in frame.columns:
+        raise KeyError(f"explain_dataframe: no column '{explainer.key}' (columns: {list(frame.columns)})")
+    _check_sample_column(frame._meta[explainer.key], explainer.key)
+    return frame.map_partitions(explainer.partition, meta=explainer.partition_meta(frame._meta))
+
+
+_CONVERT_STRING_HINT = (
+    "Dask turned the arrays into text (its 'dataframe.convert-string' option, on by default, converts object "
+    "columns to strings): build the frame under dask.config.set({'dataframe.convert-string': False})"
+)
+
+
+def _check_sample_column(column: Any, key: str) -> None:
+    """Refuses a sample column that Dask converted to strings, with the fix."""
+    dtype = getattr(column, "dtype", None)
+    if dtype is not None and (str(dtype).startswith("string") or str(dtype) == "str"):
+        raise ValueError(
+            f"explain_dataframe: column '{key}' has dtype {dtype}, not arrays: {_CONVERT_STRING_HINT}"
+        )
+
+
+def explain_bag(bag: Any, explainer: Explainer) -> Any:
+    """Explains a Dask bag of records (dicts with ``explainer.key`` and optionally ``id``, the target and
+    passthrough fields) partition by partition: lazily, one dict per record (:meth:`Explainer.records`)."""
+    require("dask.bag", "explain_bag")
+    return bag.map_partitions(explainer.records)
 
 
 class _RayTask:

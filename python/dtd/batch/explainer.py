@@ -406,12 +406,65 @@ class Explainer:
         if self.keep == "none":
             raise ValueError("Explainer.relevance: keep='none' keeps no map")
         start = 0
-        if block_info is not None and 0 in block_info and None not in block_info:
-            start = int(block_info[0]["array-location"][0][0])
+        if block_info:  # {0: input block, None: output block}, each with its "array-location"
+            where = block_info.get(None) or block_info.get(0)
+            if isinstance(where, Mapping) and "array-location" in where:
+                start = int(where["array-location"][0][0])
         out = self.explain_array(
             self.prepare(block), self._targets({}, len(block)), start + np.arange(len(block))
         )
         return out["relevance"]
+
+    def partition(self, frame: Any) -> Any:
+        """Explains one pandas DataFrame partition into a DataFrame: the function for Dask DataFrame
+        ``map_partitions`` (use :func:`dtd.batch.explain_dataframe`, which also builds Dask's ``meta``).
+
+        The frame holds the samples in column ``key`` (one array per row: an object column) and optionally
+        ``id_key``, the target column and the passthrough columns. The result keeps the frame's index and has the
+        columns of :meth:`__call__`; the kept maps are one array per row in a ``relevance`` object column (or,
+        with a store, ``shard`` and ``row``). Without an ``id`` column the ids are hashes of the samples' bytes.
+        """
+        pd = require_pandas("Explainer.partition")
+        if len(frame) == 0:
+            return self.partition_meta(frame).set_axis(frame.index)
+        out = self(frame)
+        return _frame(pd, out, frame)
+
+    def records(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Explains one Dask bag partition of records (dicts with ``key`` and optionally ``id_key``, the target
+        and passthrough fields) into one dict per record, with the fields of :meth:`__call__` as Python scalars
+        (the map, if kept, as an ndarray): the function for ``dask.bag.Bag.map_partitions``."""
+        recs = list(records)
+        if not recs:
+            return []
+        names = {name for r in recs for name in r}
+        columns = {name: _column([r.get(name) for r in recs]) for name in names}
+        out = self(columns)
+        keys = list(out)
+        return [
+            {name: (out[name][i].item() if out[name].ndim == 1 else out[name][i]) for name in keys}
+            for i in range(len(recs))
+        ]
+
+    def partition_meta(self, frame: Any = None) -> Any:
+        """An empty DataFrame with the columns and dtypes :meth:`partition` returns (Dask's ``meta``);
+        ``frame``: the input's meta, for the passthrough columns' dtypes."""
+        pd = require_pandas("Explainer.partition_meta")
+        cols: dict[str, Any] = {"id": np.zeros(0, dtype=np.int64)}
+        for name in SCALAR_COLUMNS:
+            kind = np.int64 if name in ("predicted", "target") else np.float64
+            cols[name] = np.zeros(0, dtype=kind) if name != "error" else np.zeros(0, dtype=str)
+        if frame is not None:
+            for name in self.passthrough:
+                if name in frame.columns:
+                    cols[name] = frame[name].iloc[:0].to_numpy()
+        if self.keep != "none":
+            if self.store is not None:
+                cols["shard"] = np.zeros(0, dtype=str)
+                cols["row"] = np.zeros(0, dtype=np.int64)
+            else:
+                cols["relevance"] = np.zeros((0, 1), dtype=self.map_dtype)
+        return _frame(pd, cols, None)
 
     def _ids(self, columns: Mapping[str, Any], x: np.ndarray, start: int | None) -> np.ndarray:
         if self.id_key in columns:
@@ -490,6 +543,39 @@ def _columns(batch: Any) -> Mapping[str, Any]:
     if hasattr(batch, "columns") and hasattr(batch, "__getitem__"):  # a pandas DataFrame
         return {str(c): batch[c].to_numpy() for c in batch.columns}
     raise TypeError(f"Explainer: a batch is a dict of arrays or a DataFrame, got {type(batch).__name__}")
+
+
+def require_pandas(what: str) -> Any:
+    from ._extras import require
+
+    return require("pandas", what)
+
+
+def _frame(pd: Any, out: Mapping[str, np.ndarray], like: Any) -> Any:
+    """A DataFrame from the result columns (maps as one array per row), with the index of ``like``."""
+    data: dict[str, Any] = {}
+    for name, values in out.items():
+        arr = np.asarray(values)
+        if arr.ndim > 1:
+            col = np.empty(len(arr), dtype=object)
+            for i in range(len(arr)):
+                col[i] = arr[i]
+            data[name] = pd.Series(col, dtype=object)
+        elif arr.dtype.kind in "USO":
+            data[name] = pd.Series(arr.astype(str))
+        else:
+            data[name] = pd.Series(arr)
+    df = pd.DataFrame(data)
+    if like is not None:
+        df.index = like.index
+    return df
+
+
+def _column(values: list[Any]) -> np.ndarray:
+    """A list of per-record values as a column: stacked arrays, or an object/str/number array."""
+    if values and isinstance(values[0], np.ndarray):
+        return _stack(values, "records")
+    return np.asarray(values)
 
 
 def _stack(samples: Any, key: str) -> np.ndarray:

@@ -163,7 +163,14 @@ def _run_config(source: Source, explainer: Explainer, shard_size: int, fmt: str)
         "format": fmt,
         "model": explainer.model if isinstance(explainer.model, str) else f"<{len(explainer.model)} bytes>",
         "explainer": repr(explainer),
+        "source": _describe(source),
     }
+
+
+def _describe(source: Source) -> dict[str, Any] | None:
+    """What run.json records of the source (``describe()`` of the built-in sources), for ``dtd report``."""
+    describe = getattr(source, "describe", None)
+    return describe() if callable(describe) else None
 
 
 def _check_run(root: Path, config: dict[str, Any], resume: bool, overwrite: bool) -> None:
@@ -171,7 +178,8 @@ def _check_run(root: Path, config: dict[str, Any], resume: bool, overwrite: bool
     has_results = bool(finished_parts(root)) or (root / INDEX_FILE).exists()
     if resume and run_file.exists():
         earlier = json.loads(run_file.read_text())
-        diff = [k for k in config if earlier.get(k) != config[k]]
+        # Settings an earlier version did not record (e.g. "source") are not compared.
+        diff = [k for k in config if k in earlier and earlier[k] != config[k]]
         if diff:
             raise ValueError(
                 f"{root}: --resume with settings that differ from the earlier run ({', '.join(diff)}: "

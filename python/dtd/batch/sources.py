@@ -103,6 +103,7 @@ class ArraySource:
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = Path(path).resolve()
+        self.key = key
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
         cache = Path(cache_dir) if cache_dir is not None else self.path.parent / ".dtd-cache"
@@ -120,6 +121,7 @@ class ArraySource:
                 raise ValueError(
                     f"{self.path}: choose the array with the samples (--array-key) among {names}"
                 )
+            self.key = key
             self._data = _npy_in_zip(self.path, key + ".npy", cache)
             if labels_key is not None and labels_key in names and labels_key != key:
                 self._labels = _npy_in_zip(self.path, labels_key + ".npy", cache)
@@ -158,6 +160,10 @@ class ArraySource:
 
     def __len__(self) -> int:
         return self._n
+
+    def describe(self) -> dict[str, Any]:
+        """What ``run.json`` records of this source (so that ``dtd report`` can show the inputs)."""
+        return {"kind": "array", "path": str(self.path), "key": self.key}
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -213,6 +219,10 @@ class ImageSource:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``run.json`` records of this source (the paths themselves are in the index)."""
+        return {"kind": "images", "count": len(self.paths)}
 
     def read(self, start: int, stop: int) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
         images, rows, failures = [], [], []
