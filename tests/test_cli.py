@@ -139,6 +139,7 @@ def test_user_errors_print_one_line_and_exit_2(
 
 
 def test_evaluate_writes_plot_and_table(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="dtd[plot] (matplotlib) is not installed")
     proc = run("evaluate", "--out", str(tmp_path), "--count", "8", "--steps", "10")
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "pixel_flipping.png") as img:

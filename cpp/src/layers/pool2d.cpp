@@ -63,6 +63,30 @@ inline void for_each_output(const PoolGeometry& g, F&& f) {
       for (int64_t ox = 0; ox < g.ow; ++ox, ++j) f(oz, oy, ox, j);
 }
 
+// For a 2-D window (one depth plane in and out) and output row oy: calls f(iy, off, lo, hi) for every in-bounds
+// kernel row (input row iy) and every kernel column, with the range [lo, hi) of output columns whose tap
+// ix = ox * stride_w + off lies inside the row. Each output's in-bounds taps come in the order for_each_tap visits
+// them (row-major), so results are the same; the columns of a row are done together, without a branch per tap.
+template <class F>
+inline void for_each_tap_row(const PoolGeometry& g, int64_t oy, F&& f) {
+  for (int64_t ki = 0; ki < g.kh; ++ki) {
+    const int64_t iy = oy * g.stride_h - g.pad_t + ki * g.dil_h;
+    if (iy < 0 || iy >= g.h) continue;
+    for (int64_t kj = 0; kj < g.kw; ++kj) {
+      const int64_t off = kj * g.dil_w - g.pad_l;
+      // ox * s + off >= 0  <=>  ox >= ceil(-off / s);  ox * s + off <= w - 1  <=>  ox <= floor((w - 1 - off) / s)
+      const int64_t lo = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
+      const int64_t last = g.w - 1 - off;
+      const int64_t hi = last < 0 ? 0 : std::min(g.ow, last / g.stride_w + 1);
+      if (lo < hi) f(iy, off, lo, hi);
+    }
+  }
+}
+
+bool planar(const PoolGeometry& g) {
+  return g.d == 1 && g.od == 1 && g.kd == 1;
+}
+
 }  // namespace
 
 // ---- max pooling ----
@@ -82,6 +106,18 @@ void MaxPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& o
       [&](int64_t pl) {
         const T* x = in[0]->ptr() + pl * hw;
         T* y = out.ptr() + pl * ohw;
+        if (planar(g_)) {
+          std::fill(y, y + ohw, -std::numeric_limits<T>::infinity());
+          const int64_t sw = g_.stride_w;
+          for (int64_t oy = 0; oy < g_.oh; ++oy) {
+            T* yr = y + oy * g_.ow;
+            for_each_tap_row(g_, oy, [&](int64_t iy, int64_t off, int64_t lo, int64_t hi) {
+              const T* xr = x + iy * g_.w + off;
+              for (int64_t ox = lo; ox < hi; ++ox) yr[ox] = std::max(yr[ox], xr[ox * sw]);
+            });
+          }
+          return;
+        }
         for_each_output(g_, [&](int64_t oz, int64_t oy, int64_t ox, int64_t j) {
           T best = -std::numeric_limits<T>::infinity();
           for_each_tap(g_, oz, oy, ox, [&](int64_t i) { best = std::max(best, x[i]); });
@@ -104,6 +140,28 @@ void MaxPool2d<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tens
         const T* r = r_out.ptr() + pl * ohw;
         T* ri = r_in[0].ptr() + pl * hw;
         std::fill(ri, ri + hw, T(0));
+        if (wta && planar(g_)) {
+          // The winner of every window of one output row at once (first maximum in row-major order: a later tap
+          // replaces it only when strictly greater), then the relevance in output order, as below.
+          const int64_t sw = g_.stride_w, ow = g_.ow;
+          T* best = detail::scratch<T, 0>(static_cast<size_t>(ow));
+          int64_t* arg = detail::scratch<int64_t, 0>(static_cast<size_t>(ow));
+          for (int64_t oy = 0; oy < g_.oh; ++oy) {
+            const T* rr = r + oy * ow;
+            if (std::all_of(rr, rr + ow, [](T v) { return v == T(0); })) continue;
+            std::fill(arg, arg + ow, int64_t{-1});
+            for_each_tap_row(g_, oy, [&](int64_t iy, int64_t off, int64_t lo, int64_t hi) {
+              const int64_t base = iy * g_.w + off;
+              for (int64_t ox = lo; ox < hi; ++ox) {
+                const int64_t i = base + ox * sw;
+                if (arg[ox] < 0 || x[i] > best[ox]) arg[ox] = i, best[ox] = x[i];
+              }
+            });
+            for (int64_t ox = 0; ox < ow; ++ox)
+              if (rr[ox] != T(0) && arg[ox] >= 0) ri[arg[ox]] += rr[ox];
+          }
+          return;
+        }
         for_each_output(g_, [&](int64_t oz, int64_t oy, int64_t ox, int64_t j) {
           const T rj = r[j];
           if (rj == T(0)) return;
