@@ -276,6 +276,75 @@ int64_t argmax(const T* row, int64_t n) {
   return best;
 }
 
+// The output relevance of each relevance pass for `target`, from the logits y [N, logits...] (RULES.md "Where
+// relevance starts"): the target's entry holds its logit, or 1 with `unit` (a gradient). Fills the targets of `out`.
+template <class T>
+std::vector<Tensor<T>> start_relevance(const Tensor<T>& y, const Target& target, bool unit, Explanation<T>& out) {
+  const int64_t n = y.batch(), n_out = y.sample_size();
+  const Shape& r_shape = y.shape;
+  std::vector<Tensor<T>> passes;
+  std::vector<int64_t> classes;  // [n, k]
+  int64_t k_count = 1;
+  bool multi = false;
+  DTD_CHECK(target.kind != Target::Kind::invalid, std::invalid_argument, target.message);
+  if (target.kind == Target::Kind::relevance) {
+    DTD_CHECK(!unit, std::invalid_argument, "sensitivity takes class indices as target, not an output-relevance array");
+    const Shape& ts = target.shape;
+    const auto size = static_cast<int64_t>(target.relevance.size());
+    Shape rs = target.unbatched              ? Shape{1, size}
+               : ts.size() >= 2 && ts[0] > 0 ? Shape{ts[0], size / ts[0]}
+               : ts.size() >= 2              ? Shape{0, 0}
+                                             : ts;
+    DTD_CHECK(rs == Shape({n, n_out}), std::invalid_argument, "output relevance has shape ", to_string(ts),
+              ", expected ", target.unbatched ? to_string({n_out}) : to_string({n, n_out}));
+    for (const double v : target.relevance)
+      DTD_CHECK(std::isfinite(v), std::invalid_argument, "output relevance must be finite");
+    Tensor<T> r = Tensor<T>::uninitialized(r_shape);
+    std::transform(target.relevance.begin(), target.relevance.end(), r.data.begin(),
+                   [](double v) { return static_cast<T>(v); });
+    passes.push_back(std::move(r));
+  } else {
+    if (target.kind == Target::Kind::argmax) {
+      classes.resize(static_cast<size_t>(n));
+      for (int64_t s = 0; s < n; ++s) classes[static_cast<size_t>(s)] = argmax(y.ptr() + s * n_out, n_out);
+    } else {
+      const Shape& ts = target.shape;
+      if (ts.empty()) {
+        classes.assign(static_cast<size_t>(n), target.classes.at(0));
+      } else if (target.unbatched && ts.size() == 1) {
+        classes = target.classes, k_count = ts[0], multi = true;
+      } else if (ts.size() == 1) {
+        DTD_CHECK(ts[0] == n, std::invalid_argument, "got ", ts[0], " targets for a batch of ", n, " samples");
+        classes = target.classes;
+      } else if (ts.size() == 2 && !target.unbatched) {
+        DTD_CHECK(ts[0] == n, std::invalid_argument, "targets of shape ", to_string(ts), " for a batch of ", n,
+                  " samples, expected [N, K]");
+        classes = target.classes, k_count = ts[1], multi = true;
+      } else {
+        throw std::invalid_argument("targets of shape " + to_string(ts) + " are not understood");
+      }
+      for (const int64_t c : classes)
+        DTD_CHECK(c >= -n_out && c < n_out, std::invalid_argument, "target class ", c,
+                  " is out of range for a model with ", n_out, " outputs");
+      for (int64_t& c : classes) c = py_mod(c, n_out);
+      DTD_CHECK(k_count > 0, std::invalid_argument, "need at least one array to stack");
+    }
+    for (int64_t k = 0; k < k_count; ++k) {
+      Tensor<T> r(r_shape);
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t c = classes[static_cast<size_t>(s * k_count + k)];
+        r.data[static_cast<size_t>(s * n_out + c)] = unit ? T(1) : y.data[static_cast<size_t>(s * n_out + c)];
+      }
+      passes.push_back(std::move(r));
+    }
+    out.has_targets = true;
+    out.targets = classes;
+    out.targets_shape = multi ? Shape{n, k_count} : Shape{n};
+  }
+  out.multi = multi;
+  return passes;
+}
+
 }  // namespace
 
 // ---- rules ------------------------------------------------------------------------------------------------------
@@ -637,70 +706,8 @@ Explanation<T> Explainer<T>::explain(const Tensor<T>& x, const Target& target, b
   out.logits.data = y.data;
   check_in_box(x, trace);
 
-  // the output relevance of each pass
-  Shape r_shape{n};
-  r_shape.insert(r_shape.end(), net.logits_shape().begin(), net.logits_shape().end());
-  std::vector<Tensor<T>> passes;
-  std::vector<int64_t> classes;  // [n, k]
-  int64_t k_count = 1;
-  bool multi = false;
-  DTD_CHECK(target.kind != Target::Kind::invalid, std::invalid_argument, target.message);
-  if (target.kind == Target::Kind::relevance) {
-    DTD_CHECK(!gradient_, std::invalid_argument,
-              "sensitivity takes class indices as target, not an output-relevance array");
-    const Shape& ts = target.shape;
-    const auto size = static_cast<int64_t>(target.relevance.size());
-    Shape rs = target.unbatched              ? Shape{1, size}
-               : ts.size() >= 2 && ts[0] > 0 ? Shape{ts[0], size / ts[0]}
-               : ts.size() >= 2              ? Shape{0, 0}
-                                             : ts;
-    DTD_CHECK(rs == Shape({n, n_out}), std::invalid_argument, "output relevance has shape ", to_string(ts),
-              ", expected ", target.unbatched ? to_string({n_out}) : to_string({n, n_out}));
-    for (const double v : target.relevance)
-      DTD_CHECK(std::isfinite(v), std::invalid_argument, "output relevance must be finite");
-    Tensor<T> r = Tensor<T>::uninitialized(r_shape);
-    std::transform(target.relevance.begin(), target.relevance.end(), r.data.begin(),
-                   [](double v) { return static_cast<T>(v); });
-    passes.push_back(std::move(r));
-  } else {
-    if (target.kind == Target::Kind::argmax) {
-      classes.resize(static_cast<size_t>(n));
-      for (int64_t s = 0; s < n; ++s) classes[static_cast<size_t>(s)] = argmax(y.ptr() + s * n_out, n_out);
-    } else {
-      const Shape& ts = target.shape;
-      if (ts.empty()) {
-        classes.assign(static_cast<size_t>(n), target.classes.at(0));
-      } else if (target.unbatched && ts.size() == 1) {
-        classes = target.classes, k_count = ts[0], multi = true;
-      } else if (ts.size() == 1) {
-        DTD_CHECK(ts[0] == n, std::invalid_argument, "got ", ts[0], " targets for a batch of ", n, " samples");
-        classes = target.classes;
-      } else if (ts.size() == 2 && !target.unbatched) {
-        DTD_CHECK(ts[0] == n, std::invalid_argument, "targets of shape ", to_string(ts), " for a batch of ", n,
-                  " samples, expected [N, K]");
-        classes = target.classes, k_count = ts[1], multi = true;
-      } else {
-        throw std::invalid_argument("targets of shape " + to_string(ts) + " are not understood");
-      }
-      for (const int64_t c : classes)
-        DTD_CHECK(c >= -n_out && c < n_out, std::invalid_argument, "target class ", c,
-                  " is out of range for a model with ", n_out, " outputs");
-      for (int64_t& c : classes) c = py_mod(c, n_out);
-      DTD_CHECK(k_count > 0, std::invalid_argument, "need at least one array to stack");
-    }
-    for (int64_t k = 0; k < k_count; ++k) {
-      Tensor<T> r(r_shape);
-      for (int64_t s = 0; s < n; ++s) {
-        const int64_t c = classes[static_cast<size_t>(s * k_count + k)];
-        r.data[static_cast<size_t>(s * n_out + c)] = gradient_ ? T(1) : y.data[static_cast<size_t>(s * n_out + c)];
-      }
-      passes.push_back(std::move(r));
-    }
-    out.has_targets = true;
-    out.targets = classes;
-    out.targets_shape = multi ? Shape{n, k_count} : Shape{n};
-  }
-  out.multi = multi;
+  std::vector<Tensor<T>> passes = start_relevance(y, target, gradient_, out);
+  const bool multi = out.multi;
 
   std::vector<std::vector<LayerReport>> reports(passes.size());
   std::vector<Tensor<T>> results;
@@ -742,11 +749,19 @@ Explanation<T> Explainer<T>::explain(const Tensor<T>& x, const Target& target, b
   return out;
 }
 
+template <class T>
+std::vector<Tensor<T>> output_relevance(const Tensor<T>& logits, const Target& target) {
+  Explanation<T> unused;
+  return start_relevance(logits, target, false, unused);
+}
+
 template class Explainer<float>;
 template class Explainer<double>;
 template std::vector<int> resolve_rules(const Network<float>&, const Composite&);
 template std::vector<int> resolve_rules(const Network<double>&, const Composite&);
 template void check_finite(const Tensor<float>&, const std::string&);
 template void check_finite(const Tensor<double>&, const std::string&);
+template std::vector<Tensor<float>> output_relevance(const Tensor<float>&, const Target&);
+template std::vector<Tensor<double>> output_relevance(const Tensor<double>&, const Target&);
 
 }  // namespace dtd

@@ -150,18 +150,13 @@ void test_conv_1d_3d_forward_matches_naive() {
   }
 }
 
+// w^2 on the first layer, z+ above (the "real" preset), eps 1e-12 so that the stabilizers absorb nothing visible.
 dtd::Tensor<double> explain(const dtd::Network<double>& net, const dtd::Tensor<double>& x, double* logit) {
-  auto tr = net.trace(x);
-  const auto& y = tr.values.back();
-  dtd::Tensor<double> r(y.shape, 0.0);
-  int best = 0;
-  for (int k = 1; k < 5; ++k) best = y.data[k] > y.data[best] ? k : best;
-  r.data[best] = y.data[best];
-  *logit = y.data[best];
-  std::vector<dtd::RuleSpec> rules(net.size());
-  for (auto& rule : rules) rule.eps = 1e-12;
-  rules[0].kind = dtd::RuleKind::wsquare;
-  return net.relevance(tr, r, rules);
+  const dtd::Explainer<double> explainer(net,
+                                         dtd::ExplainRules::from_preset("real", std::nullopt, std::nullopt, 1e-12));
+  auto ex = explainer.explain(x);
+  *logit = ex.logits.data[static_cast<size_t>(ex.targets[0])];
+  return std::move(ex.relevance);
 }
 
 void test_conservation_and_determinism() {

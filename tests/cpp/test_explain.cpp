@@ -3,6 +3,7 @@
 // bit-identical to sequential calls.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <dtd/dtd.hpp>
@@ -274,6 +275,9 @@ void test_targets() {
   for (int64_t s = 0; s < 3; ++s)
     r[static_cast<size_t>(s * 5 + 2)] = by_class.logits.data[static_cast<size_t>(s * 5 + 2)];
   const auto given = e.explain(x, dtd::Target::output_relevance({3, 5}, r));
+  const auto start = dtd::output_relevance(by_class.logits, dtd::Target::one_class(2));
+  check(start.size() == 1 && std::equal(r.begin(), r.end(), start[0].data.begin()),
+        "output_relevance: the target's logit, else 0");
   check(!given.has_targets && given.relevance.data == by_class.relevance.data, "output relevance as given");
   expect_throw([&] { e.explain(x, dtd::Target::one_class(5)); },
                "target class 5 is out of range for a model with 5 outputs", "class out of range");

@@ -169,6 +169,12 @@ struct Explanation {
 template <class T>
 void check_finite(const Tensor<T>& values, const std::string& what);
 
+/// The output relevance of each relevance pass for `target` (RULES.md "Where relevance starts"), from the logits
+/// [N, logits...]: one tensor shaped like them per target column, the target's entry holding its logit, the others 0.
+/// Throws std::invalid_argument for targets of the wrong count or shape, or out of range.
+template <class T>
+std::vector<Tensor<T>> output_relevance(const Tensor<T>& logits, const Target& target = Target::argmax());
+
 template <class T>
 class Explainer {
  public:
