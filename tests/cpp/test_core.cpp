@@ -195,6 +195,19 @@ void test_errors() {
   expect_throw([&] { dtd::Network<float> net(bad); }, "fc", "wrong dense weight shape");
   dtd::Network<float> net(small_cnn(rng));
   expect_throw([&] { net.forward(dtd::Tensor<float>({1, 3, 9, 8})); }, "expected [N, 2, 9, 8]", "wrong input shape");
+  // a misspelt attribute is an error naming it and the keys the kind takes, not an unstrided conv
+  dtd::ModelSpec typo = small_cnn(rng);
+  typo.layers[0].ints.erase("strides");
+  typo.layers[0].ints["stride"] = {2, 2};
+  expect_throw([&] { dtd::Network<float> bad_net(typo); },
+               "conv layer 'conv': unknown attribute 'stride' (conv takes int attributes: strides, pads, dilations, "
+               "group, auto_pad)",
+               "misspelt conv attribute");
+  dtd::ModelSpec pool_float = small_cnn(rng);
+  pool_float.layers[2].floats["kernel"] = 2;
+  expect_throw([&] { dtd::Network<float> bad_net(pool_float); },
+               "maxpool layer 'pool': unknown attribute 'kernel' (maxpool takes float attributes: none)",
+               "an int attribute given as a float");
 }
 
 // Shapes whose element counts, extents or MAC counts do not fit in int64 are a ModelError naming the layer and the
