@@ -172,6 +172,12 @@ def test_same_errors() -> None:
         {"rules": Composite(overrides={2.5: ZPlus()})},
         {"rules": Composite(first=ZBox())},
         {"rules": ZPlus(eps=-1.0)},
+        {"rules": ZPlus(eps=-1)},
+        {"rules": Composite(default=WSquare(eps=np.float32(-0.1)))},
+        {"rules": "positive", "eps": -2},
+        {"rules": "real", "eps": float("inf")},
+        {"rules": Gamma(gamma=-1)},
+        {"rules": AlphaBeta(3, 1)},
         {"rules": Gamma(gamma=float("nan"))},
         {"rules": AlphaBeta(2.0, 0.5)},
         {"rules": AlphaBeta(2.0, -1.0)},
@@ -274,3 +280,23 @@ def test_explain_releases_the_gil() -> None:
     done.set()
     th.join()
     assert seen > 0
+
+
+def test_misspelt_attribute_is_an_error() -> None:
+    """A ModelSpec key its layer kind does not read is a ValueError naming it, not a silently unstrided conv."""
+    from dtd import _core
+
+    def conv_spec(ints: dict[str, list[int]]) -> Any:
+        layer = _core.LayerSpec()
+        layer.name, layer.kind, layer.inputs, layer.output = "c", _core.LayerKind.conv, ["x"], "y"
+        layer.ints = ints
+        layer.weights = {"weight": np.ones((2, 1, 3, 3))}
+        model = _core.ModelSpec()
+        model.input_name, model.input_shape, model.output, model.layers = "x", [1, 8, 8], "y", [layer]
+        return model
+
+    assert tuple(_core.Network64(conv_spec({"strides": [2, 2]})).output_shape) == (2, 3, 3)
+    with pytest.raises(
+        ValueError, match=r"conv layer 'c': unknown attribute 'stride' \(conv takes int attributes: "
+    ):
+        _core.Network64(conv_spec({"stride": [2, 2]}))

@@ -389,10 +389,15 @@ std::string Rule::name() const {
   return display_name.empty() ? class_name(kind) : display_name;
 }
 
+std::string Rule::shown(const std::string& field, double value) const {
+  const auto it = shown_values.find(field);
+  return it != shown_values.end() ? it->second : py_float(value);
+}
+
 RuleSpec Rule::spec() const {
   const double e = eps.value_or(kDefaultEps);
   DTD_CHECK(std::isfinite(e) && e >= 0, std::invalid_argument, name(), ": eps must be finite and >= 0, got ",
-            py_float(e));
+            shown("eps", e));
   RuleSpec s;
   s.kind = kind;
   s.eps = e;
@@ -402,16 +407,17 @@ RuleSpec Rule::spec() const {
     case RuleKind::wsquare: s.bias = bias; break;
     case RuleKind::gamma:
       DTD_CHECK(std::isfinite(gamma) && gamma >= 0, std::invalid_argument, "Gamma: gamma must be finite and >= 0, got ",
-                py_float(gamma));
+                shown("gamma", gamma));
       s.gamma = gamma;
       s.bias = bias;
       break;
     case RuleKind::alphabeta:
       DTD_CHECK(std::isfinite(alpha) && std::isfinite(beta) && beta >= 0, std::invalid_argument,
-                "AlphaBeta: alpha and beta must be finite, beta >= 0; got ", py_float(alpha), ", ", py_float(beta));
+                "AlphaBeta: alpha and beta must be finite, beta >= 0; got ", shown("alpha", alpha), ", ",
+                shown("beta", beta));
       DTD_CHECK(std::abs(alpha - beta - 1.0) <= 1e-9, std::invalid_argument,
-                "AlphaBeta: alpha - beta must be 1 (conservation), got alpha ", py_float(alpha), ", beta ",
-                py_float(beta));
+                "AlphaBeta: alpha - beta must be 1 (conservation), got alpha ", shown("alpha", alpha), ", beta ",
+                shown("beta", beta));
       s.alpha = alpha;
       s.beta = beta;
       s.bias = bias;

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -92,15 +93,16 @@ void bind_explain(py::module_& m) {
   py::class_<Rule>(m, "Rule", "A rule for parametric layers (dtd::Rule); dtd.rules' classes convert to it.")
       .def(py::init([](RuleKind kind, std::optional<double> eps, bool bias, double gamma, double alpha, double beta,
                        const std::optional<CArray<double>>& low, const std::optional<CArray<double>>& high,
-                       std::string name) {
+                       std::string name, std::map<std::string, std::string> shown) {
              Rule r;
              r.kind = kind, r.eps = eps, r.bias = bias, r.gamma = gamma, r.alpha = alpha, r.beta = beta;
              r.low = to_array(low), r.high = to_array(high), r.display_name = std::move(name);
+             r.shown_values = std::move(shown);
              return r;
            }),
            py::arg("kind"), py::arg("eps") = std::nullopt, py::arg("bias") = false, py::arg("gamma") = 0.25,
            py::arg("alpha") = 2.0, py::arg("beta") = 1.0, py::arg("low") = std::nullopt, py::arg("high") = std::nullopt,
-           py::arg("name") = "")
+           py::arg("name") = "", py::arg("shown") = std::map<std::string, std::string>{})
       .def_readonly("kind", &Rule::kind)
       .def_readonly("eps", &Rule::eps);
 
@@ -130,9 +132,18 @@ void bind_explain(py::module_& m) {
       .def_static(
           "preset",
           [](const std::string& name, const std::optional<CArray<double>>& low,
-             const std::optional<CArray<double>>& high,
-             std::optional<double> eps) { return ExplainRules::from_preset(name, to_array(low), to_array(high), eps); },
-          py::arg("name"), py::arg("low") = std::nullopt, py::arg("high") = std::nullopt, py::arg("eps") = std::nullopt)
+             const std::optional<CArray<double>>& high, std::optional<double> eps, const std::string& eps_shown) {
+            ExplainRules r = ExplainRules::from_preset(name, to_array(low), to_array(high), eps);
+            // the preset's rules show eps as the caller wrote it (Python's str())
+            if (eps && !eps_shown.empty()) {
+              r.composite.default_rule.shown_values["eps"] = eps_shown;
+              if (r.composite.first) r.composite.first->shown_values["eps"] = eps_shown;
+              for (auto& kv : r.composite.overrides) kv.second.shown_values["eps"] = eps_shown;
+            }
+            return r;
+          },
+          py::arg("name"), py::arg("low") = std::nullopt, py::arg("high") = std::nullopt, py::arg("eps") = std::nullopt,
+          py::arg("eps_shown") = "")
       .def_static(
           "from_rule",
           [](Rule rule, const std::optional<CArray<double>>& low, const std::optional<CArray<double>>& high,

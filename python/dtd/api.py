@@ -76,7 +76,7 @@ def _core_rules(rules: str | Composite | Rule, low: Any, high: Any, eps: float |
     """``rules``, ``low``, ``high`` and ``eps`` as the core's dtd::ExplainRules."""
     lo, hi, e = _array(low), _array(high), None if eps is None else float(eps)
     if isinstance(rules, str):
-        return _core.ExplainRules.preset(rules, lo, hi, e)
+        return _core.ExplainRules.preset(rules, lo, hi, e, "" if eps is None else f"{eps}")
     if isinstance(rules, Rule):
         return _core.ExplainRules.from_rule(rules._to_core(), lo, hi, e)
     if isinstance(rules, Composite):

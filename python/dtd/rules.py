@@ -61,6 +61,12 @@ class Rule:
             low=None if bounds[0] is None else np.asarray(bounds[0], dtype=np.float64),
             high=None if bounds[1] is None else np.asarray(bounds[1], dtype=np.float64),
             name=type(self).__name__,
+            # the messages show the values as given (an int eps as an int), as an f-string does
+            shown={
+                f: f"{getattr(self, f)}"
+                for f in ("eps", "gamma", "alpha", "beta")
+                if getattr(self, f, None) is not None
+            },
         )
 
 

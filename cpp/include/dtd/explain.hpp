@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct Rule {
   std::optional<Array> low, high;
   /// The rule's name in messages ("ZPlus", ...); empty: the class name of `kind`.
   std::string display_name;
+  /// How messages show a field ("eps", "gamma", "alpha", "beta") as the caller wrote it (a binding passes Python's
+  /// str() of the value); absent: the value's Python float repr.
+  std::map<std::string, std::string> shown_values;
 
   static Rule zplus(std::optional<double> eps = std::nullopt, bool bias = false);
   static Rule wsquare(std::optional<double> eps = std::nullopt, bool bias = false);
@@ -49,6 +53,8 @@ struct Rule {
 
   /// "ZPlus", "WSquare", ...: display_name, or the class name of `kind`.
   std::string name() const;
+  /// `value` of `field` as messages show it (shown_values, else the Python float repr).
+  std::string shown(const std::string& field, double value) const;
   /// The RuleSpec of a layer with this rule (bounds excluded); throws std::invalid_argument for an eps, gamma,
   /// alpha or beta out of range.
   RuleSpec spec() const;
