@@ -538,15 +538,16 @@ std::vector<int> resolve_rules(const Network<T>& net, const Composite& composite
 // ---- checks -----------------------------------------------------------------------------------------------------
 
 template <class T>
-void check_finite(const Tensor<T>& values, const std::string& what) {
+void check_finite(const T* values, const Shape& shape, const std::string& what) {
+  const auto size = static_cast<size_t>(numel(shape));
   size_t bad = 0, first = 0;
-  for (size_t k = values.data.size(); k-- > 0;)
-    if (!std::isfinite(values.data[k])) ++bad, first = k;
+  for (size_t k = size; k-- > 0;)
+    if (!std::isfinite(values[k])) ++bad, first = k;
   if (bad == 0) return;
   std::string index = "[";
-  size_t rest = first, stride = values.data.size();
-  for (size_t a = 0; a < values.shape.size(); ++a) {
-    stride /= static_cast<size_t>(values.shape[a]);
+  size_t rest = first, stride = size;
+  for (size_t a = 0; a < shape.size(); ++a) {
+    stride /= static_cast<size_t>(shape[a]);
     index += (a ? ", " : "") + std::to_string(rest / stride);
     rest %= stride;
   }
@@ -554,8 +555,13 @@ void check_finite(const Tensor<T>& values, const std::string& what) {
   const std::string hint =
       what != "input" && std::is_same_v<T, float> ? " (float32 overflow: explain in float64, or scale the input)" : "";
   throw std::invalid_argument("the " + what + " holds " + std::to_string(bad) + " NaN or infinite value(s) of " +
-                              std::to_string(values.data.size()) + ", the first at index " + index + " (" +
-                              np_str(values.data[first]) + ")" + hint);
+                              std::to_string(size) + ", the first at index " + index + " (" + np_str(values[first]) +
+                              ")" + hint);
+}
+
+template <class T>
+void check_finite(const Tensor<T>& values, const std::string& what) {
+  check_finite(values.ptr(), values.shape, what);
 }
 
 // ---- the explainer ----------------------------------------------------------------------------------------------
@@ -767,6 +773,8 @@ template std::vector<int> resolve_rules(const Network<float>&, const Composite&)
 template std::vector<int> resolve_rules(const Network<double>&, const Composite&);
 template void check_finite(const Tensor<float>&, const std::string&);
 template void check_finite(const Tensor<double>&, const std::string&);
+template void check_finite(const float*, const Shape&, const std::string&);
+template void check_finite(const double*, const Shape&, const std::string&);
 template std::vector<Tensor<float>> output_relevance(const Tensor<float>&, const Target&);
 template std::vector<Tensor<double>> output_relevance(const Tensor<double>&, const Target&);
 

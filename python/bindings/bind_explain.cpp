@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -80,9 +81,17 @@ void bind_explainer(py::module_& m, const char* name) {
   m.def(
       "check_finite",
       [](const CArray<T>& a, const std::string& what) {
-        Tensor<T> t = py_interop::from_numpy(a);
+        // read in place where the buffer is aligned for T (a C-contiguous view at an odd byte offset is not: copied)
+        if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0) {
+          const Tensor<T> t = py_interop::from_numpy(a);
+          py::gil_scoped_release release;
+          check_finite(t, what);
+          return;
+        }
+        const Shape shape(a.shape(), a.shape() + a.ndim());
+        const T* data = a.data();
         py::gil_scoped_release release;
-        check_finite(t, what);
+        check_finite(data, shape, what);
       },
       py::arg("values"), py::arg("what"));
 }

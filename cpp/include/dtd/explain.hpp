@@ -174,6 +174,9 @@ struct Explanation {
 /// ("the input holds 2 NaN or infinite value(s) of 96, the first at index [1, 0, 5, 7] (nan)").
 template <class T>
 void check_finite(const Tensor<T>& values, const std::string& what);
+/// The same over a row-major buffer of `shape`.
+template <class T>
+void check_finite(const T* values, const Shape& shape, const std::string& what);
 
 /// The output relevance of each relevance pass for `target` (RULES.md "Where relevance starts"), from the logits
 /// [N, logits...]: one tensor shaped like them per target column, the target's entry holding its logit, the others 0.
