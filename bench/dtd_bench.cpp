@@ -303,37 +303,20 @@ double peak_rss_mb() {
 
 // ---- explanation -----------------------------------------------------------------------------------------------
 
-// The DTD bounded preset: z^beta on the first parametric layer with the input range as bounds, z+ elsewhere
-// (biases excluded, winner-take-all max pooling, the z+ form of Add).
-std::vector<dtd::RuleSpec> bounded_preset(const Net& net, double low, double high) {
-  std::vector<dtd::RuleSpec> rules(net.size());
-  const int first = net.first_parametric();
-  if (first >= 0) {
-    dtd::RuleSpec& r = rules[static_cast<size_t>(first)];
-    r.kind = dtd::RuleKind::zbox;
-    const auto size = static_cast<size_t>(dtd::numel(net.layer(static_cast<size_t>(first)).input_shapes()[0]));
-    r.low.assign(size, low);
-    r.high.assign(size, high);
-  }
-  return rules;
+// The DTD bounded preset (z^beta on the first parametric layer with the input range as bounds, z+ elsewhere,
+// winner-take-all max pooling, the z+ form of Add), explaining each sample's top logit: dtd::Explainer, as an
+// embedding service calls it.
+dtd::ExplainRules bounded_preset(double low, double high) {
+  return dtd::ExplainRules::from_preset("bounded", dtd::Array{{}, {low}}, dtd::Array{{}, {high}});
 }
 
 // Output relevance: each sample's top logit, one-hot (RULES.md "Where relevance starts").
 TensorF start_relevance(const TensorF& logits) {
-  TensorF r(logits.shape, 0.0f);
-  const int64_t n = logits.batch(), k = logits.sample_size();
-  for (int64_t s = 0; s < n; ++s) {
-    const float* row = logits.ptr() + s * k;
-    const int64_t c = std::max_element(row, row + k) - row;
-    r.data[static_cast<size_t>(s * k + c)] = row[c];
-  }
-  return r;
+  return dtd::output_relevance(logits)[0];
 }
 
-TensorF explain(const Net& net, const TensorF& x, const dtd::Plan<float>& plan) {
-  dtd::Trace<float> tr = net.trace(x, &plan);
-  const TensorF r = start_relevance(tr.values[static_cast<size_t>(net.logits_value())]);
-  return net.relevance(tr, r, plan);
+TensorF explain(const dtd::Explainer<float>& explainer, const TensorF& x) {
+  return explainer.explain(x).relevance;
 }
 
 // ---- per-layer timing ------------------------------------------------------------------------------------------
@@ -626,7 +609,8 @@ int main(int argc, char** argv) {
       if (net->layer(i).parametric()) res.macs += net->layer(i).macs();
     }
     // Prepared once per model, as an embedding service would: the z^beta bound terms do not depend on the input.
-    const dtd::Plan<float> plan = net->prepare(bounded_preset(*net, o.low, o.high));
+    const dtd::Explainer<float> explainer(*net, bounded_preset(o.low, o.high));
+    const dtd::Plan<float>& plan = explainer.plan();
     std::vector<int64_t> batches = o.batches;
     if (batches.empty()) batches = {1, dtd::numel(net->input_shape()) >= 100000 ? 8 : 16};
 
@@ -642,7 +626,7 @@ int main(int argc, char** argv) {
         omp_set_num_threads(c.threads);
         c.forward = summarize(repeat(o, [&] { net->forward(x); }));
         TensorF rel;
-        c.explain = summarize(repeat(o, [&] { rel = explain(*net, x, plan); }));
+        c.explain = summarize(repeat(o, [&] { rel = explain(explainer, x); }));
         for (float v : rel.data) {
           sane &= std::isfinite(v);
           c.relevance_sum += v;

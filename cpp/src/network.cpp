@@ -2,34 +2,81 @@
 // and runs the relevance pass in reverse topological order.
 #include "dtd/network.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
 
 #include "checked.hpp"
 #include "dtd/error.hpp"
-#include "dtd/layers/activation.hpp"
-#include "dtd/layers/add.hpp"
-#include "dtd/layers/affine.hpp"
-#include "dtd/layers/concat.hpp"
-#include "dtd/layers/conv2d.hpp"
-#include "dtd/layers/dense.hpp"
-#include "dtd/layers/gate.hpp"
-#include "dtd/layers/layernorm.hpp"
-#include "dtd/layers/lrn.hpp"
-#include "dtd/layers/pad.hpp"
-#include "dtd/layers/pool2d.hpp"
-#include "dtd/layers/relu.hpp"
-#include "dtd/layers/reshape.hpp"
-#include "dtd/layers/slice.hpp"
-#include "dtd/layers/softmax.hpp"
-#include "dtd/layers/transpose.hpp"
 #include "dtd/threads.hpp"
+#include "layers/activation.hpp"
+#include "layers/add.hpp"
+#include "layers/affine.hpp"
+#include "layers/concat.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/dense.hpp"
+#include "layers/gate.hpp"
+#include "layers/layernorm.hpp"
+#include "layers/lrn.hpp"
+#include "layers/pad.hpp"
+#include "layers/pool2d.hpp"
+#include "layers/relu.hpp"
+#include "layers/reshape.hpp"
+#include "layers/slice.hpp"
+#include "layers/softmax.hpp"
+#include "layers/transpose.hpp"
 #include "parallel.hpp"
 
 namespace dtd {
 
 namespace {
+
+// The attribute keys each kind reads (model_spec.hpp), so that a misspelt key ("stride") is a ModelError naming it,
+// not a silently unstrided conv. Activation checks its floats itself, per op.
+struct AttributeKeys {
+  std::vector<const char*> ints, floats;
+};
+
+AttributeKeys attribute_keys(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::conv: return {{"strides", "pads", "dilations", "group", "auto_pad"}, {}};
+    case LayerKind::maxpool: return {{"kernel", "strides", "pads", "dilations", "ceil_mode", "auto_pad"}, {}};
+    case LayerKind::avgpool:
+      return {{"kernel", "strides", "pads", "dilations", "ceil_mode", "count_include_pad", "auto_pad"}, {}};
+    case LayerKind::flatten:
+    case LayerKind::concat:
+    case LayerKind::softmax:
+    case LayerKind::logsoftmax: return {{"axis"}, {}};
+    case LayerKind::reshape: return {{"shape"}, {}};
+    case LayerKind::layernorm: return {{"axis"}, {"epsilon"}};
+    case LayerKind::activation: return {{"op"}, {}};
+    case LayerKind::transpose: return {{"perm"}, {}};
+    case LayerKind::slice: return {{"axes", "starts", "ends", "steps"}, {}};
+    case LayerKind::gather: return {{"axis", "indices", "squeeze"}, {}};
+    case LayerKind::pad: return {{"pads", "mode"}, {"value"}};
+    case LayerKind::lrn: return {{"size"}, {"alpha", "beta", "bias"}};
+    default: return {};  // dense, relu, add, affine, globalavgpool, globalmaxpool, gate: no attributes
+  }
+}
+
+std::string key_list(const std::vector<const char*>& keys) {
+  std::string s;
+  for (const char* k : keys) s += (s.empty() ? "" : ", ") + std::string(k);
+  return s.empty() ? "none" : s;
+}
+
+void check_attribute_keys(const LayerSpec& spec) {
+  const AttributeKeys known = attribute_keys(spec.kind);
+  auto check = [&](const std::vector<const char*>& keys, const std::string& key, const char* type) {
+    const bool ok = std::any_of(keys.begin(), keys.end(), [&](const char* k) { return key == k; });
+    DTD_CHECK(ok, ModelError, to_string(spec.kind), " layer '", spec.name, "': unknown attribute '", key, "' (",
+              to_string(spec.kind), " takes ", type, " attributes: ", key_list(keys), ")");
+  };
+  for (const auto& kv : spec.ints) check(known.ints, kv.first, "int");
+  if (spec.kind != LayerKind::activation)
+    for (const auto& kv : spec.floats) check(known.floats, kv.first, "float");
+}
 
 template <class T>
 std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids, std::vector<Shape> shapes) {
@@ -38,6 +85,7 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec, std::vector<int> ids
                                                                                           : 1;
   DTD_CHECK(expected == 0 || spec.inputs.size() == expected, ModelError, to_string(spec.kind), " layer '", spec.name,
             "': expected ", expected, expected == 1 ? " input" : " inputs", ", got ", spec.inputs.size());
+  check_attribute_keys(spec);
   switch (spec.kind) {
     case LayerKind::dense: return std::make_unique<Dense<T>>(spec, std::move(ids), std::move(shapes));
     case LayerKind::conv: return std::make_unique<Conv2d<T>>(spec, std::move(ids), std::move(shapes));

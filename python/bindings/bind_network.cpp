@@ -10,14 +10,9 @@
 namespace py = pybind11;
 using namespace dtd;
 using py_interop::CArray;
+using py_interop::PlanHolder;
 
 namespace {
-
-// Holds a Plan so that pybind11 binds it as an opaque class (stl.h would convert a bare std::vector to a list).
-template <class T>
-struct PlanHolder {
-  Plan<T> plan;
-};
 
 template <class T>
 void bind_network_type(py::module_& m, const char* name, const char* trace_name, const char* plan_name) {

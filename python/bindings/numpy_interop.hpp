@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dtd/model_spec.hpp"
+#include "dtd/network.hpp"
 #include "dtd/tensor.hpp"
 
 namespace dtd::py_interop {
@@ -17,6 +18,12 @@ namespace py = pybind11;
 
 template <class T>
 using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+/// Holds a Plan so that pybind11 binds it as an opaque class (stl.h would convert a bare std::vector to a list).
+template <class T>
+struct PlanHolder {
+  Plan<T> plan;
+};
 
 template <class T>
 py::array_t<T> to_numpy(Tensor<T>&& t) {

@@ -64,7 +64,7 @@ class Model:
         self._output_shape = tuple(int(d) for d in net.output_shape)
         self._logits_shape = tuple(int(d) for d in net.logits_shape)
         self._merged_batch_output = merged_batch_output
-        self._plans: dict[Any, Any] = {}  # prepared rules, see dtd.api._plan
+        self._plans: dict[Any, Any] = {}  # the core Explainers of the rules used, see dtd.api._explainer
         self.layers: list[LayerInfo] = [
             LayerInfo(
                 index=i,

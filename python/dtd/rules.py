@@ -48,15 +48,26 @@ class Rule:
     if TYPE_CHECKING:
         eps: float | None
 
-    def _spec(self) -> _core.RuleSpec:
-        eps = DEFAULT_EPS if self.eps is None else self.eps
-        if not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"{type(self).__name__}: eps must be finite and >= 0, got {eps}")
-        spec = _core.RuleSpec()
-        spec.kind = getattr(_core.RuleKind, self.kind)
-        spec.eps = float(eps)
-        spec.eps_absolute = self.eps is not None
-        return spec
+    def _to_core(self) -> _core.Rule:
+        """This rule as the core's dtd::Rule (checked where it is applied to a layer: dtd::Rule::spec)."""
+        bounds = [getattr(self, side, None) for side in ("low", "high")]
+        return _core.Rule(
+            kind=getattr(_core.RuleKind, self.kind),
+            eps=None if self.eps is None else float(self.eps),
+            bias=bool(getattr(self, "bias", False)),
+            gamma=float(getattr(self, "gamma", 0.25)),
+            alpha=float(getattr(self, "alpha", 2.0)),
+            beta=float(getattr(self, "beta", 1.0)),
+            low=None if bounds[0] is None else np.asarray(bounds[0], dtype=np.float64),
+            high=None if bounds[1] is None else np.asarray(bounds[1], dtype=np.float64),
+            name=type(self).__name__,
+            # the messages show the values as given (an int eps as an int), as an f-string does
+            shown={
+                f: f"{getattr(self, f)}"
+                for f in ("eps", "gamma", "alpha", "beta")
+                if getattr(self, f, None) is not None
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -69,11 +80,6 @@ class ZPlus(Rule):
     bias: bool = False
     kind: ClassVar[str] = "zplus"
 
-    def _spec(self) -> _core.RuleSpec:
-        spec = super()._spec()
-        spec.bias = bool(self.bias)
-        return spec
-
 
 @dataclass(frozen=True)
 class WSquare(Rule):
@@ -83,11 +89,6 @@ class WSquare(Rule):
     eps: float | None = None
     bias: bool = False
     kind: ClassVar[str] = "wsquare"
-
-    def _spec(self) -> _core.RuleSpec:
-        spec = super()._spec()
-        spec.bias = bool(self.bias)
-        return spec
 
 
 @dataclass(frozen=True)
@@ -121,14 +122,6 @@ class Gamma(Rule):
     bias: bool = False
     kind: ClassVar[str] = "gamma"
 
-    def _spec(self) -> _core.RuleSpec:
-        spec = super()._spec()
-        if not np.isfinite(self.gamma) or self.gamma < 0:
-            raise ValueError(f"Gamma: gamma must be finite and >= 0, got {self.gamma}")
-        spec.gamma = float(self.gamma)
-        spec.bias = bool(self.bias)
-        return spec
-
 
 @dataclass(frozen=True)
 class AlphaBeta(Rule):
@@ -143,20 +136,6 @@ class AlphaBeta(Rule):
     bias: bool = False
     kind: ClassVar[str] = "alphabeta"
 
-    def _spec(self) -> _core.RuleSpec:
-        spec = super()._spec()
-        if not (np.isfinite(self.alpha) and np.isfinite(self.beta)) or self.beta < 0:
-            raise ValueError(
-                f"AlphaBeta: alpha and beta must be finite, beta >= 0; got {self.alpha}, {self.beta}"
-            )
-        if abs(self.alpha - self.beta - 1.0) > 1e-9:
-            raise ValueError(
-                f"AlphaBeta: alpha - beta must be 1 (conservation), got alpha {self.alpha}, beta {self.beta}"
-            )
-        spec.alpha, spec.beta = float(self.alpha), float(self.beta)
-        spec.bias = bool(self.bias)
-        return spec
-
 
 @dataclass(frozen=True)
 class Flat(Rule):
@@ -169,10 +148,6 @@ class Flat(Rule):
 _MAXPOOL_MODES = ("winner_take_all", "proportional")
 _ADD_MODES = ("zplus", "proportional")
 _AVGPOOL_MODES = ("proportional", "flat")
-_PARAMETRIC = ("dense", "conv")
-#: Kinds that take a rule although they are not parametric: an affine layer passes relevance through unless
-#: given Epsilon (the shift included in the denominator).
-_EPSILON_ONLY = ("affine",)
 
 
 @dataclass(frozen=True)
@@ -210,60 +185,38 @@ class Composite:
 
     def layer_rules(self, model: Any) -> list[Rule | None]:
         """The rule of each layer of ``model`` (None for layers without weights)."""
-        if self.maxpool not in _MAXPOOL_MODES:
-            raise ValueError(f"maxpool must be one of {_MAXPOOL_MODES}, got {self.maxpool!r}")
-        if self.add not in _ADD_MODES:
-            raise ValueError(f"add must be one of {_ADD_MODES}, got {self.add!r}")
-        if self.avgpool not in _AVGPOOL_MODES:
-            raise ValueError(f"avgpool must be one of {_AVGPOOL_MODES}, got {self.avgpool!r}")
-        layers = model.layers
-        rules: list[Rule | None] = [self.default if layer.parametric else None for layer in layers]
-        first = next((layer.index for layer in layers if layer.parametric), None)
-        if self.first is not None and first is not None:
-            rules[first] = self.first
-        by_kind: dict[str, Rule] = {}
-        by_layer: dict[int, Rule] = {}
-        names = {layer.name: layer.index for layer in layers}
+        table = [self.default, self.first, *(self.overrides or {}).values()]
+        ids = _core.resolve_rules(model.network(np.float32), self._to_core())
+        return [None if i < 0 else table[i] for i in ids]
+
+    def _to_core(self) -> _core.Composite:
+        """This composite as the core's dtd::Composite (resolved onto a network by dtd::resolve_rules)."""
+        for what, mode, modes in (
+            ("maxpool", self.maxpool, _MAXPOOL_MODES),
+            ("add", self.add, _ADD_MODES),
+            ("avgpool", self.avgpool, _AVGPOOL_MODES),
+        ):
+            if not isinstance(mode, str):
+                raise ValueError(f"{what} must be one of {modes}, got {mode!r}")
+        overrides: list[tuple[int | None, str | None, str, Any]] = []
         for key, rule in (self.overrides or {}).items():
             if not isinstance(rule, Rule):
                 raise ValueError(f"override for {key!r} is {rule!r}, not a dtd.rules.Rule")
-            if isinstance(key, str) and key in _EPSILON_ONLY and not isinstance(rule, Epsilon):
-                raise ValueError(
-                    f"{type(rule).__name__} cannot apply to {key} layers: they take only Epsilon"
-                )
-            if isinstance(key, str) and key in _PARAMETRIC + _EPSILON_ONLY:
-                by_kind[key] = rule
-                continue
-            if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-                if not -len(layers) <= key < len(layers):
-                    raise ValueError(
-                        f"override index {key} is out of range: the model has {len(layers)} layers"
-                    )
-                index = int(key) % len(layers)
-            elif isinstance(key, str) and key in names:
-                index = names[key]
+            if isinstance(key, str):
+                overrides.append((None, key, "", rule._to_core()))
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+                overrides.append((int(key), None, "", rule._to_core()))
             else:
-                raise ValueError(
-                    f"override key {key!r} names no layer; use a layer name, an index or a kind "
-                    f"{_PARAMETRIC}; layers: {sorted(names)}"
-                )
-            layer = layers[index]
-            if layer.kind in _EPSILON_ONLY and isinstance(rule, Epsilon):
-                by_layer[index] = rule
-                continue
-            if not layer.parametric:
-                raise ValueError(
-                    f"{type(rule).__name__} cannot apply to {layer.kind} layer '{layer.name}' (index {index}): "
-                    "only dense and conv layers take rules (affine layers Epsilon); pooling and Add take "
-                    "Composite(maxpool=..., add=...)"
-                )
-            by_layer[index] = rule
-        for layer in layers:
-            if layer.kind in by_kind:
-                rules[layer.index] = by_kind[layer.kind]
-        for index, rule in by_layer.items():
-            rules[index] = rule
-        return rules
+                overrides.append((None, None, repr(key), rule._to_core()))
+        return _core.Composite(
+            default=self.default._to_core(),
+            first=None if self.first is None else self.first._to_core(),
+            overrides=overrides,
+            maxpool=self.maxpool,
+            add=self.add,
+            avgpool=self.avgpool,
+            eps=None if self.eps is None else float(self.eps),
+        )
 
 
 PRESETS = ("deep_taylor", "bounded", "real", "positive", "epsilon")

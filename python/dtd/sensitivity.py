@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .api import _batch, _check_finite, _output_relevance, _trace
+from .api import _batch, _target
 from .model import Model
 
 __all__ = ["sensitivity"]
@@ -38,16 +38,15 @@ def sensitivity(model: Model, x: np.ndarray, target: Any = None, kind: str = "sq
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     batch, single, net = _batch(model, x)
-    trace, logits = _trace(net, batch)
     if target is not None and np.asarray(target).dtype.kind == "f":
         raise ValueError("sensitivity takes class indices as target, not an output-relevance array")
-    passes, _, multi = _output_relevance(target, logits, single, unit=True)
-    spec = _core.RuleSpec()
-    spec.kind = _core.RuleKind.gradient
-    plan = net.prepare([spec] * len(model.layers))
-    grads = [net.relevance(trace, g.reshape((-1, *model.logits_shape)), plan)[0] for g in passes]
-    grad = np.stack(grads, axis=1) if multi else grads[0]
-    _check_finite(grad, "gradient")
+    key = ("sensitivity", batch.dtype.str)
+    explainer = model._plans.get(key)
+    if explainer is None:
+        core = _core.Explainer64 if batch.dtype == np.float64 else _core.Explainer32
+        explainer = model._plans[key] = core.sensitivity(net)
+    grad, _, _, _ = explainer.explain(batch, _target(target, single))
+    multi = grad.ndim == batch.ndim + 1
     if kind == "squared":
         grad = grad * grad
     elif kind == "gradient_x_input":

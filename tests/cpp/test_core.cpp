@@ -151,7 +151,7 @@ void test_conv_1d_3d_forward_matches_naive() {
 }
 
 // A trace made with the plan keeps z+'s denominator w+ (*) a of float convolutions from one product with the
-// stacked weights [w; w+] (Conv2d::apply_with_positive): the relevance must equal, bit for bit, the one computed from a
+// weights [w; w+] (Conv2d::apply_with_positive): the relevance must equal, bit for bit, the one computed from a
 // trace without the plan (a separate product with w+), over geometries, groups and batches that take each path of the
 // convolution (tiles of output positions at batch 1, whole products, samples folded into one product).
 void test_fused_positive_denominator_is_bit_identical() {
@@ -197,18 +197,13 @@ void test_fused_positive_denominator_is_bit_identical() {
   }
 }
 
+// w^2 on the first layer, z+ above (the "real" preset), eps 1e-12 so that the stabilizers absorb nothing visible.
 dtd::Tensor<double> explain(const dtd::Network<double>& net, const dtd::Tensor<double>& x, double* logit) {
-  auto tr = net.trace(x);
-  const auto& y = tr.values.back();
-  dtd::Tensor<double> r(y.shape, 0.0);
-  int best = 0;
-  for (int k = 1; k < 5; ++k) best = y.data[k] > y.data[best] ? k : best;
-  r.data[best] = y.data[best];
-  *logit = y.data[best];
-  std::vector<dtd::RuleSpec> rules(net.size());
-  for (auto& rule : rules) rule.eps = 1e-12;
-  rules[0].kind = dtd::RuleKind::wsquare;
-  return net.relevance(tr, r, rules);
+  const dtd::Explainer<double> explainer(net,
+                                         dtd::ExplainRules::from_preset("real", std::nullopt, std::nullopt, 1e-12));
+  auto ex = explainer.explain(x);
+  *logit = ex.logits.data[static_cast<size_t>(ex.targets[0])];
+  return std::move(ex.relevance);
 }
 
 void test_conservation_and_determinism() {
@@ -247,6 +242,19 @@ void test_errors() {
   expect_throw([&] { dtd::Network<float> net(bad); }, "fc", "wrong dense weight shape");
   dtd::Network<float> net(small_cnn(rng));
   expect_throw([&] { net.forward(dtd::Tensor<float>({1, 3, 9, 8})); }, "expected [N, 2, 9, 8]", "wrong input shape");
+  // a misspelt attribute is an error naming it and the keys the kind takes, not an unstrided conv
+  dtd::ModelSpec typo = small_cnn(rng);
+  typo.layers[0].ints.erase("strides");
+  typo.layers[0].ints["stride"] = {2, 2};
+  expect_throw([&] { dtd::Network<float> bad_net(typo); },
+               "conv layer 'conv': unknown attribute 'stride' (conv takes int attributes: strides, pads, dilations, "
+               "group, auto_pad)",
+               "misspelt conv attribute");
+  dtd::ModelSpec pool_float = small_cnn(rng);
+  pool_float.layers[2].floats["kernel"] = 2;
+  expect_throw([&] { dtd::Network<float> bad_net(pool_float); },
+               "maxpool layer 'pool': unknown attribute 'kernel' (maxpool takes float attributes: none)",
+               "an int attribute given as a float");
 }
 
 // Shapes whose element counts, extents or MAC counts do not fit in int64 are a ModelError naming the layer and the

@@ -66,6 +66,8 @@ struct Array {
   std::vector<double> data;  // row-major
 };
 
+/// One layer. `ints` and `floats` take only the keys its kind lists above: a Network refuses any other key (a
+/// misspelt "stride" is a ModelError naming it and the keys the kind takes, not an unstrided conv).
 struct LayerSpec {
   std::string name;
   LayerKind kind = LayerKind::relu;

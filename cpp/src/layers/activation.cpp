@@ -1,4 +1,4 @@
-#include "dtd/layers/activation.hpp"
+#include "activation.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "dtd/layers/add.hpp"
+#include "add.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "dtd/layers/affine.hpp"
+#include "affine.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "dtd/layers/concat.hpp"
+#include "concat.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "dtd/layers/conv2d.hpp"
+#include "conv2d.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "dtd/layers/dense.hpp"
+#include "dense.hpp"
 
 #include "../checked.hpp"
 #include "../eigen_maps.hpp"

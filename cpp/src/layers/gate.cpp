@@ -1,4 +1,4 @@
-#include "dtd/layers/gate.hpp"
+#include "gate.hpp"
 
 #include <algorithm>
 

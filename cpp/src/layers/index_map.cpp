@@ -1,4 +1,4 @@
-#include "dtd/layers/index_map.hpp"
+#include "index_map.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "dtd/layers/layernorm.hpp"
+#include "layernorm.hpp"
 
 #include <cmath>
 

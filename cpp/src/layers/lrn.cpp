@@ -1,4 +1,4 @@
-#include "dtd/layers/lrn.hpp"
+#include "lrn.hpp"
 
 #include <algorithm>
 #include <cmath>

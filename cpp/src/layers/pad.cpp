@@ -1,4 +1,4 @@
-#include "dtd/layers/pad.hpp"
+#include "pad.hpp"
 
 #include <algorithm>
 

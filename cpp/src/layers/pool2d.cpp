@@ -1,4 +1,4 @@
-#include "dtd/layers/pool2d.hpp"
+#include "pool2d.hpp"
 
 #include <algorithm>
 #include <limits>

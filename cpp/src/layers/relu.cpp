@@ -1,4 +1,4 @@
-#include "dtd/layers/relu.hpp"
+#include "relu.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "dtd/layers/reshape.hpp"
+#include "reshape.hpp"
 
 #include <algorithm>
 

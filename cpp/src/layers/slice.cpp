@@ -1,4 +1,4 @@
-#include "dtd/layers/slice.hpp"
+#include "slice.hpp"
 
 #include <algorithm>
 #include <numeric>

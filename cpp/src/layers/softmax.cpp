@@ -1,4 +1,4 @@
-#include "dtd/layers/softmax.hpp"
+#include "softmax.hpp"
 
 #include <algorithm>
 #include <cmath>

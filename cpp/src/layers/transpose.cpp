@@ -1,4 +1,4 @@
-#include "dtd/layers/transpose.hpp"
+#include "transpose.hpp"
 
 #include <algorithm>
 #include <numeric>

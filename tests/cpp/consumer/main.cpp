@@ -17,11 +17,12 @@ int main() {
   dtd::Network<float> net(spec);
   dtd::Tensor<float> x({1, 3});
   x.data = {1.f, 1.f, 1.f};
-  auto trace = net.trace(x);
-  dtd::Tensor<float> r({1, 2}, 0.f);
-  r.data[0] = trace.values[1].data[0];  // explain output 0 from its logit (6)
-  auto rel = net.relevance(trace, r, std::vector<dtd::RuleSpec>(net.size()));
+  // explain output 0 from its logit (6) with z+ (the "positive" preset), with the per-layer report
+  const dtd::Explainer<float> explainer(net, dtd::ExplainRules::from_preset("positive"));
+  const auto ex = explainer.explain(x, dtd::Target::one_class(0), /*report=*/true);
+  const auto& rel = ex.relevance;
   const float total = rel.data[0] + rel.data[1] + rel.data[2];
-  std::cout << "logit " << r.data[0] << " relevance total " << total << "\n";
+  std::cout << "logit " << ex.logits.data[0] << " relevance total " << total << " (layer " << ex.layers[0].name << ": "
+            << ex.layers[0].relevance_out[0] << " in, " << ex.layers[0].relevance_in[0] << " out)\n";
   return std::abs(total - 6.f) < 1e-4f ? 0 : 1;
 }

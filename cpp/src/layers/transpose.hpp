@@ -1,6 +1,6 @@
 #pragma once
 
-#include "dtd/layers/index_map.hpp"
+#include "index_map.hpp"
 
 namespace dtd {
 
