@@ -1,33 +1,68 @@
-"""Images/s of dtd.batch on the shipped MNIST model: one process, explain_dataset with worker processes, a Dask
-LocalCluster and local Ray (each with 2 workers of 1 thread), on generated digits (tests/batchdata.py).
+"""Images/s of dtd.batch: one process, explain_dataset with worker processes, a Dask LocalCluster and local Ray
+(each with 2 workers of 1 thread), against the same loop in zennit (batches of the same size, one process).
 
-    python bench/bench_batch.py --count 4000 --modes process,workers,dask,ray
+    python bench/bench_batch.py --model shipped --count 4000 --modes process,workers,dask,ray
+    python bench/bench_batch.py --model lenet --count 2000 --modes process,workers,zennit        # needs torch, zennit
+    python bench/bench_batch.py --model resnet18 --count 64 --modes process,workers,dask,ray,zennit --batch 16
 
-Start-up (spawning workers, starting Ray) is included in the cluster figures and reported separately where
-known; quote medians of several runs on a quiet machine.
+`shipped` is the MNIST model that ships with dtd (generated digits, tests/batchdata.py); `lenet` and `resnet18`
+are bench/compare.py's seeded torch models, exported to ONNX for dtd and explained by zennit with the same rules
+(random inputs in [0, 1]). Every mode explains the same inputs with the bounded preset and writes float32 maps
+(npy shards or Zarr, plus the Parquet index) except `process` and `zennit`, which keep the maps in memory.
+Start-up (spawning workers, starting Ray) is included in the cluster figures; quote medians of several runs
+(--repeats) on a quiet machine. The table also gives the bytes of one stored map per format and the cost of a
+million images at the measured rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from batchdata import generated_digits
 from dtd.batch import ArraySource, Explainer, explain_dask, explain_dataset, explain_ray
 from dtd.examples import MODEL_FILE, _read
 
 
-def _process(ex: Explainer, images: np.ndarray) -> float:
-    ex({"image": images[:64]}, start=0)  # load and warm up
+def _inputs(model: str, count: int, workdir: Path) -> tuple[bytes, np.ndarray, Any]:
+    """(ONNX bytes, inputs [count, *shape] float32 or uint8 digits, torch model or None)."""
+    if model == "shipped":
+        images, _ = generated_digits(count)
+        return _read(MODEL_FILE), images, None
+    import compare
+
+    torch_model, shape = compare.build_torch(model, 0)
+    path = workdir / f"{model}.onnx"
+    compare.export_onnx(torch_model, shape, path)
+    x = np.random.default_rng(0).uniform(0.0, 1.0, size=(count, *shape)).astype(np.float32)
+    return path.read_bytes(), x, torch_model
+
+
+def _explainer(model: str, onnx: bytes, batch: int) -> Explainer:
+    rules: Any = "bounded"
+    if model != "shipped":
+        import compare
+
+        rules = compare.dtd_rules(model, 0.0, 1.0)
+    return Explainer(onnx, rules=rules, low=0.0, high=1.0, micro_batch=batch)
+
+
+def _process(ex: Explainer, images: np.ndarray, out: Path) -> float:
+    ex({"image": images[: ex.batch_slots]}, start=0)  # load and warm up
     t = time.perf_counter()
-    ex({"image": images}, start=0)
+    for i in range(0, len(images), 256):
+        ex({"image": images[i : i + 256]}, start=i)
     return time.perf_counter() - t
 
 
@@ -44,7 +79,10 @@ def _dask(ex: Explainer, images: np.ndarray, out: Path) -> float:
 
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster):
         t = time.perf_counter()
-        explain_dask(da.from_array(images, chunks=(256, 28, 28)), ex, out / "dask", format="zarr")
+        chunk = max(ex.batch_slots, 64)
+        explain_dask(
+            da.from_array(images, chunks=(chunk, *images.shape[1:])), ex, out / "dask", format="zarr"
+        )
         return time.perf_counter() - t
 
 
@@ -59,31 +97,77 @@ def _ray(ex: Explainer, images: np.ndarray, out: Path) -> float:
             return {"id": batch["id"], "image": images[batch["id"]]}
 
         t = time.perf_counter()
-        ds = ray.data.range(len(images)).map_batches(load, batch_size=256)
-        explain_ray(ds, ex, out / "ray", batch_size=256, concurrency=2, num_cpus=0.5)
+        size = max(ex.batch_slots, 64)
+        ds = ray.data.range(len(images)).map_batches(load, batch_size=size)
+        explain_ray(ds, ex, out / "ray", batch_size=size, concurrency=2, num_cpus=0.5)
         return time.perf_counter() - t
     finally:
         ray.shutdown()
 
 
+def _zennit(model: str, torch_model: Any, images: np.ndarray, batch: int) -> float:
+    """The same explanations in zennit, batches of `batch`, in this process with 2 threads (torch's default here)."""
+    import compare
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    with compare.zennit_attributor(torch_model, model, 0.0, 1.0) as attributor:
+        attributor(x[:batch], compare.one_hot_logits)  # warm up
+        t = time.perf_counter()
+        for i in range(0, len(x), batch):
+            attributor(x[i : i + batch], compare.one_hot_logits)
+        return time.perf_counter() - t
+
+
+def _map_bytes(images: np.ndarray) -> dict[str, int]:
+    values = int(np.prod(images.shape[1:]))
+    spatial = int(np.prod(images.shape[2:])) if images.ndim > 3 else values
+    return {
+        "full float32": 4 * values,
+        "full float16": 2 * values,
+        "channel-summed float32": 4 * spatial,
+        "channel-summed float16": 2 * spatial,
+    }
+
+
 def main() -> None:
+    """Run the modes and print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="shipped", choices=("shipped", "lenet", "resnet18"))
     p.add_argument("--count", type=int, default=4000)
     p.add_argument("--modes", default="process,workers,dask,ray")
+    p.add_argument("--batch", type=int, default=64, help="micro-batch of dtd's Explainer and zennit's batch")
+    p.add_argument("--repeats", type=int, default=1, help="runs per mode (the median is reported)")
     args = p.parse_args()
-    images, _ = generated_digits(args.count)
-    ex = Explainer(_read(MODEL_FILE), low=0.0, high=1.0)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        work = Path(tmp)
+        onnx, images, torch_model = _inputs(args.model, args.count, work)
+        ex = _explainer(args.model, onnx, args.batch)
         for mode in args.modes.split(","):
-            fn = {"process": _process, "workers": _workers, "dask": _dask, "ray": _ray}[mode]
-            seconds = fn(ex, images) if mode == "process" else fn(ex, images, out)  # type: ignore[operator]
-            rows.append((mode, seconds))
-            print(f"{mode}: {args.count / seconds:.1f} images/s ({seconds:.2f} s)", flush=True)
-    print("\n| mode | images/s |\n|---|---|")
-    for mode, seconds in rows:
-        print(f"| {mode} | {args.count / seconds:.1f} |")
+            seconds = []
+            for r in range(args.repeats):
+                out = work / f"{mode}-{r}"
+                out.mkdir()
+                if mode == "zennit":
+                    if torch_model is None:
+                        raise SystemExit("zennit needs a torch model: --model lenet or resnet18")
+                    seconds.append(_zennit(args.model, torch_model, images, args.batch))
+                else:
+                    fn = {"process": _process, "workers": _workers, "dask": _dask, "ray": _ray}[mode]
+                    seconds.append(fn(ex, images, out))
+            s = statistics.median(seconds)
+            rows.append((mode, s))
+            print(f"{mode}: {args.count / s:.1f} images/s (median of {len(seconds)}: {s:.2f} s)", flush=True)
+    print(f"\n{args.model}, {args.count} inputs of shape {list(images.shape[1:])}, micro-batch {args.batch}")
+    print("\n| mode | images/s | core-hours per million images |\n|---|---|---|")
+    for mode, s in rows:
+        cores = 1 if mode == "process" else 2
+        print(f"| {mode} | {args.count / s:.1f} | {s / args.count * 1e6 * cores / 3600:.1f} |")
+    print("\n| map format | bytes per map | per million maps |\n|---|---|---|")
+    for name, size in _map_bytes(images).items():
+        print(f"| {name} | {size:,} | {size * 1e6 / 2**30:.1f} GiB |")
 
 
 if __name__ == "__main__":
