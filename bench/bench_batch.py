@@ -69,7 +69,12 @@ def _process(ex: Explainer, images: np.ndarray, out: Path) -> float:
 def _workers(ex: Explainer, images: np.ndarray, out: Path) -> float:
     np.save(out / "d.npy", images)
     t = time.perf_counter()
-    explain_dataset(ArraySource(out / "d.npy"), ex, out / "w", workers=2, format="npy", progress=False)
+    # shards small enough that both workers get several (explain_dataset's default of 256 samples would give a
+    # 256-image run one shard, so one worker)
+    shard = max(ex.batch_slots, min(256, len(images) // 8 // ex.batch_slots * ex.batch_slots))
+    explain_dataset(
+        ArraySource(out / "d.npy"), ex, out / "w", shard_size=shard, workers=2, format="npy", progress=False
+    )
     return time.perf_counter() - t
 
 

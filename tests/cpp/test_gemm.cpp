@@ -95,6 +95,44 @@ void test_threads_bit_identical() {
   }
 }
 
+// Products with few rows (a dense layer at a small batch) run transposed in dtd's kernel (gemm_tiled): right for
+// every transpose combination, and the same bits with 1 and 2 threads.
+void test_few_rows() {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> d;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t m : {4, 16, 31}) {
+        const int64_t n = 1500, k = 700;  // op(B) >= 2^20 elements
+        std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
+        for (float& v : a) v = d(rng);
+        for (float& v : b) v = d(rng);
+        std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        dtd::detail::gemm(ta, tb, m, n, k, a.data(), b.data(), c1.data());
+        omp_set_num_threads(2);
+        dtd::detail::gemm(ta, tb, m, n, k, a.data(), b.data(), c2.data());
+        omp_set_num_threads(saved);
+        const std::string what =
+            "few rows ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " m=" + std::to_string(m);
+        check(c1 == c2, what + ": 1 and 2 threads give different bits");
+        double worst = 0;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = 0, scale = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              const double x = ta ? a[static_cast<size_t>(p * m + i)] : a[static_cast<size_t>(i * k + p)];
+              const double y = tb ? b[static_cast<size_t>(j * k + p)] : b[static_cast<size_t>(p * n + j)];
+              ref += x * y;
+              scale += std::abs(x * y);
+            }
+            worst = std::max(worst, std::abs(c1[static_cast<size_t>(i * n + j)] - ref) / (scale + 1e-30));
+          }
+        check(worst < 1e-5, what + ": relative error " + std::to_string(worst));
+      }
+}
+
 // B given row by row (sgemm_rows' implicit im2col) from a stored [k, ldb] matrix.
 struct StoredRows {
   const float* b;
@@ -170,6 +208,7 @@ int main() {
   for (const Case& c : cases) test_case(c, rng);
   test_threads_bit_identical();
   test_stacked_rows();
+  test_few_rows();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);
     return 1;
