@@ -1,14 +1,16 @@
 """Images/s of dtd.batch: one process, explain_dataset with worker processes, a Dask LocalCluster and local Ray
 (each with 2 workers of 1 thread), against the same loop in zennit (batches of the same size, one process).
 
-    python bench/bench_batch.py --model shipped --count 4000 --modes process,workers,dask,ray
-    python bench/bench_batch.py --model lenet --count 2000 --modes process,workers,zennit        # needs torch, zennit
-    python bench/bench_batch.py --model resnet18 --count 64 --modes process,workers,dask,ray,zennit --batch 16
+    python bench/bench_batch.py --model shipped --count 4000 --modes process,workers,dask,ray,zennit --repeats 3
+    python bench/bench_batch.py --model lenet --count 2000 --modes process,workers,zennit --repeats 3
+    python bench/bench_batch.py --model resnet18 --count 256 --modes process,workers,dask,ray,zennit --batch 16
 
-`shipped` is the MNIST model that ships with dtd (generated digits, tests/batchdata.py); `lenet` and `resnet18`
-are bench/compare.py's seeded torch models, exported to ONNX for dtd and explained by zennit with the same rules
-(random inputs in [0, 1]). Every mode explains the same inputs with the bounded preset and writes float32 maps
-(npy shards or Zarr, plus the Parquet index) except `process` and `zennit`, which keep the maps in memory.
+`shipped` is the MNIST model that ships with dtd (generated digits, tests/batchdata.py; zennit gets the same
+network rebuilt in PyTorch with the ONNX file's weights); `lenet` and `resnet18` are bench/compare.py's seeded
+torch models, exported to ONNX for dtd (random inputs in [0, 1]). zennit needs torch and zennit (the bench venv,
+bench/requirements.txt). Every mode explains the same inputs with the bounded preset (zennit with the same rules);
+`workers`, `dask` and `ray` write float32 maps (npy shards or Zarr, plus the Parquet index), `process` and
+`zennit` keep them in memory.
 Start-up (spawning workers, starting Ray) is included in the cluster figures; quote medians of several runs
 (--repeats) on a quiet machine. The table also gives the bytes of one stored map per format and the cost of a
 million images at the measured rate.
@@ -35,11 +37,37 @@ from dtd.batch import ArraySource, Explainer, explain_dask, explain_dataset, exp
 from dtd.examples import MODEL_FILE, _read
 
 
+def _shipped_torch(onnx_bytes: bytes) -> Any:
+    """The shipped model in PyTorch (its architecture, README "The shipped model"), with the ONNX file's weights."""
+    import onnx
+    import torch
+    import torch.nn as nn
+    from onnx import numpy_helper
+
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(onnx_bytes).graph.initializer}
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
+    )  # fmt: skip
+    layers = {"conv1": net[0], "conv2": net[2], "conv3": net[5], "fc1": net[9], "fc2": net[11]}
+    for name, module in layers.items():
+        module.weight.data = torch.from_numpy(weights[f"{name}.weight"].copy())
+        module.bias.data = torch.from_numpy(weights[f"{name}.bias"].copy())
+    return net.eval()
+
+
 def _inputs(model: str, count: int, workdir: Path) -> tuple[bytes, np.ndarray, Any]:
-    """(ONNX bytes, inputs [count, *shape] float32 or uint8 digits, torch model or None)."""
+    """(ONNX bytes, inputs [count, *shape] float32 or uint8 digits, torch model or None: None for the shipped model
+    without torch)."""
     if model == "shipped":
         images, _ = generated_digits(count)
-        return _read(MODEL_FILE), images, None
+        onnx_bytes = _read(MODEL_FILE)
+        try:
+            torch_model = _shipped_torch(onnx_bytes)
+        except ImportError:
+            torch_model = None
+        return onnx_bytes, images, torch_model
     import compare
 
     torch_model, shape = compare.build_torch(model, 0)
@@ -115,6 +143,8 @@ def _zennit(model: str, torch_model: Any, images: np.ndarray, batch: int) -> flo
     import compare
     import torch
 
+    if images.dtype == np.uint8:  # digits: pixels scaled to [0, 1] as dtd's Explainer scales them
+        images = (images.astype(np.float64) * (1.0 / 255.0)).astype(np.float32)[:, None]
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     with compare.zennit_attributor(torch_model, model, 0.0, 1.0) as attributor:
         attributor(x[:batch], compare.one_hot_logits)  # warm up
@@ -157,7 +187,9 @@ def main() -> None:
                 out.mkdir()
                 if mode == "zennit":
                     if torch_model is None:
-                        raise SystemExit("zennit needs a torch model: --model lenet or resnet18")
+                        raise SystemExit(
+                            "zennit needs torch and zennit (the bench venv: bench/requirements.txt)"
+                        )
                     seconds.append(_zennit(args.model, torch_model, images, args.batch))
                 else:
                     fn = {"process": _process, "workers": _workers, "dask": _dask, "ray": _ray}[mode]
