@@ -41,22 +41,13 @@ struct Simd {
 };
 
 // 14 x (2 vectors) accumulators: 28 of the 32 registers, the B row in two more, A's element broadcast from memory.
-#ifndef DTD_MR
-#define DTD_MR 14
-#define DTD_NV 2
-#endif
-constexpr int64_t kMR = DTD_MR;
-constexpr int64_t kNV = DTD_NV;
-#ifndef DTD_KC
-#define DTD_KC 256
-#endif
-constexpr int64_t kKC = DTD_KC;  // depth of a packed block: a B micro-panel (kKC x kNR floats = 32 KB) stays in L1
-constexpr int64_t kMC =
-    (168 / kMR) * kMR;  // rows of a packed A block (kMC x kKC floats = 168 KB, in L2); a multiple of kMR
-#ifndef DTD_NC
-#define DTD_NC 3072
-#endif
-constexpr int64_t kNC = DTD_NC;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+// (12x32, 10x32, 8x32, 8x48 and 6x64 tiles, depths 128 to 600 and packed B blocks of 512 to 3072 columns measured
+// the same within the noise of a shared 2-core Xeon: bench/RESULTS.md, AVX-512 section.)
+constexpr int64_t kMR = 14;
+constexpr int64_t kNV = 2;
+constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR floats = 32 KB) stays in L1
+constexpr int64_t kMC = 168;   // rows of a packed A block (kMC x kKC floats = 168 KB, in L2); a multiple of kMR
+constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
 #else
 struct Simd {
   using Reg = __m256;
