@@ -37,6 +37,8 @@ HUGE = (2**31, 2**31 - 1, 2**32, 2**32 + 1, 2**53 + 1, 2**62, 2**63 - 1, 2**63, 
 #: Field numbers onnx.proto does not use (the largest legal number, a reserved range, a small free one).
 UNKNOWN_NUMBERS = (99, 1000, 19000, 2**29 - 1, 536870911 // 3)
 EXTERNAL_FILE = "weights.bin"
+#: The external file of tests/cpp/fuzz/corpus's models, as the libFuzzer target writes it (4 KiB: 0, 1, ..., 255, ...).
+CORPUS_WEIGHTS = bytes(range(256)) * 16
 Rng = np.random.Generator
 
 
@@ -691,11 +693,15 @@ def _shared_models() -> list[Path]:
 
 def reader_seeds(node_tests: bool = True) -> dict[str, Seed]:
     """The reader campaign's seeds, in a fixed order: tests/fuzz/seeds.py's, every .onnx under tests/data, the
-    shared LeNet models, and the ONNX backend node tests when fetched (tools/onnx_node_tests.py)."""
+    libFuzzer corpus's models with external data (tests/cpp/fuzz/corpus), the shared LeNet models, and the ONNX
+    backend node tests when fetched (tools/onnx_node_tests.py)."""
     seeds = dict(seed_models())
     for path in sorted((TESTS / "data").rglob("*.onnx")):
         name = f"data/{path.relative_to(TESTS / 'data')}"
         seeds[name] = Seed(name, path.read_bytes())
+    for path in sorted((TESTS / "cpp" / "fuzz" / "corpus").glob("*.onnx")):  # external data in weights.bin
+        name = f"corpus/{path.name}"
+        seeds[name] = Seed(name, path.read_bytes(), ((EXTERNAL_FILE, CORPUS_WEIGHTS),))
     for path in _shared_models():
         seeds[f"shared/{path.name}"] = Seed(f"shared/{path.name}", path.read_bytes())
     if node_tests:
