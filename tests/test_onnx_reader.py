@@ -486,6 +486,13 @@ def test_empty_base_dir_is_a_model_load_error(tmp_path: Path) -> None:
         _core._onnx_read(path.read_bytes(), "")
 
 
+def test_message_with_a_name_that_is_not_utf8() -> None:
+    # The message quotes the tensor's name; bytes that are not UTF-8 raised a UnicodeDecodeError, not the error.
+    data = _model(_len(5, _len(8, b"w\xaf\xff") + _int(1, 2) + _int(2, 1)))
+    with pytest.raises(dtd.ModelLoadError, match=r"tensor 'w\\xaf\\xff' of 2 elements holds no data"):
+        _core._onnx_read(data)
+
+
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     # open() of a FIFO waited for a writer forever; in a child process, so that a regression cannot hang pytest.
     fifo = tmp_path / "model.onnx"
