@@ -72,4 +72,4 @@ if ! "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=20
   ls -l "$build/artifacts" >&2
   exit 1
 fi
-grep -E '^(Done|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$log" | sed 's/^/   /'
+grep -E '^(INFO: Seed|Done|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$log" | sed 's/^/   /'
