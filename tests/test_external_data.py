@@ -104,3 +104,17 @@ def test_location_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(raw)
     with pytest.raises(dtd.ModelLoadError):
         dtd.load(tmp_path / "bad.onnx")
+
+
+def test_overlapping_ranges_are_refused(tmp_path: Path) -> None:
+    # The C++ reader's fuzz campaign found it there first (issue 11): initializers naming the same bytes of one file
+    # let a small model ask for many times the bytes on disk. The rule: the tensors of one file take at most its size.
+    path, _ = _save_external(tmp_path)
+    model = onnx.load(str(path), load_external_data=False)
+    first = model.graph.initializer[0]
+    for k in range(3):
+        copy = model.graph.initializer.add()
+        copy.CopyFrom(first)
+        copy.name = f"copy{k}"
+    with pytest.raises(dtd.ModelLoadError, match=r"take more than its \d+ bytes in all"):
+        dtd.load(model.SerializeToString(), base_dir=tmp_path)

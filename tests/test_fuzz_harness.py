@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
+from fuzz import wire
 from fuzz.mutate import KINDS, mutate
 from fuzz.seeds import Seed, tiny_model
 
@@ -129,3 +130,73 @@ def test_replay_file_with_external_data(tmp_path: Path) -> None:
     assert [name for name, _ in case["files"]] == ["w.bin"]
     (rec,) = fuzz.run_campaign([case], workers=1, timeout=20.0, mem_limit=3 << 30, out=None)
     assert rec["class"] == "accepted_equal", rec
+
+
+# -- the reader target (tools/fuzz.py --target reader, tests/fuzz/wire.py) ----------------------------------------
+@pytest.fixture(scope="module")
+def reader_results() -> dict[str, dict[str, Any]]:
+    good = tiny_model().SerializeToString()
+    cases = {
+        "clean_error": _case(b"\x08\x07garbage that is not a model"),
+        "accepted": _case(good),
+        "crash": _case(good, hook="abort"),
+        "unclean_exception": _case(good, hook="raise"),
+        "memory": _case(good, hook="memory"),
+    }
+    records = fuzz.run_campaign(
+        list(cases.values()), workers=2, timeout=20.0, mem_limit=3 << 30, out=None, target="reader"
+    )
+    return {name: rec for name, rec in zip(cases, records, strict=True)}
+
+
+@pytest.mark.parametrize("name", ["clean_error", "accepted", "crash", "unclean_exception", "memory"])
+def test_reader_cases_are_classified(reader_results: dict[str, dict[str, Any]], name: str) -> None:
+    assert reader_results[name]["class"] == name, reader_results[name]
+
+
+def test_classify_reader_results_without_a_worker() -> None:
+    ok = {"problem": None}
+    error = {
+        "error": {"type": "dtd.errors.ModelLoadError", "message": "bytes: malformed ONNX model at byte 3"}
+    }
+    assert fuzz.classify_reader({"read_bytes": ok, "read_external": ok, "read_file": ok})[0] == "accepted"
+    assert (
+        fuzz.classify_reader({"read_bytes": error, "read_external": error, "read_file": error})[0]
+        == "clean_error"
+    )
+    bad = {"problem": "tensor 'w': data in ['float_data', 'raw_data']"}
+    assert fuzz.classify_reader({"read_bytes": ok, "read_external": bad})[0] == "invalid_model"
+    assert fuzz.classify_reader({"read_bytes": ok, "inconsistent": "one accepted"})[0] == "inconsistent"
+    assert fuzz.classify_reader({"read_bytes": ok, "different": "model.ir_version: 1 != 2"})[0] == "different"
+    runtime = {
+        "error": {"type": "builtins.RuntimeError", "message": "filesystem error: cannot make absolute path"}
+    }
+    assert fuzz.classify_reader({"read_bytes": ok, "read_external": runtime})[0] == "unclean_exception"
+    assert fuzz.classify_reader({"phase": "read_file", "died": -11})[0] == "crash"
+    assert fuzz.classify_reader({"phase": "read_bytes", "timeout": True, "seconds": 9.0})[0] == "hang"
+
+
+def test_wire_parse_and_encode_round_trip() -> None:
+    models = [tiny_model().SerializeToString()]
+    models += [p.read_bytes() for p in sorted((ROOT / "tests" / "data").rglob("*.onnx"))[::10]]
+    for data in models:
+        assert wire.encode(wire.parse(data, onnx.ModelProto.DESCRIPTOR)) == data
+
+
+def test_wire_mutations_are_reproducible_and_change_the_model() -> None:
+    seed = Seed("tiny", tiny_model().SerializeToString())
+    for kind in wire.KINDS:
+        changed = 0
+        for rseed in range(4):
+            a = wire.mutate(seed, kind, rseed)
+            assert a == wire.mutate(seed, kind, rseed), kind
+            changed += a[0] != seed.data
+        assert changed, kind
+
+
+def test_reader_case_list_covers_every_kind_and_seed_group() -> None:
+    seeds = {name: Seed(name, b"") for name in ("mlp", "data/a.onnx", "data/b.onnx", "node/test_x")}
+    specs = fuzz.make_cases(4 * len(wire.KINDS), 3, None, seeds, target="reader")
+    assert specs == fuzz.make_cases(4 * len(wire.KINDS), 3, None, seeds, target="reader")
+    assert {k for _, k, _ in specs} == set(wire.KINDS)
+    assert {name.split("/")[0] for name, _, _ in specs} == {"mlp", "data", "node"}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Deterministic fuzz harness for dtd.load / Model.forward / dtd.explain (issue 10).
+"""Deterministic fuzz harness for dtd.load / Model.forward / dtd.explain (issue 10) and the C++ ONNX reader (issue 11).
 
 Each case is (seed model, mutation kind, rng seed): a valid seed from tests/fuzz/seeds.py mutated by
 tests/fuzz/mutate.py. A case runs in a persistent worker subprocess (restarted after a crash or a timeout)
@@ -12,9 +12,20 @@ compared, and onnx.checker.check_model(full_check=True) passes), ``reference_fai
 crashed or hung), and the defects: ``crash``, ``hang``, ``memory``, ``unclean_exception``, ``wrong_result``,
 ``nondeterministic``, ``accepted_invalid``. Exit status 1 if any case is a defect.
 
+``--target reader`` fuzzes the C++ ONNX reader alone (cpp/src/onnx, through dtd._core._onnx_read and
+_onnx_read_file) with tests/fuzz/wire.py's protobuf wire-level mutations of every committed model (and the ONNX node
+tests when fetched): each case is read from bytes (external data left as described, then resolved against the case's
+folder, then against base_dir "") and from a file. Clean: ``clean_error`` (a dtd.ModelLoadError), ``accepted`` (a
+model). Defects besides crash, hang, memory and unclean_exception: ``invalid_model`` (an accepted model breaks the
+reader's postconditions: tensor data in two fields, or none, or an external reference left), ``inconsistent`` (bytes +
+base_dir and the file path disagree), ``different`` (both the reader and onnx accept the bytes but decode different
+values).
+
     python tools/fuzz.py --cases 1500 --workers 2 --out fuzz-out     # a bounded campaign
     python tools/fuzz.py --case resnet_bn:attr_value:123456             # rerun one case
     python tools/fuzz.py --replay fuzz-out/repro/crash/0042_....onnx    # rerun a reproducer file
+    python tools/fuzz.py --target reader --cases 2000 --out fuzz-reader  # the C++ reader's campaign
+    python tools/fuzz.py --target reader --case data/zoo_minis/x.onnx:length:77
 """
 
 from __future__ import annotations
@@ -50,11 +61,22 @@ DEFECTS = (
     "wrong_result",
     "nondeterministic",
     "accepted_invalid",
+    "invalid_model",
+    "inconsistent",
+    "different",
 )
-CLEAN = ("clean_error", "accepted_equal", "accepted_no_reference", "reference_failed")
+CLEAN = ("clean_error", "accepted_equal", "accepted_no_reference", "reference_failed", "accepted")
 CLASSES = DEFECTS + CLEAN
+#: The reader target's calls, in order: (phase, resolves external data).
+READER_CALLS = (
+    ("read_bytes", False),
+    ("read_external", True),
+    ("read_file", True),
+    ("read_empty_base_dir", True),
+)
 #: Phases in which dtd runs (a crash or timeout there is dtd's); the others are the references'.
-DTD_PHASES = ("load", "forward", "explain")
+DTD_PHASES = ("load", "forward", "explain", *(name for name, _ in READER_CALLS))
+TARGETS = ("model", "reader")
 GIB = 1 << 30
 DEFAULTS = {
     "mem_limit": 3 * GIB,
@@ -248,7 +270,60 @@ def run_case(case: dict[str, Any], report: Any) -> dict[str, Any]:
     return res
 
 
-def worker_main() -> None:
+def run_reader_case(case: dict[str, Any], report: Any) -> dict[str, Any]:
+    """Runs one case of the reader target in this process: the C++ reader on the bytes (external data left as
+    described, then resolved against the case's folder) and on the file; then onnx's decode of the same bytes."""
+    from dtd import _core
+    from fuzz.decoded import as_dict, difference
+    from fuzz.wire import check_decoded
+
+    res: dict[str, Any] = {"phase": None}
+    decoded: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="dtd-fuzz-reader-") as tmp:
+        for name, blob in case.get("files") or ():
+            Path(tmp, name).write_bytes(blob)
+        path = os.path.join(tmp, "model.onnx")
+        Path(path).write_bytes(case["data"])
+        calls = {
+            "read_bytes": lambda: _core._onnx_read(case["data"], external=False),
+            "read_external": lambda: _core._onnx_read(case["data"], tmp),
+            "read_file": lambda: _core._onnx_read_file(path),
+            "read_empty_base_dir": lambda: _core._onnx_read(case["data"], ""),  # no folder: an error, not ./
+        }
+        _reset_peak_rss()
+        for name, resolved in READER_CALLS:
+            res["phase"] = name
+            report(name)
+            try:
+                if name == "read_bytes":
+                    _hook(case.get("hook"))
+                model = calls[name]()
+            except Exception as err:
+                res[name] = {"error": _exc(err)}
+                continue
+            res[name] = {"problem": check_decoded(model, resolved)}
+            decoded[name] = model
+        res["peak_rss"] = _peak_rss()
+        if ("read_external" in decoded) != ("read_file" in decoded):
+            res["inconsistent"] = "read from bytes with base_dir and from the file: one accepted, one refused"
+        elif "read_external" in decoded:
+            res["inconsistent"] = difference(decoded["read_external"], decoded["read_file"])
+        if "read_bytes" in decoded and case.get("differential", True):
+            res["phase"] = "onnx"
+            report("onnx")
+            try:
+                import onnx
+
+                want = as_dict(onnx.load_model_from_string(case["data"]))
+            except Exception as err:
+                res["onnx_error"] = f"{type(err).__name__}: {str(err)[:200]}"
+            else:
+                res["different"] = difference(decoded["read_bytes"], want)
+        res["phase"] = "done"
+    return res
+
+
+def worker_main(target: str = "model") -> None:
     """The worker loop: read a case from stdin, run it, write phase messages and the result to stdout."""
     proto_out = os.dup(1)
     os.dup2(2, 1)  # whatever dtd or onnxruntime print goes to the log, not into the protocol
@@ -257,11 +332,14 @@ def worker_main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import numpy  # noqa: F401
     import onnx  # noqa: F401
-    import onnxruntime  # noqa: F401
+
+    if target == "model":
+        import onnxruntime  # noqa: F401
 
     import dtd
 
     dtd.set_num_threads(1)
+    run = run_reader_case if target == "reader" else run_case
     _send(proto_out, {"ready": True})
     while True:
         try:
@@ -270,7 +348,7 @@ def worker_main() -> None:
         except EOFError:
             return
         try:
-            res = run_case(case, lambda p: _send(proto_out, {"phase": p}))
+            res = run(case, lambda p: _send(proto_out, {"phase": p}))
         except BaseException as err:
             res = {"phase": "harness", "harness_error": _exc(err)}
         try:
@@ -293,9 +371,10 @@ def worker_main() -> None:
 class Worker:
     """A persistent worker subprocess; restarted after a crash or a timeout."""
 
-    def __init__(self, mem_limit: int, log: Path | None) -> None:
+    def __init__(self, mem_limit: int, log: Path | None, target: str = "model") -> None:
         self.mem_limit = mem_limit
         self.log = log
+        self.target = target
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -303,7 +382,7 @@ class Worker:
         env = dict(os.environ, OMP_NUM_THREADS="1", DTD_FUZZ_MEM_LIMIT=str(self.mem_limit))
         err = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker"],
+            [sys.executable, str(Path(__file__).resolve()), "--worker", "--target", self.target],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=err,
@@ -429,10 +508,8 @@ def _compare(out: Any, ref: Any, rtol: float) -> tuple[bool, str]:
     return err <= rtol, f"max |dtd - onnxruntime| / max|onnxruntime| = {err:.3g} (tolerance {rtol:g})"
 
 
-def classify(
-    res: dict[str, Any], rtol: float = DEFAULTS["rtol"], rss_limit: int = DEFAULTS["rss_limit"]
-) -> tuple[str, str]:
-    """(class, one-line detail) of a worker result."""
+def _fatal(res: dict[str, Any]) -> tuple[str, str] | None:
+    """The class of a case whose worker died, hung or failed in the harness (None otherwise)."""
     phase = res.get("phase")
     if "died" in res:
         rc = res["died"]
@@ -449,19 +526,38 @@ def classify(
         if _is_memory(err):
             return "memory", f"{err['type']}: {err['message'][:200]} (in the harness)"
         return "unclean_exception", f"harness: {err['type']}: {err['message'][:200]}"
+    return None
+
+
+def _dtd_error(
+    err: dict[str, str], where: str, allowed: tuple[str, ...] = _DTD_ERRORS
+) -> tuple[str, str] | None:
+    """A defect class for an exception dtd raised (not a typed error, a bare message, memory), else None."""
+    head = f"{where}: {err['type']}: {err['message'].splitlines()[0][:300] if err['message'] else ''}"
+    if _is_memory(err):
+        return "memory", head
+    if err["type"] not in allowed or _bare(err["message"]):
+        return "unclean_exception", head
+    return None
+
+
+def classify(
+    res: dict[str, Any], rtol: float = DEFAULTS["rtol"], rss_limit: int = DEFAULTS["rss_limit"]
+) -> tuple[str, str]:
+    """(class, one-line detail) of a worker result."""
+    phase = res.get("phase")
+    fatal = _fatal(res)
+    if fatal:
+        return fatal
     for key, where in (("load_error", "load"), ("forward_error", "forward"), ("explain_error", "explain")):
         if key not in res:
             continue
-        err = res[key]
-        head = f"{where}: {err['type']}: {err['message'].splitlines()[0][:300] if err['message'] else ''}"
-        if _is_memory(err):
-            return "memory", head
-        if where == "load":
-            ok = err["type"] in _DTD_ERRORS
-        else:
-            ok = err["type"] in ("builtins.ValueError", "builtins.TypeError", *_DTD_ERRORS)
-        if not ok or _bare(err["message"]):
-            return "unclean_exception", head
+        allowed = (
+            _DTD_ERRORS if where == "load" else ("builtins.ValueError", "builtins.TypeError", *_DTD_ERRORS)
+        )
+        bad = _dtd_error(res[key], where, allowed)
+        if bad:
+            return bad
     if res.get("peak_rss", 0) > rss_limit:
         return (
             "memory",
@@ -493,6 +589,31 @@ def classify(
     return "accepted_no_reference", str(reason).splitlines()[0][:300] if reason else ""
 
 
+def classify_reader(res: dict[str, Any], rss_limit: int = DEFAULTS["rss_limit"]) -> tuple[str, str]:
+    """(class, one-line detail) of a reader-target result."""
+    fatal = _fatal(res)
+    if fatal:
+        return fatal
+    calls = [(name, res[name]) for name, _ in READER_CALLS if name in res]
+    for name, out in calls:
+        bad = _dtd_error(out["error"], name) if "error" in out else None
+        if bad:
+            return bad
+    if res.get("peak_rss", 0) > rss_limit:
+        return "memory", f"peak RSS {res['peak_rss'] / GIB:.2f} GiB (limit {rss_limit / GIB:.2f})"
+    for name, out in calls:
+        if out.get("problem"):
+            return "invalid_model", f"{name}: {out['problem']}"
+    if res.get("inconsistent"):
+        return "inconsistent", str(res["inconsistent"])[:300]
+    if res.get("different"):
+        return "different", f"the reader and onnx both accept the bytes; {res['different'][:300]}"
+    external = res.get("read_external", {})
+    if "error" in external:
+        return "clean_error", external["error"]["message"].splitlines()[0][:300]
+    return "accepted", "" if "onnx_error" not in res else f"onnx refuses: {res['onnx_error']}"
+
+
 def _only_float_types_differ(message: str) -> bool:
     """True for onnxruntime's type-binding error when every type it names is a float tensor type."""
     import re
@@ -506,28 +627,62 @@ def _only_float_types_differ(message: str) -> bool:
 # ==========================================================================================================
 # Campaign
 # ==========================================================================================================
-def make_cases(n: int, seed: int, only: str | None, seeds: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """(seed model, kind, rng seed) for cases 0..n-1: kinds round-robin, seed models and rng seeds drawn."""
-    import numpy as np
+def _kinds(target: str) -> tuple[str, ...]:
+    if target == "reader":
+        from fuzz.wire import KINDS as WIRE_KINDS
 
+        return WIRE_KINDS
     from fuzz.mutate import KINDS
 
-    kinds = [only] if only else list(KINDS)
+    return KINDS
+
+
+def load_seeds(target: str) -> dict[str, Any]:
+    if target == "reader":
+        from fuzz.wire import reader_seeds
+
+        return reader_seeds()
+    from fuzz.seeds import seed_models
+
+    return seed_models()
+
+
+def make_cases(
+    n: int, seed: int, only: str | None, seeds: dict[str, Any], target: str = "model"
+) -> list[tuple[str, str, int]]:
+    """(seed model, kind, rng seed) for cases 0..n-1: kinds round-robin, seed models and rng seeds drawn. The
+    reader target first draws a group of seeds (built in code, tests/data, shared, node tests: the prefix of the
+    name), so that a thousand node tests do not crowd out the larger models."""
+    import numpy as np
+
+    kinds = [only] if only else list(_kinds(target))
     ext = [k for k, s in seeds.items() if s.files]
     names = list(seeds)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.split("/")[0] if "/" in name else "built", []).append(name)
     out = []
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         kind = kinds[i % len(kinds)]
         pool = ext if kind == "ext_data" and ext else names
+        if target == "reader":
+            pool = groups[sorted(groups)[int(rng.integers(len(groups)))]]
         out.append((pool[int(rng.integers(len(pool)))], kind, int(rng.integers(2**31))))
     return out
 
 
-def build_case(seeds: dict[str, Any], name: str, kind: str, rseed: int) -> dict[str, Any]:
+def build_case(
+    seeds: dict[str, Any], name: str, kind: str, rseed: int, target: str = "model"
+) -> dict[str, Any]:
+    seed = seeds[name]
+    if target == "reader":
+        from fuzz.wire import mutate as wire_mutate
+
+        data, files, what = wire_mutate(seed, kind, rseed)
+        return {"seed": name, "kind": kind, "rseed": rseed, "data": data, "files": files, "what": what}
     from fuzz.mutate import mutate
 
-    seed = seeds[name]
     data, what = mutate(seed, kind, rseed)
     return {"seed": name, "kind": kind, "rseed": rseed, "data": data, "files": seed.files, "what": what}
 
@@ -583,6 +738,7 @@ def run_campaign(
     rtol: float = DEFAULTS["rtol"],
     rss_limit: int = DEFAULTS["rss_limit"],
     progress: bool = False,
+    target: str = "model",
 ) -> list[dict[str, Any]]:
     """Runs the cases on ``workers`` worker processes; returns one record per case, in case order."""
     results: list[dict[str, Any] | None] = [None] * len(cases)
@@ -591,7 +747,7 @@ def run_campaign(
     done = [0]
 
     def loop(k: int) -> None:
-        w = Worker(mem_limit, (out / f"worker{k}.log") if out else None)
+        w = Worker(mem_limit, (out / f"worker{k}.log") if out else None, target)
         try:
             while True:
                 with lock:
@@ -601,7 +757,9 @@ def run_campaign(
                     next_idx[0] += 1
                 case = cases[i]
                 res = w.run(case, timeout)
-                cls, detail = classify(res, rtol, rss_limit)
+                cls, detail = (
+                    classify_reader(res, rss_limit) if target == "reader" else classify(res, rtol, rss_limit)
+                )
                 results[i] = {
                     "index": i,
                     "seed": case.get("seed"),
@@ -619,7 +777,7 @@ def run_campaign(
                             for k in ("load_error", "forward_error", "explain_error", "harness_error")
                             if k in res
                         ),
-                        None,
+                        next((res[k]["error"] for k, _ in READER_CALLS if "error" in res.get(k, {})), None),
                     ),
                 }
                 with lock:
@@ -637,8 +795,8 @@ def run_campaign(
     return [r for r in results if r is not None]
 
 
-def _command(rec: dict[str, Any], path: Path | None) -> str:
-    tool = "python tools/fuzz.py"
+def _command(rec: dict[str, Any], path: Path | None, target: str = "model") -> str:
+    tool = "python tools/fuzz.py" + (" --target reader" if target == "reader" else "")
     if rec.get("seed") is not None and rec.get("kind") not in (None, "replay"):
         return f"{tool} --case {rec['seed']}:{rec['kind']}:{rec['rseed']}"
     return f"{tool} --replay {path}"
@@ -685,44 +843,49 @@ def main(argv: list[str] | None = None) -> int:
         "--mem-limit-gib", type=float, default=DEFAULTS["mem_limit"] / GIB, help="RLIMIT_AS (default 3)"
     )
     p.add_argument("--list", action="store_true", help="list the seed models and mutation kinds")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="model",
+        help="model: dtd.load and onward (default); reader: the C++ reader",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker_main()
+        worker_main(args.target)
         return 0
 
-    from fuzz.mutate import KINDS
-    from fuzz.seeds import seed_models
-
-    seeds = seed_models()
+    target = args.target
+    kinds = _kinds(target)
+    seeds = load_seeds(target)
     if args.list:
         print("seeds:", " ".join(seeds))
-        print("kinds:", " ".join(KINDS))
+        print("kinds:", " ".join(kinds))
         return 0
-    if args.only and args.only not in KINDS:
-        p.error(f"--only {args.only!r}: known kinds are {', '.join(KINDS)}")
+    if args.only and args.only not in kinds:
+        p.error(f"--only {args.only!r}: known kinds are {', '.join(kinds)}")
     mem_limit = int(args.mem_limit_gib * GIB)
     single = args.replay is not None or args.case is not None
     if args.replay is not None:
         cases = [_case_from_file(args.replay)]
     elif args.case is not None:
         name, kind, rseed = args.case.rsplit(":", 2)
-        cases = [build_case(seeds, name, kind, int(rseed))]
+        cases = [build_case(seeds, name, kind, int(rseed), target)]
     else:
-        specs = make_cases(args.cases, args.seed, args.only, seeds)
-        cases = [build_case(seeds, *s) for s in specs]
+        specs = make_cases(args.cases, args.seed, args.only, seeds, target)
+        cases = [build_case(seeds, *s, target=target) for s in specs]
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     results = run_campaign(
-        cases, 1 if single else args.workers, args.timeout, mem_limit, out, progress=not single
+        cases, 1 if single else args.workers, args.timeout, mem_limit, out, progress=not single, target=target
     )
     elapsed = time.monotonic() - start
     defects = [r for r in results if r["class"] in DEFECTS]
     for r in defects:
         path = _write_repro(out, r["index"], cases[r["index"]], r["class"])
         r["reproducer"] = str(path)
-        r["command"] = _command(r, path)
+        r["command"] = _command(r, path, target)
     if single:
         r = results[0]
         print(f"{r['class']}: {r['detail']}")
@@ -736,12 +899,13 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "workers": args.workers,
             "only": args.only,
+            "target": target,
             "timeout_s": args.timeout,
             "mem_limit_bytes": mem_limit,
             "rss_limit_bytes": DEFAULTS["rss_limit"],
             "rtol": DEFAULTS["rtol"],
             "seeds": list(seeds),
-            "kinds": list(KINDS),
+            "kinds": list(kinds),
         },
         "seconds": round(elapsed, 1),
         "cases_per_second": round(len(results) / max(elapsed, 1e-9), 2),

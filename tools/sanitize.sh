@@ -3,11 +3,14 @@
 # is fatal (-fno-sanitize-recover=all), so a finding fails the run. One build (-O1, x86-64-v3 where the CPU has AVX2
 # + FMA, so that dtd's own SGEMM micro-kernel is in it, else x86-64-v2) holds the C++ tests and the Python module;
 # each runs twice: with the micro-kernel and with DTD_SGEMM=0 (Eigen's GEMM everywhere), so both GEMM paths are
-# covered. Usage: bash tools/sanitize.sh [fuzz cases per GEMM path, default 500]; needs tools/test.sh's venv.
+# covered. Then the C++ ONNX reader's campaign (tools/fuzz.py --target reader) on the same module, once (the reader
+# has no GEMM). Usage: bash tools/sanitize.sh [fuzz cases per GEMM path, default 500] [reader cases, default 2000];
+# needs tools/test.sh's venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
 cases=${1:-500}
+reader_cases=${2:-2000}
 jobs=$(nproc)
 purelib=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
@@ -45,3 +48,7 @@ for sgemm in 1 0; do
     "$VENV/bin/python" tools/fuzz.py --cases "$cases" --workers "$jobs" --seed "$((1 - sgemm))" --mem-limit-gib 0 \
     --timeout 120 --out "build/fuzz-sanitize-$sgemm"
 done
+echo "== reader fuzz campaign ($reader_cases cases) on the sanitized Python module"
+LD_PRELOAD="$runtimes" PYTHONPATH="$site" ASAN_OPTIONS="$ASAN_OPTIONS:max_allocation_size_mb=3072" \
+  "$VENV/bin/python" tools/fuzz.py --target reader --cases "$reader_cases" --workers "$jobs" --seed 2 --mem-limit-gib 0 \
+  --timeout 60 --out build/fuzz-reader-sanitize

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (python3, g++, cmake): creates a virtualenv, builds and installs dtd
 # with its test extras and the optional ones (datasets, dask, ray, plot), then runs the linters (ruff, mypy,
-# clang-format), the C++ tests, the Python tests, a bounded fuzz campaign and (in CI) the sanitizer build.
+# clang-format), the C++ tests, the Python tests, bounded fuzz campaigns (dtd.load onward, the C++ ONNX reader, libFuzzer
+# on the reader where Clang is) and (in CI) the sanitizer build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
@@ -46,6 +47,15 @@ echo "== Python tests"
 
 echo "== bounded fuzz campaign (tools/fuzz.py: 3000 deterministic mutations; any defect fails the run)"
 "$VENV/bin/python" tools/fuzz.py --cases 3000 --workers "$(nproc)" --seed 0 --out build/fuzz-ci
+
+echo "== bounded fuzz campaign of the C++ ONNX reader (tools/fuzz.py --target reader: 2000 wire-level mutations)"
+"$VENV/bin/python" tools/fuzz.py --target reader --cases 2000 --workers "$(nproc)" --seed 0 --out build/fuzz-reader-ci
+
+# libFuzzer on the reader, 60 s, where clang++ is installed; CI (as root, with apt-get) installs Debian's clang for it
+# (about 10 s here) and elsewhere tools/libfuzz.sh skips with a message.
+echo "== libFuzzer on the C++ ONNX reader (tools/libfuzz.sh)"
+if [ -n "${CI:-}" ]; then export DTD_LIBFUZZ_INSTALL=1; fi
+bash tools/libfuzz.sh 60
 
 # ASan + UBSan build of the C++ tests and the Python module, both GEMM paths, with a fuzz campaign on each
 # (tools/sanitize.sh, a few minutes on 2 cores): always in CI, on request (DTD_SANITIZE=1) elsewhere.

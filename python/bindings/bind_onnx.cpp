@@ -173,7 +173,12 @@ py::dict decoded(Read read) {
   }
   if (!m) {
     py::object cls = py::module_::import("dtd.errors").attr("ModelLoadError");
-    PyErr_SetString(cls.ptr(), error.c_str());
+    // The message quotes names from the file, which need not be UTF-8: PyErr_SetString would raise a
+    // UnicodeDecodeError instead of the ModelLoadError; invalid bytes show as \xNN.
+    py::object text = py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeUTF8(error.data(), static_cast<py::ssize_t>(error.size()), "backslashreplace"));
+    if (!text) throw py::error_already_set();
+    PyErr_SetObject(cls.ptr(), text.ptr());
     throw py::error_already_set();
   }
   return model(*m);

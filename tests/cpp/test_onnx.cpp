@@ -157,6 +157,23 @@ void test_malformed() {
   }
 }
 
+// Found by the reader's fuzz campaign (tools/fuzz.py --target reader).
+void test_fuzz_regressions() {
+  // an external tensor that also holds data: read_model would fill raw_data as well (two data fields)
+  const Bytes ext = len(13, len(1, "location") + len(2, "w.bin")) + vint(14, 1);
+  check(refused(model_with_graph(len(5, vint(1, 2) + vint(2, 1) + len(8, "w") + len(4, Bytes(8, '\0')) + ext)),
+                "external file and also holds float_data"),
+        "external tensor with float_data refused");
+  // base_dir "": std::filesystem::absolute threw filesystem_error instead of a ModelLoadError
+  const Bytes m = model_with_graph(len(5, vint(1, 2) + vint(2, 1) + len(8, "w") + ext));
+  try {
+    ox::read_model(m.data(), m.size(), std::string());
+    check(false, "base_dir \"\" refused");
+  } catch (const dtd::ModelLoadError& e) {
+    check(std::string(e.what()).find("cannot be resolved") != std::string::npos, e.what());
+  }
+}
+
 void test_nesting_within_limit() {
   Bytes g = len(2, "leaf");
   for (int depth = 0; depth < ox::kMaxGraphDepth - 1; ++depth)
@@ -183,6 +200,7 @@ int main() {
   test_unaligned_raw_data();
   test_malformed();
   test_nesting_within_limit();
+  test_fuzz_regressions();
   test_field_table();
   if (dtd_test::failures) {
     std::printf("%d failure(s)\n", dtd_test::failures);

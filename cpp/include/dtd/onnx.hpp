@@ -116,7 +116,8 @@ struct ValueInfo {
 
 /// TensorProto. After read_model, the data is in at most one of the fields below, consistent with dims and
 /// data_type (checked): raw_data (has_raw_data) or the typed field onnx.proto assigns to data_type. External data is
-/// read into raw_data (data_location then kDefault, external_data empty) unless a base folder is missing.
+/// read into raw_data (data_location then kDefault, external_data empty) unless a base folder is missing; an external
+/// tensor holding data of its own as well is an error.
 struct Tensor {
   enum DataLocation : int32_t { kDefault = 0, kExternal = 1 };
   std::vector<int64_t> dims;
@@ -228,8 +229,10 @@ Model read_model_file(const std::string& path);
 
 /// Reads every external tensor of `model` into its raw_data, checking the reference: `location` relative, without
 /// NUL or a '..' component, its canonical path (symlinks resolved) inside the canonical `base_dir`; `offset` and
-/// `length` decimal integers with offset + length within the file; `length` = numel * element size. `base_dir`
-/// nullopt: an error if any tensor is external (never the working directory). `source` names the model in messages.
+/// `length` decimal integers with offset + length within the file; `length` = numel * element size; the tensors
+/// reading one file take at most its size in all (overlapping ranges would let a small model ask for many times the
+/// bytes on disk), checked before anything is read. `base_dir` nullopt: an error if any tensor is external (never the
+/// working directory). `source` names the model in messages.
 void load_external_data(Model& model, const std::optional<std::string>& base_dir, const std::string& source);
 
 /// One entry of the reader's field table (for tests that pin it against onnx's descriptors).

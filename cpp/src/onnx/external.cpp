@@ -152,7 +152,16 @@ fs::path checked_location(const Tensor& t, const std::string& location, const fs
   return full;
 }
 
-void load_one(Tensor& t, const fs::path& base) {
+/// Where one external tensor's bytes lie, checked (load_external_data reads them once every tensor is checked).
+struct Extent {
+  Tensor* tensor;
+  fs::path path;
+  int64_t offset;
+  int64_t length;
+  int64_t file_size;
+};
+
+Extent check_one(Tensor& t, const fs::path& base) {
   std::map<std::string, std::string> info;  // the last entry of a key wins, as in a Python dict
   for (const StringStringEntry& e : t.external_data) {
     if (!valid_utf8(e.key) || !valid_utf8(e.value))
@@ -204,11 +213,16 @@ void load_one(Tensor& t, const fs::path& base) {
     throw ModelLoadError(detail::concat("initializer '", t.name, "': external data [", offset, ", ", end,
                                         ") lies outside ", path.filename().string(), " (", size, " bytes)"));
   }
-  std::ifstream in(path, std::ios::binary);
-  std::string data(static_cast<size_t>(length), '\0');
-  if (!in.seekg(offset) || !in.read(data.data(), length))
-    throw ModelLoadError(detail::concat("initializer '", t.name, "': cannot read ", length, " bytes at ", offset,
-                                        " of ", repr(path.string())));
+  return {&t, path, offset, length, size};
+}
+
+void read_one(const Extent& e) {
+  Tensor& t = *e.tensor;
+  std::ifstream in(e.path, std::ios::binary);
+  std::string data(static_cast<size_t>(e.length), '\0');
+  if (!in.seekg(e.offset) || !in.read(data.data(), e.length))
+    throw ModelLoadError(detail::concat("initializer '", t.name, "': cannot read ", e.length, " bytes at ", e.offset,
+                                        " of ", repr(e.path.string())));
   t.raw_data = std::move(data);
   t.has_raw_data = true;
   t.data_location = Tensor::kDefault;
@@ -228,9 +242,25 @@ void load_external_data(Model& model, const std::optional<std::string>& base_dir
                                         " needs base_dir= (the folder holding that file): dtd never resolves it "
                                         "against the working directory"));
   std::error_code ec;
-  const fs::path base = fs::weakly_canonical(fs::absolute(fs::path(*base_dir)), ec);
-  if (ec) throw ModelLoadError(detail::concat(source, ": base_dir ", repr(*base_dir), " cannot be resolved"));
-  for (Tensor* t : tensors) load_one(*t, base);
+  fs::path base;
+  if (!base_dir->empty()) base = fs::absolute(fs::path(*base_dir), ec);  // the throwing overload throws for ""
+  if (!ec && !base.empty()) base = fs::weakly_canonical(base, ec);
+  if (ec || base.empty())
+    throw ModelLoadError(detail::concat(source, ": base_dir ", repr(*base_dir), " cannot be resolved"));
+  std::vector<Extent> extents;
+  extents.reserve(tensors.size());
+  for (Tensor* t : tensors) extents.push_back(check_one(*t, base));
+  // Each byte of a file is read at most once in all: tensors whose ranges overlap could otherwise make a small model
+  // ask for many times the bytes on disk (a thousand initializers naming the same 4 MiB). Checked before any read.
+  std::map<fs::path, int64_t> taken;
+  for (const Extent& e : extents) {
+    int64_t& sum = taken[e.path];
+    if (__builtin_add_overflow(sum, e.length, &sum) || sum > e.file_size)
+      throw ModelLoadError(detail::concat(source, ": initializer '", e.tensor->name, "': the external tensors in ",
+                                          e.path.filename().string(), " take more than its ", e.file_size,
+                                          " bytes in all (ranges that overlap)"));
+  }
+  for (const Extent& e : extents) read_one(e);
 }
 
 Model read_model(const void* data, size_t size, const std::optional<std::string>& base_dir, const std::string& source) {
@@ -244,7 +274,8 @@ Model read_model_file(const std::string& path) {
   if (parent.empty()) parent = ".";
   Model model;
 #ifdef DTD_ONNX_MMAP
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) waits for a writer otherwise; fstat below refuses anything irregular.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw ModelLoadError(detail::concat(repr(path), ": cannot open the file"));
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -486,7 +486,6 @@ class Decoder {
       if (__builtin_mul_overflow(numel, d, &numel))
         fail(start, detail::concat("tensor '", t.name, "': the product of its dims does not fit in int64"));
     }
-    if (t.data_location == Tensor::kExternal) return;  // checked when read (load_external_data)
     struct Held {
       const char* field;
       size_t count;
@@ -500,6 +499,14 @@ class Decoder {
       if (h.count == 0 && !(&h == &held[0] && t.has_raw_data)) continue;
       if (data) fail(start, detail::concat("tensor '", t.name, "' holds data in both ", data->field, " and ", h.field));
       data = &h;
+    }
+    if (t.data_location == Tensor::kExternal) {
+      // The size is checked when the file is read (load_external_data), into raw_data: data held here as well would
+      // leave the tensor with two copies, maybe of different sizes (onnx's checker refuses such a tensor too).
+      if (data)
+        fail(start,
+             detail::concat("tensor '", t.name, "' keeps its data in an external file and also holds ", data->field));
+      return;
     }
     const std::string type = data_type_name(t.data_type);
     if (!data) {

@@ -4,8 +4,10 @@ A tensor stored outside the model names a file ``location`` (relative to the mod
 ``length``. dtd reads it itself instead of letting ``onnx`` resolve it, so that a file cannot make it read outside
 the model's folder: the location must be relative, without NUL, without a ``..`` component, and its canonical path
 (symlinks resolved) must lie inside the folder; ``offset + length`` must lie inside the file, and ``length`` must be
-the tensor's element count times its element size. A model given as bytes or as an ``onnx.ModelProto`` has no
-folder: its external tensors need an explicit ``base_dir`` (never the process's working directory).
+the tensor's element count times its element size; the tensors reading one file take at most its size in all (so
+that a small model naming the same bytes a thousand times cannot ask for gigabytes). A model given as bytes or as an
+``onnx.ModelProto`` has no folder: its external tensors need an explicit ``base_dir`` (never the process's working
+directory).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def load_external_data(model: onnx.ModelProto, base_dir: str | os.PathLike[str] 
             "needs base_dir= (the folder holding that file): dtd never resolves it against the working directory"
         )
     base = Path(base_dir).resolve()
+    extents = []
     for tensor in tensors:
         info = {_text(tensor, entry.key): _text(tensor, entry.value) for entry in tensor.external_data}
         path = _checked_location(tensor, info.get("location", ""), base)
@@ -111,6 +114,18 @@ def load_external_data(model: onnx.ModelProto, base_dir: str | os.PathLike[str] 
                 f"initializer '{tensor.name}': external data [{offset}, {offset + length}) lies outside "
                 f"{path.name} ({size} bytes)"
             )
+        extents.append((tensor, path, offset, length, size))
+    # Each byte of a file is read at most once in all: tensors whose ranges overlap could otherwise make a small model
+    # ask for many times the bytes on disk (a thousand initializers naming the same 4 MiB). Checked before any read.
+    taken: dict[Path, int] = {}
+    for tensor, path, _, length, size in extents:
+        taken[path] = taken.get(path, 0) + length
+        if taken[path] > size:
+            raise ModelLoadError(
+                f"{source}: initializer '{tensor.name}': the external tensors in {path.name} take more than its "
+                f"{size} bytes in all (ranges that overlap)"
+            )
+    for tensor, path, offset, length, _ in extents:
         with path.open("rb") as f:
             f.seek(offset)
             data = f.read(length)
