@@ -1,0 +1,827 @@
+// The converters of the core op set (python/dtd/onnx/ops/: conv.py, linear.py, activation.py, pool.py, shape.py,
+// arith.py, norm.py, misc.py), each with the Python importer's checks in the same order and its messages, and the
+// per-sample shape each layer gives its output (what ONNX shape inference gives the Python importer).
+//
+// Weight arithmetic follows the Python importer's float64 NumPy expressions operation by operation; this file is
+// compiled with -ffp-contract=off (cpp/CMakeLists.txt) so that no product and sum is fused into one FMA.
+#include "ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "../geometry.hpp"
+
+namespace dtd::importer {
+
+using detail::concat;
+
+namespace {
+
+const char* dims_name(int64_t spatial) {
+  return spatial == 1 ? "1-D" : spatial == 2 ? "2-D" : "3-D";
+}
+
+std::string shape_text(const std::optional<Dims>& shape) {
+  return shape ? py_tuple(*shape) : "None";
+}
+
+/// ['N', 3, None]: the Python list ['N', *shape[1:]].
+std::string n_none_list(const std::optional<Dims>& shape) {
+  std::string out = "['N'";
+  if (shape)
+    for (size_t i = 1; i < shape->size(); ++i) out += ", " + ((*shape)[i] ? std::to_string(*(*shape)[i]) : "None");
+  return out + "]";
+}
+
+int64_t product(const std::vector<int64_t>& v) {
+  int64_t p = 1;
+  for (int64_t d : v) p *= d;
+  return p;
+}
+
+/// The output shape of a window op (conv, pools) as dtd's layers compute it; nullopt when the input's spatial
+/// extents are unknown or the geometry does not fit (the Network reports it when it is built).
+std::optional<Dims> window_shape(const Context& ctx, const std::string& source, const LayerSpec& spec,
+                                 const std::vector<int64_t>& kernel, int64_t channels, bool ceil_mode) {
+  auto shape = ctx.shape_of(source);
+  if (!shape || shape->size() != kernel.size() + 2) return std::nullopt;
+  Shape spatial;
+  for (size_t i = 2; i < shape->size(); ++i) {
+    if (!(*shape)[i]) return std::nullopt;
+    spatial.push_back(*(*shape)[i]);
+  }
+  try {
+    const detail::Window g = detail::window(spec, spatial, kernel, ceil_mode);
+    Dims out{(*shape)[0], channels};
+    for (size_t i = 0; i < kernel.size(); ++i) out.push_back(g.out[3 - kernel.size() + i]);
+    return out;
+  } catch (const ModelError&) {
+    return std::nullopt;
+  }
+}
+
+/// NumPy broadcasting of the inputs' shapes (unknown extents stay unknown).
+std::optional<Dims> broadcast_shape(const Context& ctx, const std::vector<std::string>& inputs) {
+  Dims out;
+  for (const std::string& name : inputs) {
+    auto shape = ctx.shape_of(name);
+    if (!shape) return std::nullopt;
+    if (shape->size() > out.size()) out.insert(out.begin(), shape->size() - out.size(), std::optional<int64_t>(1));
+    const size_t offset = out.size() - shape->size();
+    for (size_t i = 0; i < shape->size(); ++i) {
+      auto& o = out[offset + i];
+      const auto& d = (*shape)[i];
+      if (o && *o == 1)
+        o = d;
+      else if (d && *d != 1 && o && *o != *d)
+        return std::nullopt;
+      else if (!d && o && *o == 1)
+        o = std::nullopt;
+    }
+  }
+  return out;
+}
+
+// -- _common.py: auto_pad ------------------------------------------------------------------------------------------
+int64_t auto_pad(const Node& node) {
+  const std::string value = node.str_attr("auto_pad", "NOTSET");
+  int64_t code = -1;
+  if (value == "NOTSET" || value.empty())
+    code = kNotSet;
+  else if (value == "SAME_UPPER")
+    code = kSameUpper;
+  else if (value == "SAME_LOWER")
+    code = kSameLower;
+  else if (value == "VALID")
+    code = kValid;
+  if (code < 0) throw ModelLoadError(concat(node.describe(), ": unknown auto_pad '", value, "'"));
+  auto pads = node.optional_ints("pads");
+  if (code != 0 && pads && std::any_of(pads->begin(), pads->end(), [](int64_t p) { return p != 0; }))
+    throw ModelLoadError(concat(node.describe(), ": auto_pad ", value, " together with explicit pads ", py_list(*pads),
+                                ": the two exclude each other"));
+  return code;
+}
+
+// -- conv.py -------------------------------------------------------------------------------------------------------
+void convert_conv(Context& ctx, const Node& node) {
+  if (ctx.is_constant(node.input(0)))
+    throw UnsupportedModelError(concat(node.describe(), ": the data input is a constant"));
+  const Constant& weight = ctx.constant(node, 1, "weight");
+  const auto ndim = static_cast<int64_t>(weight.dims.size());
+  if (ndim < 3 || ndim > 5)
+    throw UnsupportedModelError(concat(node.describe(),
+                                       ": 1-D, 2-D and 3-D convolutions are supported (weight [Cout, Cin/group, k...] "
+                                       "of rank 3 to 5); the weight has shape ",
+                                       py_tuple(weight.dims)));
+  const std::string source = ctx.data_input(node, 0);
+  auto rank = ctx.rank_of(source);
+  if (rank && *rank != ndim)
+    throw ModelLoadError(concat(node.describe(), ": a ", dims_name(ndim - 2), " convolution (weight of shape ",
+                                py_tuple(weight.dims), ") needs a rank-", ndim,
+                                " input [N, C, spatial...]; the input '", node.input(0), "' has rank ", *rank));
+  const int64_t c_out = weight.dims[0], c_per_group = weight.dims[1];
+  const auto spatial = static_cast<size_t>(ndim - 2);
+  const int64_t group = node.int_attr("group", 1);
+  if (group < 1 || c_out % group)
+    throw ModelLoadError(
+        concat(node.describe(), ": group=", group, " does not divide the ", c_out, " output channels"));
+  const std::vector<int64_t> kernel(weight.dims.begin() + 2, weight.dims.end());
+  auto kernel_attr = node.optional_ints("kernel_shape");
+  if (kernel_attr && *kernel_attr != kernel)
+    throw ModelLoadError(concat(node.describe(), ": kernel_shape ", py_list(*kernel_attr),
+                                " does not match the weight of shape ", py_tuple(weight.dims)));
+  auto c_in = ctx.dim_of(source, 1);
+  if (c_in && *c_in != c_per_group * group)
+    throw ModelLoadError(concat(node.describe(), ": the weight of shape ", py_tuple(weight.dims), " with group=", group,
+                                " expects ", c_per_group * group, " input channels, but the input '", node.input(0),
+                                "' has ", *c_in));
+  const Constant* bias = ctx.optional_constant(node, 2, "bias");
+  if (bias && bias->dims != std::vector<int64_t>{c_out})
+    throw ModelLoadError(concat(node.describe(), ": the bias has shape ", py_tuple(bias->dims), ", expected (", c_out,
+                                ",) for a weight of shape ", py_tuple(weight.dims)));
+  std::map<std::string, std::vector<int64_t>> ints;
+  ints["strides"] = node.ints_attr("strides", std::vector<int64_t>(spatial, 1), spatial);
+  ints["pads"] = node.ints_attr("pads", std::vector<int64_t>(2 * spatial, 0), 2 * spatial);
+  ints["dilations"] = node.ints_attr("dilations", std::vector<int64_t>(spatial, 1), spatial);
+  ints["group"] = {group};
+  ints["auto_pad"] = {auto_pad(node)};
+  std::map<std::string, Array> weights{{"weight", to_array(weight)}};
+  if (bias) weights["bias"] = to_array(*bias);
+  LayerSpec probe;
+  probe.kind = LayerKind::conv;
+  probe.name = node.name();
+  probe.ints = ints;
+  auto shape = window_shape(ctx, source, probe, kernel, c_out, false);
+  ctx.add_layer(node, LayerKind::conv, {source}, shape, std::move(ints), {}, std::move(weights));
+}
+
+// -- linear.py -----------------------------------------------------------------------------------------------------
+/// A weight [out, in] and an optional bias [out] of a dense layer.
+struct DenseWeights {
+  Array weight;
+  std::optional<Array> bias;
+};
+
+void add_dense(Context& ctx, const Node& node, DenseWeights w) {
+  const std::string source = ctx.data_input(node, 0);
+  const int64_t n_in = w.weight.shape[1];
+  auto actual = ctx.dim_of(source, -1);
+  if (actual && *actual != n_in)
+    throw ModelLoadError(concat(node.describe(), ": the weight expects ", n_in, " input features but the input '",
+                                node.input(0), "' has ", *actual, " (shape ", shape_text(ctx.shape_of(source)), ")"));
+  std::optional<Dims> shape = ctx.shape_of(source);
+  if (shape && !shape->empty()) shape->back() = w.weight.shape[0];
+  std::map<std::string, Array> weights{{"weight", std::move(w.weight)}};
+  if (w.bias) weights["bias"] = std::move(*w.bias);
+  ctx.add_layer(node, LayerKind::dense, {source}, shape, {}, {}, std::move(weights));
+}
+
+void check_data_first(const Context& ctx, const Node& node) {
+  if (ctx.is_constant(node.input(0)))
+    throw UnsupportedModelError(
+        concat(node.describe(), ": the first operand is a constant; only data @ constant-weight is supported"));
+  if (ctx.is_batch_value(node.input(1))) ctx.raw_constant(node, 1, "weight");  // raises: it depends on the batch
+  if (!ctx.is_constant(node.input(1)))
+    throw UnsupportedModelError(concat(node.describe(), ": the second operand '", node.input(1),
+                                       "' is not a constant; only products of data with constant weights are "
+                                       "supported"));
+}
+
+/// w.T of a 2-D constant, optionally times `alpha`.
+Array transposed(const Constant& c, bool transpose, std::optional<double> alpha) {
+  const int64_t rows = c.dims[0], cols = c.dims[1];
+  Array a;
+  a.shape = transpose ? Shape{cols, rows} : Shape{rows, cols};
+  a.data.resize(c.real.size());
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      const double v = c.real[static_cast<size_t>(i * cols + j)];
+      a.data[static_cast<size_t>(transpose ? j * rows + i : i * cols + j)] = alpha ? *alpha * v : v;
+    }
+  return a;
+}
+
+std::optional<Array> gemm_bias(const Context& ctx, const Node& node, int64_t n_out) {
+  if (node.input(2).empty()) {
+    if (node.opset() < 11)
+      throw ModelLoadError(
+          concat(node.describe(), ": the bias C is required before opset 11 (opset ", node.opset(), ")"));
+    return std::nullopt;
+  }
+  const Constant& c = ctx.constant(node, 2, "bias C");
+  if (c.dims.size() > 2)
+    throw ModelLoadError(concat(node.describe(), ": the bias C must have rank <= 2, got shape ", py_tuple(c.dims)));
+  if (node.opset() < 7 && !node.int_attr("broadcast", 0) && (c.dims.size() != 2 || c.dims[1] != n_out))
+    throw ModelLoadError(concat(node.describe(), ": Gemm-", node.opset(),
+                                " without broadcast=1 needs C of the product's shape [M, ", n_out, "], got shape ",
+                                py_tuple(c.dims)));
+  std::vector<int64_t> c2 = c.dims;
+  while (c2.size() < 2) c2.insert(c2.begin(), 1);
+  if (c2[1] != 1 && c2[1] != n_out)
+    throw ModelLoadError(concat(node.describe(), ": the bias C of shape ", py_tuple(c.dims),
+                                " does not broadcast to one value per output unit [", n_out, "]"));
+  if (c2[0] != 1) {
+    auto batch = ctx.dim_of(node.input(0), 0);
+    const std::string message =
+        concat(node.describe(), ": the bias C of shape ", py_tuple(c.dims), " holds one row per sample of a batch of ",
+               c2[0], " (the input '", node.input(0), "' has shape ", shape_text(ctx.shape_of(node.input(0))),
+               "); only a bias shared by all samples is supported");
+    if (batch && *batch != c2[0]) throw ModelLoadError(message);
+    throw UnsupportedModelError(message);
+  }
+  const double beta = node.float_attr("beta", 1.0);
+  Array bias;
+  bias.shape = {n_out};
+  bias.data.resize(static_cast<size_t>(n_out));
+  for (int64_t j = 0; j < n_out; ++j) bias.data[static_cast<size_t>(j)] = beta * c.real[c2[1] == 1 ? 0 : j];
+  return bias;
+}
+
+void convert_gemm(Context& ctx, const Node& node) {
+  if (node.int_attr("transA", 0))
+    throw UnsupportedModelError(concat(node.describe(), ": Gemm with transA=1 on the data input is not supported"));
+  check_data_first(ctx, node);
+  const double alpha = node.float_attr("alpha", 1.0);
+  const Constant& b = ctx.constant(node, 1, "weight B");
+  if (b.dims.size() != 2)
+    throw ModelLoadError(concat(node.describe(), ": the weight B must be 2-D, got shape ", py_tuple(b.dims)));
+  Array weight =
+      transposed(b, node.int_attr("transB", 0) == 0, alpha != 1.0 ? std::optional<double>(alpha) : std::nullopt);
+  auto rank = ctx.rank_of(node.input(0));
+  if (rank && *rank != 2)
+    throw ModelLoadError(concat(node.describe(), ": Gemm's input A must be 2-D, '", node.input(0), "' has shape ",
+                                shape_text(ctx.shape_of(node.input(0)))));
+  auto bias = gemm_bias(ctx, node, weight.shape[0]);
+  add_dense(ctx, node, {std::move(weight), std::move(bias)});
+}
+
+void convert_matmul(Context& ctx, const Node& node) {
+  check_data_first(ctx, node);
+  const Constant& w = ctx.constant(node, 1, "weight");
+  if (w.dims.size() != 2)
+    throw UnsupportedModelError(
+        concat(node.describe(), ": only a 2-D constant weight is supported, got ", py_tuple(w.dims)));
+  add_dense(ctx, node, {transposed(w, true, std::nullopt), std::nullopt});
+}
+
+// -- activation.py ---------------------------------------------------------------------------------------------------
+void convert_relu(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
+}
+
+// -- pool.py ---------------------------------------------------------------------------------------------------------
+void check_pool_attributes(const Node& node) {
+  const std::vector<std::pair<const char*, int64_t>> since =
+      node.op_type() == "MaxPool"
+          ? std::vector<std::pair<const char*, int64_t>>{{"storage_order", 8}, {"ceil_mode", 10}, {"dilations", 10}}
+          : std::vector<std::pair<const char*, int64_t>>{
+                {"count_include_pad", 7}, {"ceil_mode", 10}, {"dilations", 19}};
+  for (const auto& [name, opset] : since)
+    if (node.has(name) && node.opset() < opset)
+      throw ModelLoadError(concat(node.describe(), ": attribute '", name, "' is defined from opset ", opset,
+                                  " on; the model imports opset ", node.opset()));
+}
+
+void check_pool_rank(const Context& ctx, const Node& node, const std::string& source, std::optional<int64_t> spatial) {
+  auto rank = ctx.rank_of(source);
+  if (!rank) return;
+  if (!spatial) {
+    if (*rank < 3 || *rank > 5)
+      throw UnsupportedModelError(concat(node.describe(),
+                                         ": pooling over 1, 2 or 3 spatial axes (an input of rank 3 to 5) is "
+                                         "supported; the input '",
+                                         node.input(0), "' has rank ", *rank));
+  } else if (*rank != *spatial + 2) {
+    throw ModelLoadError(concat(node.describe(), ": a ", dims_name(*spatial), " kernel needs a rank-", *spatial + 2,
+                                " input [N, C, spatial...]; the input '", node.input(0), "' has rank ", *rank));
+  }
+}
+
+std::vector<int64_t> pool_kernel(const Node& node) {
+  auto kernel = node.optional_ints("kernel_shape");
+  if (!kernel) throw ModelLoadError(concat(node.describe(), ": the kernel_shape attribute is required"));
+  if (kernel->empty() || kernel->size() > 3)
+    throw UnsupportedModelError(concat(
+        node.describe(), ": pooling over 1, 2 or 3 spatial axes is supported; kernel_shape is ", py_list(*kernel)));
+  return *kernel;
+}
+
+std::map<std::string, std::vector<int64_t>> pool_window(const Node& node, const std::vector<int64_t>& kernel) {
+  const size_t r = kernel.size();
+  const auto pads = node.ints_attr("pads", std::vector<int64_t>(2 * r, 0), 2 * r);
+  for (size_t axis = 0; axis < r; ++axis)
+    if (pads[axis] >= kernel[axis] || pads[r + axis] >= kernel[axis])
+      throw ModelLoadError(concat(node.describe(), ": pads ", py_list(pads), " must be smaller than the kernel ",
+                                  py_list(kernel), " on every axis"));
+  std::map<std::string, std::vector<int64_t>> ints;
+  ints["kernel"] = kernel;
+  ints["strides"] = node.ints_attr("strides", std::vector<int64_t>(r, 1), r);
+  ints["pads"] = pads;
+  ints["dilations"] = node.ints_attr("dilations", std::vector<int64_t>(r, 1), r);
+  ints["ceil_mode"] = {node.int_attr("ceil_mode", 0)};
+  ints["auto_pad"] = {auto_pad(node)};
+  return ints;
+}
+
+void convert_pool(Context& ctx, const Node& node, LayerKind kind) {
+  check_pool_attributes(node);
+  if (kind == LayerKind::maxpool && node.outputs().size() > 1 && !node.outputs()[1].empty()) {
+    auto it = ctx.consumers.find(node.outputs()[1]);
+    if (it != ctx.consumers.end() && it->second > 0)
+      throw UnsupportedModelError(concat(node.describe(), ": the Indices output of MaxPool is used; not supported"));
+  }
+  const std::string source = ctx.data_input(node, 0);
+  const std::vector<int64_t> kernel = pool_kernel(node);
+  check_pool_rank(ctx, node, source, static_cast<int64_t>(kernel.size()));
+  auto ints = pool_window(node, kernel);
+  if (kind == LayerKind::avgpool) ints["count_include_pad"] = {node.int_attr("count_include_pad", 0)};
+  LayerSpec probe;
+  probe.kind = kind;
+  probe.name = node.name();
+  probe.ints = ints;
+  auto channels = ctx.dim_of(source, 1);
+  auto shape = window_shape(ctx, source, probe, kernel, 0, ints["ceil_mode"][0] != 0);
+  if (shape) (*shape)[1] = channels;
+  ctx.add_layer(node, kind, {source}, shape, std::move(ints));
+}
+
+void convert_maxpool(Context& ctx, const Node& node) {
+  convert_pool(ctx, node, LayerKind::maxpool);
+}
+void convert_avgpool(Context& ctx, const Node& node) {
+  convert_pool(ctx, node, LayerKind::avgpool);
+}
+
+void convert_globalavgpool(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  check_pool_rank(ctx, node, source, std::nullopt);
+  std::optional<Dims> shape = ctx.shape_of(source);
+  if (shape)
+    for (size_t i = 2; i < shape->size(); ++i) (*shape)[i] = 1;
+  ctx.add_layer(node, LayerKind::globalavgpool, {source}, shape);
+}
+
+/// pool.py's convert_reducemean: ReduceMean over all spatial axes of [N, C, spatial...] -> globalavgpool (+ a
+/// reshape to [N, C] with keepdims=0).
+void convert_reducemean(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  // fuse.py keys the decomposed LayerNormalization (x - mean(x), ...) on a ReduceMean feeding Sub(x, mean).
+  const std::string& mean = node.outputs().empty() ? std::string() : node.outputs()[0];
+  if (ctx.sub_of_mean.count(mean)) not_ported(node, "a ReduceMean that may start a decomposed LayerNormalization");
+  auto rank = ctx.rank_of(source);
+  std::optional<std::vector<int64_t>> axes;
+  if (node.opset() < 18)
+    axes = node.optional_ints("axes");
+  else if (!node.input(1).empty())
+    axes = ctx.raw_constant(node, 1, "axes").as_ints(node.describe());
+  if ((!axes || axes->empty()) && node.opset() >= 18 && node.int_attr("noop_with_empty_axes", 0)) {
+    ctx.alias(mean, source);
+    return;
+  }
+  if (!rank)
+    throw UnsupportedModelError(concat(node.describe(), ": the rank of its input '", node.input(0), "' is unknown"));
+  if (!axes) {
+    axes.emplace();
+    for (int64_t a = 0; a < *rank; ++a) axes->push_back(a);
+  }
+  for (int64_t a : *axes)
+    if (a < -*rank || a >= *rank)
+      throw ModelLoadError(concat(node.describe(), ": axes ", py_list(*axes), " are out of range for rank ", *rank));
+  std::vector<int64_t> sorted;
+  for (int64_t a : *axes) sorted.push_back(((a % *rank) + *rank) % *rank);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<int64_t> spatial;
+  for (int64_t a = 2; a < *rank; ++a) spatial.push_back(a);
+  if (*rank < 3 || *rank > 5 || sorted != spatial)
+    throw UnsupportedModelError(concat(node.describe(), ": ReduceMean over axes ", py_list(*axes), " of a rank-", *rank,
+                                       " tensor is not supported; only the spatial mean (axes 2 and up of an [N, C, "
+                                       "spatial...] tensor with 1 to 3 spatial axes, a global average pool) is"));
+  std::optional<Dims> pooled_shape = ctx.shape_of(source);
+  if (pooled_shape)
+    for (size_t i = 2; i < pooled_shape->size(); ++i) (*pooled_shape)[i] = 1;
+  if (node.int_attr("keepdims", 1)) {
+    ctx.add_layer(node, LayerKind::globalavgpool, {source}, pooled_shape);
+    return;
+  }
+  const std::string pooled = ctx.unique_name(mean + "__pooled");
+  ctx.add_layer(node, LayerKind::globalavgpool, {source}, pooled_shape, {}, {}, {}, pooled);
+  auto channels = ctx.dim_of(source, 1);
+  std::optional<Dims> squeezed;
+  if (pooled_shape) squeezed = Dims{(*pooled_shape)[0], channels};
+  ctx.add_layer(node, LayerKind::reshape, {pooled}, squeezed, {{"shape", {0, channels ? *channels : -1}}}, {}, {},
+                std::nullopt, ctx.unique_name(node.name() + "_squeeze"));
+}
+
+// -- shape.py --------------------------------------------------------------------------------------------------------
+std::optional<int64_t> dims_product(const Dims& d, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end; ++i) {
+    if (!d[i]) return std::nullopt;
+    p *= *d[i];
+  }
+  return p;
+}
+
+void convert_flatten(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  const int64_t given = node.int_attr("axis", 1);
+  int64_t axis = given;
+  auto rank = ctx.rank_of(source);
+  if (axis < 0 && rank) axis += *rank;
+  if (axis < 1)
+    throw UnsupportedModelError(
+        concat(node.describe(), ": Flatten with axis ", given, " merges the batch axis; only axis >= 1 is supported"));
+  std::optional<Dims> shape;
+  auto in = ctx.shape_of(source);
+  if (in && axis <= static_cast<int64_t>(in->size())) {
+    const auto a = static_cast<size_t>(axis);
+    // ONNX's inference keeps a single leading extent as it is (N * 1 stays N).
+    shape = Dims{a == 1 ? (*in)[0] : dims_product(*in, 0, a), dims_product(*in, a, in->size())};
+  }
+  ctx.add_layer(node, LayerKind::flatten, {source}, shape, {{"axis", {axis}}});
+}
+
+/// fold.py's check_reshape_keeps_batch: nullopt when the target keeps the batch axis, else the refusal.
+std::optional<std::string> reshape_moves_batch(const Context& ctx, const Node& node, const std::string& source,
+                                               const std::vector<int64_t>& target) {
+  auto sample = ctx.sample_shape(source);
+  if (!sample || ctx.merged_batch.count(source) || target.empty()) return std::nullopt;
+  const int64_t size = product(*sample);
+  auto batch = ctx.dim_of(source, 0);
+  std::vector<int64_t> rest;
+  for (size_t i = 1; i < target.size(); ++i)
+    rest.push_back(target[i] == 0 && i - 1 < sample->size() ? (*sample)[i - 1] : target[i]);
+  const int64_t first = target[0];
+  int64_t known = 1;
+  bool has_minus_one = false;
+  for (int64_t d : rest) {
+    if (d == -1)
+      has_minus_one = true;
+    else
+      known *= d;
+  }
+  const bool batch_first = first == 0 || (batch && first == *batch) || (!batch && first == 1);
+  const bool keeps =
+      has_minus_one ? batch_first && known > 0 && size % known == 0 : known == size && (batch_first || first == -1);
+  if (keeps) return std::nullopt;
+  std::string dims;
+  for (size_t i = 0; i < sample->size(); ++i) dims += (i ? ", " : "") + std::to_string((*sample)[i]);
+  return concat(node.describe(), ": reshaping '", node.input(0), "' of shape [N, ", dims, "] to ", py_list(target),
+                " moves values across the batch axis (N = ", batch ? std::to_string(*batch) : "?",
+                "); dtd keeps the batch axis: the first entry must stand for it and the others hold the ", size,
+                " values of one sample");
+}
+
+std::optional<Dims> reshape_shape(const Context& ctx, const std::string& source, const std::vector<int64_t>& shape) {
+  auto sample = ctx.sample_shape(source);
+  if (!sample || shape.empty() || ctx.merged_batch.count(source)) return std::nullopt;
+  const int64_t size = product(*sample);
+  Dims dims{ctx.dim_of(source, 0)};
+  if (shape[0] != 0 && shape[0] != -1) dims[0] = shape[0];
+  int64_t known = 1;
+  for (size_t i = 1; i < shape.size(); ++i) {
+    const int64_t d = shape[i] == 0 && i - 1 < sample->size() ? (*sample)[i - 1] : shape[i];
+    dims.push_back(d == -1 ? std::nullopt : std::optional<int64_t>(d));
+    if (d != -1) known *= d;
+  }
+  for (size_t i = 1; i < dims.size(); ++i)
+    if (!dims[i] && known > 0) dims[i] = size / known;
+  return dims;
+}
+
+void check_no_zero(const Node& node, const std::vector<int64_t>& shape) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end())
+    throw UnsupportedModelError(concat(node.describe(), ": Reshape with allowzero=1 and the target shape ",
+                                       py_list(shape),
+                                       " has an axis of length 0 (an empty tensor); not supported (with allowzero=0 "
+                                       "a 0 entry copies the input's extent)"));
+}
+
+void convert_reshape(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  const bool allowzero = node.opset() >= 14 && node.int_attr("allowzero", 0) != 0;
+  if (ctx.is_batch_value(node.input(1))) {
+    if (allowzero) check_no_zero(node, ctx.batch_values.at(ctx.resolve(node.input(1))).first.as_ints(node.describe()));
+    std::vector<int64_t> target = reshape_target(ctx, node);
+    auto shape = reshape_shape(ctx, source, target);
+    ctx.add_layer(node, LayerKind::reshape, {source}, shape, {{"shape", std::move(target)}});
+    return;
+  }
+  if (!ctx.is_constant(node.input(1)))
+    throw UnsupportedModelError(concat(node.describe(), ": the target shape '", node.input(1),
+                                       "' is computed at run time from data, not from shapes; only a constant shape "
+                                       "or one computed from the input's shape is supported"));
+  const std::vector<int64_t> shape = ctx.raw_constant(node, 1, "shape").as_ints(node.describe());
+  if (allowzero) check_no_zero(node, shape);
+  if (auto refusal = reshape_moves_batch(ctx, node, source, shape)) {
+    if (shape.size() != 1) throw UnsupportedModelError(*refusal);
+    // The whole batch in one axis: only a Gather taking each sample back (not ported yet) may follow.
+    ctx.batch_flattened[node.outputs()[0]] = *refusal;
+    return;
+  }
+  auto out = reshape_shape(ctx, source, shape);
+  ctx.add_layer(node, LayerKind::reshape, {source}, out, {{"shape", shape}});
+}
+
+// -- arith.py --------------------------------------------------------------------------------------------------------
+/// context.py's axis_vector: a constant broadcast against a rank-`rank` tensor as one value per index of `axis`
+/// (length `size`), or nullopt when it varies along another axis or would change the shape.
+std::optional<std::vector<double>> axis_vector(const std::vector<int64_t>& dims, const std::vector<double>& values,
+                                               int64_t rank, int64_t axis, int64_t size) {
+  if (static_cast<int64_t>(dims.size()) > rank) return std::nullopt;
+  std::vector<int64_t> full(static_cast<size_t>(rank) - dims.size(), 1);
+  full.insert(full.end(), dims.begin(), dims.end());
+  for (int64_t ax = 0; ax < rank; ++ax)
+    if (ax != axis && full[static_cast<size_t>(ax)] != 1) return std::nullopt;
+  const int64_t extent = full[static_cast<size_t>(axis)];
+  if (extent != 1 && extent != size) return std::nullopt;
+  std::vector<double> out(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) out[static_cast<size_t>(i)] = values[extent == 1 ? 0 : static_cast<size_t>(i)];
+  return out;
+}
+
+/// _common.py's unit_vector: a constant broadcast against `layer`'s output as one value per output unit.
+std::optional<std::vector<double>> unit_vector(const Context& ctx, const Draft& layer, const std::vector<int64_t>& dims,
+                                               const std::vector<double>& values) {
+  const int64_t units = layer.spec.weights.at("weight").shape[0];
+  if (layer.spec.kind == LayerKind::conv)
+    return axis_vector(dims, values, static_cast<int64_t>(layer.spec.weights.at("weight").shape.size()), 1, units);
+  auto rank = ctx.rank_of(layer.spec.output);
+  if (!rank) {
+    if (values.size() != 1) return std::nullopt;
+    return axis_vector(dims, values, std::max<int64_t>(static_cast<int64_t>(dims.size()), 1), 0, units);
+  }
+  return axis_vector(dims, values, *rank, *rank - 1, units);
+}
+
+void convert_add(Context& ctx, const Node& node) {
+  std::vector<size_t> data, consts;
+  for (size_t i = 0; i < node.inputs().size(); ++i) {
+    const std::string& name = node.inputs()[i];
+    if (name.empty()) continue;
+    (ctx.is_constant(name) ? consts : data).push_back(i);
+  }
+  if (consts.empty()) {
+    std::vector<std::string> sources;
+    for (size_t i : data) sources.push_back(ctx.data_input(node, i));
+    if (sources.size() == 1) {
+      ctx.alias(node.outputs()[0], sources[0]);
+    } else {
+      auto shape = broadcast_shape(ctx, sources);
+      ctx.add_layer(node, LayerKind::add, sources, shape);
+    }
+    return;
+  }
+  if (data.size() != 1)
+    throw UnsupportedModelError(concat(node.describe(),
+                                       ": a sum with constant operands is only supported as one data tensor plus "
+                                       "constants"));
+  // total = sum(constants): 0 + c1 + c2 ... in float64, NumPy broadcasting (equal shapes only here).
+  std::vector<int64_t> dims;
+  std::vector<double> total;
+  for (size_t k = 0; k < consts.size(); ++k) {
+    const Constant& c = ctx.constant(node, consts[k], "constant operand");
+    if (node.opset() < 7 && node.op_type() != "Sum" && node.int_attr("broadcast", 0))
+      not_ported(node, "the legacy broadcast attribute (opset < 7)");
+    if (k == 0) {
+      dims = c.dims;
+      total.assign(c.real.size(), 0.0);
+    } else if (c.dims != dims) {
+      not_ported(node, "a sum of constants of different shapes");
+    }
+    for (size_t i = 0; i < total.size(); ++i) total[i] = total[i] + c.real[i];
+  }
+  Draft* layer = ctx.foldable_producer(node, data[0]);
+  std::optional<std::vector<double>> vector;
+  if (layer) vector = unit_vector(ctx, *layer, dims, total);
+  if (!layer || !vector)
+    not_ported(node, "a constant Add that does not fold into the conv/dense layer before it (a constant affine map)");
+  auto it = layer->spec.weights.find("bias");
+  if (it == layer->spec.weights.end()) {
+    layer->spec.weights["bias"] = Array{Shape{static_cast<int64_t>(vector->size())}, *vector};
+  } else {
+    for (size_t i = 0; i < vector->size(); ++i) it->second.data[i] = it->second.data[i] + (*vector)[i];
+  }
+  ctx.alias(node.outputs()[0], layer->spec.output);
+}
+
+// -- norm.py ---------------------------------------------------------------------------------------------------------
+void convert_batchnorm(Context& ctx, const Node& node) {
+  auto refuse = [&](const std::string& reason) {
+    return UnsupportedModelError(concat("cannot convert BatchNormalization '", node.name(), "': ", reason));
+  };
+  if (node.int_attr("training_mode", 0)) throw refuse("it is in training mode (training_mode=1)");
+  if (node.opset() < 7 && !node.int_attr("is_test", 0))
+    throw refuse(concat("is_test=0 (opset ", node.opset(), ") is training mode (batch statistics)"));
+  for (size_t i = 1; i < node.outputs().size(); ++i) {
+    const std::string& name = node.outputs()[i];
+    auto it = ctx.consumers.find(name);
+    if (!name.empty() && it != ctx.consumers.end() && it->second > 0)
+      throw refuse("its running-statistics outputs are used (training mode)");
+  }
+  const int64_t spatial = node.opset() < 9 ? node.int_attr("spatial", 1) : 1;
+  Draft* layer = ctx.foldable_producer(node, 0);
+  if (layer && layer->spec.kind == LayerKind::dense) {
+    auto rank = ctx.rank_of(layer->spec.output);
+    if (rank && *rank - 1 != 1) layer = nullptr;  // a dense layer on the last axis of a rank > 2 tensor
+  }
+  auto shape = ctx.shape_of(node.input(0));
+  int64_t channels = 0;
+  if (shape && shape->size() >= 2 && (*shape)[1]) {
+    channels = *(*shape)[1];
+  } else if (layer && spatial) {
+    channels = layer->spec.weights.at("weight").shape[0];
+  } else {
+    throw refuse(concat("the shape of its input '", node.input(0), "' is not known (got ", shape_text(shape), ")"));
+  }
+  auto per_sample = ctx.sample_shape(node.input(0));
+  std::vector<int64_t> expected;
+  if (spatial || (per_sample && per_sample->size() == 1)) {
+    expected = {channels};
+  } else if (!per_sample) {
+    throw refuse("spatial=0 needs the full input shape, which shape inference does not know");
+  } else {
+    expected = *per_sample;
+  }
+  const int64_t count = product(expected);
+  std::vector<const std::vector<double>*> params;
+  const char* const whats[] = {"scale", "B", "mean", "var"};
+  for (size_t index = 1; index <= 4; ++index) {
+    const std::string what = whats[index - 1];
+    if (!ctx.is_constant(node.input(index)))
+      throw refuse(concat("its ", what, " input '", node.input(index), "' is not a constant"));
+    const Constant& value = ctx.constant(node, index, what);
+    if (value.numel() != count)
+      throw refuse(concat("its ", what, " has shape ", py_list(value.dims), ", expected ", py_list(expected),
+                          " for the input ", n_none_list(shape),
+                          spatial ? "" : " (spatial=0: one value per activation)"));
+    params.push_back(&value.real);
+  }
+  const std::vector<double>& gamma = *params[0];
+  const std::vector<double>& beta = *params[1];
+  const std::vector<double>& mean = *params[2];
+  const std::vector<double>& var = *params[3];
+  const double eps = node.float_attr("epsilon", 1e-5);
+  const auto n = static_cast<size_t>(count);
+  for (size_t i = 0; i < n; ++i)
+    if (var[i] + eps <= 0) throw ModelLoadError(concat(node.describe(), ": var + epsilon is not positive"));
+  // factor = gamma / sqrt(var + eps); offset = beta - mean * factor (NumPy, element by element, in this order).
+  std::vector<double> factor(n), offset(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double denominator = std::sqrt(var[i] + eps);
+    factor[i] = gamma[i] / denominator;
+    const double product_ = mean[i] * factor[i];
+    offset[i] = beta[i] - product_;
+  }
+  if (!layer || expected.size() != 1)
+    not_ported(node,
+               "a BatchNormalization that does not fold into the conv/dense layer before it (a constant "
+               "affine map)");
+  // Into the preceding conv/dense: weight * factor per output unit; bias = (bias or 0) * factor + offset.
+  Array& weight = layer->spec.weights.at("weight");
+  const size_t units = static_cast<size_t>(weight.shape[0]);
+  if (units != n) not_ported(node, "a BatchNormalization whose channels are not the layer's output units");
+  const size_t per_unit = weight.data.size() / units;
+  for (size_t o = 0; o < units; ++o)
+    for (size_t k = 0; k < per_unit; ++k) weight.data[o * per_unit + k] = weight.data[o * per_unit + k] * factor[o];
+  auto it = layer->spec.weights.find("bias");
+  Array bias = it != layer->spec.weights.end() ? it->second : Array{Shape{channels}, std::vector<double>(n, 0.0)};
+  for (size_t o = 0; o < n; ++o) {
+    const double scaled = bias.data[o] * factor[o];
+    bias.data[o] = scaled + offset[o];
+  }
+  bias.shape = Shape{static_cast<int64_t>(n)};
+  layer->spec.weights["bias"] = std::move(bias);
+  ctx.alias(node.outputs()[0], layer->spec.output);
+}
+
+// -- misc.py ---------------------------------------------------------------------------------------------------------
+void pass_through(Context& ctx, const Node& node) {
+  const std::string source = node.input(0);
+  if (source.empty()) throw ModelLoadError(concat(node.describe(), ": the input is missing"));
+  ctx.alias(node.outputs()[0], ctx.resolve(source));
+}
+
+void convert_identity(Context& ctx, const Node& node) {
+  pass_through(ctx, node);
+}
+
+void convert_dropout(Context& ctx, const Node& node) {
+  if (node.opset() < 7 && !node.int_attr("is_test", 0))
+    throw UnsupportedModelError(concat(node.describe(), ": Dropout with is_test=0 (training mode) is not supported"));
+  if (node.outputs().size() > 1 && !node.outputs()[1].empty()) {
+    auto it = ctx.consumers.find(node.outputs()[1]);
+    if (it != ctx.consumers.end() && it->second > 0)
+      throw UnsupportedModelError(concat(node.describe(), ": the mask output of Dropout is used; not supported"));
+  }
+  if (!node.input(2).empty()) {
+    if (!ctx.is_constant(node.input(2)))
+      throw UnsupportedModelError(concat(node.describe(), ": training_mode must be a constant"));
+    const Constant& mode = ctx.raw_constant(node, 2, "training_mode");
+    if (mode.numel() == 0) not_ported(node, "an empty training_mode");
+    const bool training = mode.is_float() ? mode.real[0] != 0 : (mode.is_integer() && mode.integer[0] != 0);
+    if (training) throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
+  }
+  pass_through(ctx, node);
+}
+
+void convert_constant(Context& ctx, const Node& node) {
+  std::vector<std::string> names;
+  for (const ox::Attribute& a : node.proto().attribute) names.push_back(a.name);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::string> scalar_forms;
+  for (const std::string& n : names)
+    if (n.rfind("value_", 0) == 0) scalar_forms.push_back(n);
+  if (node.opset() < 12 && !scalar_forms.empty())
+    throw ModelLoadError(concat(node.describe(), ": the attribute ", scalar_forms[0],
+                                " exists from Constant-12 on (opset ", node.opset(), ")"));
+  Constant value;
+  if (const ox::Attribute* a = node.attr("value"); a && a->t) {
+    for (int64_t d : a->t->dims)
+      if (d < 0)
+        throw ModelLoadError(concat(node.describe(), ": the tensor of attribute 'value' has dims ", py_list(a->t->dims),
+                                    " with a negative entry"));
+    value = decode_tensor(*a->t);
+  } else if (const ox::Attribute* f = node.attr("value_float")) {
+    value.dtype = ox::kFloat;
+    value.real = {static_cast<double>(f->f)};
+  } else if (const ox::Attribute* fs = node.attr("value_floats")) {
+    value.dtype = ox::kFloat;
+    value.dims = {static_cast<int64_t>(fs->floats.size())};
+    for (float v : fs->floats) value.real.push_back(static_cast<double>(v));
+  } else if (const ox::Attribute* i = node.attr("value_int")) {
+    value.dtype = ox::kInt64;
+    value.integer = {i->i};
+  } else if (const ox::Attribute* is = node.attr("value_ints")) {
+    value.dtype = ox::kInt64;
+    value.dims = {static_cast<int64_t>(is->ints.size())};
+    value.integer = is->ints;
+  } else {
+    std::string kinds;
+    for (const std::string& n : names) kinds += (kinds.empty() ? "" : ", ") + n;
+    throw UnsupportedModelError(concat(node.describe(), ": unsupported Constant value attribute (",
+                                       kinds.empty() ? std::string("none") : kinds, ")"));
+  }
+  ctx.constants[node.outputs()[0]] = std::move(value);
+}
+
+struct Entry {
+  const char* op;
+  Converter convert;
+};
+
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> entries = {
+      {"Add", convert_add},
+      {"AveragePool", convert_avgpool},
+      {"BatchNormalization", convert_batchnorm},
+      {"Constant", convert_constant},
+      {"Conv", convert_conv},
+      {"Dropout", convert_dropout},
+      {"Flatten", convert_flatten},
+      {"Gemm", convert_gemm},
+      {"GlobalAveragePool", convert_globalavgpool},
+      {"Identity", convert_identity},
+      {"MatMul", convert_matmul},
+      {"MaxPool", convert_maxpool},
+      {"ReduceMean", convert_reducemean},
+      {"Relu", convert_relu},
+      {"Reshape", convert_reshape},
+      {"Sum", convert_add},
+  };
+  return entries;
+}
+
+}  // namespace
+
+Converter lookup(const std::string& op_type, int64_t /*opset*/) {
+  for (const Entry& e : registry())
+    if (op_type == e.op) return e.convert;
+  return nullptr;
+}
+
+std::vector<std::string> cpp_supported_ops() {
+  std::vector<std::string> out;
+  for (const Entry& e : registry()) out.push_back(e.op);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool python_supports(const std::string& op_type, int64_t opset) {
+  for (const RegistryEntry& e : python_registry())
+    if (op_type == e.op && e.since <= opset && (e.until < 0 || opset <= e.until)) return true;
+  return false;
+}
+
+std::vector<std::string> python_supported_ops() {
+  std::vector<std::string> out;
+  for (const RegistryEntry& e : python_registry()) out.push_back(e.op);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace dtd::importer
