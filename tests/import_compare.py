@@ -22,6 +22,18 @@ from dtd.onnx import import_model
 
 #: The text of the C++ importer's refusal for what it does not convert yet (cpp/src/import/context.cpp).
 NOT_PORTED = "is not supported by the C++ importer yet"
+#: How both importers begin the message of a file or bytes that do not decode; what follows is the decoder's own
+#: account (protobuf's for the Python importer, the C++ reader's, which names the field and byte offset).
+_DECODE_PREFIXES = ("cannot parse the ONNX model bytes: ", "cannot load ONNX model ")
+
+
+def _decode_error(message: str) -> str | None:
+    """The common part of a decode error's message (up to the decoder's account), or None for another error."""
+    if message.startswith(_DECODE_PREFIXES[0]):
+        return _DECODE_PREFIXES[0]
+    if message.startswith(_DECODE_PREFIXES[1]) and "): " in message:
+        return message[: message.index("): ") + 3]
+    return None
 
 
 def spec_view(spec: Any) -> dict[str, Any]:
@@ -83,7 +95,8 @@ def compare(
     limits: Limits | None = None,
     base_dir: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Import ``src`` with both importers; returns ``"same"``, ``"same error"`` or ``"not ported"``.
+    """Import ``src`` with both importers; returns ``"same"``, ``"same error"``, ``"decode error"`` (both refuse
+    it; the C++ reader while decoding, with its own account after the common beginning) or ``"not ported"``.
 
     Raises
     ------
@@ -113,6 +126,13 @@ def compare(
         assert py_error is not None and cpp_error is not None, (
             f"only one importer failed: Python {py_error!r}, C++ {cpp_error!r}"
         )
+        cpp_decode = _decode_error(str(cpp_error))
+        if cpp_decode is not None and type(py_error) is type(cpp_error):
+            # The C++ reader checks tensors, nesting and wire types as it decodes: such a file is refused by it at
+            # decode time, by the Python importer at decode time too or later, in other words.
+            if _decode_error(str(py_error)) not in (None, cpp_decode):
+                raise AssertionError(f"different decode errors: Python {py_error}; C++ {cpp_error}")
+            return "decode error"
         assert (type(py_error), str(py_error)) == (type(cpp_error), str(cpp_error)), (
             f"different errors:\n  Python {type(py_error).__name__}: {py_error}\n"
             f"  C++    {type(cpp_error).__name__}: {cpp_error}"

@@ -190,6 +190,37 @@ bool try_fold(Context& ctx, const Node& node) {
     firsts.push_back(&shapes[0]), seconds.push_back(&shapes[1]);
     varying = true;
   }
+  // Decide the size from the shapes before anything is made (fold.py's output_elements and _check_folded_size).
+  const int64_t limit = ctx.limits.max_folded_constant;
+  auto check_size = [&](int64_t elements, const char* when) {
+    if (elements > limit || ctx.folded_elements + elements > limit) {
+      std::string what = concat("a constant of ", elements, " elements");
+      if (elements <= limit) what += concat(", after ", ctx.folded_elements, " elements folded before it,");
+      throw ModelLoadError(concat(node.describe(), ": evaluating it at import would ", when, " ", what,
+                                  " more than the limit of ", limit,
+                                  " (raise it with dtd.load(..., limits=dtd.Limits(max_folded_constant=...)))"));
+    }
+  };
+  for (const auto* args : varying ? std::vector<const std::vector<const Constant*>*>{&firsts, &seconds}
+                                  : std::vector<const std::vector<const Constant*>*>{&firsts}) {
+    std::vector<const Constant*> present;
+    for (const Constant* a : *args)
+      if (a) present.push_back(a);
+    std::optional<int64_t> elements;
+    if (op == "Concat") {
+      elements = 0;
+      for (const Constant* a : present) *elements += a->numel();
+    } else if (op == "Mul" && present.size() == 2 && present[0]->dims == present[1]->dims) {
+      elements = present[0]->numel();
+    } else if (op == "Gather" && present.size() == 2 && !present[0]->dims.empty()) {
+      const auto rank = static_cast<int64_t>(present[0]->dims.size());
+      const int64_t axis = node.int_attr("axis", 0);
+      const int64_t extent =
+          axis >= -rank && axis < rank ? present[0]->dims[static_cast<size_t>((axis + rank) % rank)] : 1;
+      elements = (present[0]->numel() / std::max<int64_t>(extent, 1)) * present[1]->numel();
+    }
+    if (elements) check_size(*elements, "make");
+  }
   auto evaluate = [&](const std::vector<const Constant*>& args) -> Constant {
     if (op == "Shape") return *args.at(0);
     if (op == "Gather") return eval_gather(node, args);
@@ -200,12 +231,8 @@ bool try_fold(Context& ctx, const Node& node) {
   };
   Constant first = evaluate(firsts);
   Constant second = varying ? evaluate(seconds) : first;
-  int64_t made = first.numel() + (varying ? second.numel() : 0);
-  const int64_t limit = ctx.limits.max_folded_constant;
-  if (made > limit || ctx.folded_elements + made > limit)
-    throw ModelLoadError(concat(node.describe(), ": evaluating it at import would have made a constant of ", made,
-                                " elements more than the limit of ", limit,
-                                " (raise it with dtd.load(..., limits=dtd.Limits(max_folded_constant=...)))"));
+  const int64_t made = first.numel() + (varying ? second.numel() : 0);
+  check_size(made, "have made");
   ctx.folded_elements += made;
   if (node.outputs().empty() || node.outputs()[0].empty()) return true;
   const std::string& out = node.outputs()[0];

@@ -1,8 +1,14 @@
 // The import driver (python/dtd/onnx/importer.py and graph.py): graph checks, topological order, the conversion of
 // each node in that order, and the ModelSpec.
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <queue>
+#include <sstream>
 
 #include "context.hpp"
 #include "ops.hpp"
@@ -427,23 +433,76 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
 }
 
 ImportedModel import_decoded(ox::Model model, const std::optional<std::string>& base_dir, const std::string& source,
-                             const ImportLimits& limits, bool external_loaded) {
+                             const ImportLimits& limits) {
   if (model.graph) check_graph_size(model, limits);
-  if (!external_loaded) ox::load_external_data(model, base_dir, source);
+  ox::load_external_data(model, base_dir, source);
   return convert_graph(model, limits);
+}
+
+/// The reader's message without its leading "<source>: ".
+std::string reader_detail(const char* what, const std::string& source) {
+  const std::string message = what;
+  const std::string prefix = source + ": ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
+/// graph.py's read_model for a path: the OSError text Python gives a file it cannot open ("[Errno 2] No such file
+/// or directory: 'x.onnx'").
+std::string read_file(const std::string& path) {
+  int error = 0;
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0)
+    error = errno;
+  else if (S_ISDIR(st.st_mode))
+    error = EISDIR;
+  std::ifstream in;
+  if (!error) {
+    in.open(path, std::ios::binary);
+    if (!in) error = errno ? errno : EIO;
+  }
+  if (error)
+    throw ModelLoadError(
+        concat("cannot read ONNX model '", path, "': [Errno ", error, "] ", std::strerror(error), ": '", path, "'"));
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
 }
 
 }  // namespace
 
 ImportedModel import_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir,
                           const ImportLimits& limits) {
-  return import_decoded(ox::decode_model(data, size, "<bytes>"), base_dir, "<bytes>", limits, false);
+  ox::Model model;
+  try {
+    model = ox::decode_model(data, size, "<bytes>");
+  } catch (const ModelLoadError& e) {
+    throw ModelLoadError("cannot parse the ONNX model bytes: " + reader_detail(e.what(), "<bytes>"));
+  }
+  return import_decoded(std::move(model), base_dir, "<bytes>", limits);
 }
 
 ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
-  ox::Model model = ox::read_model_file(path);
+  // Decoded from a copy of the file, so that external data is read after the graph checks, as graph.py does (the
+  // reader's read_model_file maps the file but reads external data at once).
+  const std::string bytes = read_file(path);
+  ox::Model model;
   try {
-    return import_decoded(std::move(model), std::nullopt, path, limits, true);
+    model = ox::decode_model(bytes.data(), bytes.size(), path);
+  } catch (const ModelLoadError& e) {
+    throw ModelLoadError(
+        concat("cannot load ONNX model '", path,
+               "' (truncated, not an ONNX file, or missing external data): ", reader_detail(e.what(), path)));
+  }
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  try {
+    if (model.graph) check_graph_size(model, limits);
+  } catch (const ModelLoadError& e) {
+    throw ModelLoadError(path + ": " + e.what());
+  }
+  ox::load_external_data(model, folder, path);
+  try {
+    return convert_graph(model, limits);
   } catch (const UnsupportedModelError& e) {
     throw UnsupportedModelError(path + ": " + e.what());
   } catch (const ModelLoadError& e) {

@@ -418,8 +418,7 @@ void convert_reducemean(Context& ctx, const Node& node) {
 std::optional<int64_t> dims_product(const Dims& d, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t i = begin; i < end; ++i) {
-    if (!d[i]) return std::nullopt;
-    p *= *d[i];
+    if (!d[i] || __builtin_mul_overflow(p, *d[i], &p)) return std::nullopt;  // unknown, as ONNX's inference leaves it
   }
   return p;
 }
