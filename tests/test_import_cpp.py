@@ -31,7 +31,7 @@ COMMITTED = sorted(
 SHARED = sorted(DATA_DIR.rglob("*.onnx")) if DATA_DIR.is_dir() else []
 #: Committed models the C++ importer converts today (the rest need ops or folding not ported yet). A floor, so
 #: that a regression in coverage fails; raise it as the port grows.
-MIN_COMMITTED_COVERED = 87
+MIN_COMMITTED_COVERED = 100
 
 
 def _rel(path: Path) -> str:
@@ -251,6 +251,27 @@ def _view(factor: int, opset: int = 13) -> onnx.ModelProto:
     return b.build(b.node("Reshape", [h, target]))
 
 
+def _activations(opset: int) -> onnx.ModelProto:
+    b = GraphBuilder((6,), opset=opset, seed=11)
+    h = b.gemm("x", 6)
+    if opset >= 11:
+        h = b.node("Clip", [h, b.const(np.array(0, np.float32)), b.const(np.array(6, np.float32))])
+        h = b.node("Clip", [h, b.const(np.array(0, np.float32))])  # a ReLU
+    else:
+        h = b.node("Clip", [h], min=-1.0, max=1.0)
+    h = b.node("LeakyRelu", [h], alpha=0.3)
+    for op in ("Elu", "Selu", "Sigmoid", "Tanh", "HardSigmoid", "Softplus"):
+        h = b.node(op, [h])
+    if opset >= 14:
+        h = b.node("HardSwish", [h])
+    return b.build(b.gemm(h, 2))
+
+
+@pytest.mark.parametrize("opset", [9, 13, 14])
+def test_activations(opset: int) -> None:
+    assert compare(_activations(opset)) == "same"
+
+
 @pytest.mark.parametrize("opset", [11, 13, 17])
 def test_view_batch(opset: int) -> None:
     """The shape arithmetic in front of a Reshape, evaluated at import with the two sentinel batch sizes."""
@@ -260,7 +281,10 @@ def test_view_batch(opset: int) -> None:
 W = np.ones((2, 1, 3, 3), np.float32)
 ERROR_MODELS = {
     "unsupported_op": lambda: _one("Sin", (3,), []),
-    "unsupported_op_python_supports": lambda: _one("Tanh", (3,), []),
+    "unsupported_op_python_supports": lambda: _one("LRN", (2, 3, 3), [], size=3),
+    "hardswish_before_opset14": lambda: _one("HardSwish", (3,), []),
+    "leakyrelu_infinite_alpha": lambda: _one("LeakyRelu", (3,), [], alpha=float("inf")),
+    "clip_vector_bound": lambda: _one("Clip", (3,), [np.zeros(2, np.float32)]),
     "two_inputs": _two_inputs,
     "int_input": _int_input,
     "missing_initializer": _missing_initializer,

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "../geometry.hpp"
@@ -269,6 +270,84 @@ void convert_matmul(Context& ctx, const Node& node) {
 void convert_relu(Context& ctx, const Node& node) {
   const std::string source = ctx.data_input(node, 0);
   ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
+}
+
+/// Python's repr of a float that is not finite: inf, -inf, nan.
+std::string float_repr(double v) {
+  return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+}
+
+/// add_activation: an ``activation`` layer computing `op` of `source`.
+void add_activation(Context& ctx, const Node& node, ActivationOp op, const std::string& source,
+                    std::map<std::string, double> floats) {
+  for (const auto& [key, value] : floats)
+    if (!std::isfinite(value) && key != "min" && key != "max")
+      throw ModelLoadError(concat(node.describe(), ": attribute '", key, "' is ", float_repr(value)));
+  ctx.add_layer(node, LayerKind::activation, {source}, ctx.shape_of(source), {{"op", {op}}}, std::move(floats));
+}
+
+/// _clip: a ReLU when the bounds are [0, inf), else an ``activation`` clip (nullopt: no bound).
+void add_clip(Context& ctx, const Node& node, std::optional<double> low, std::optional<double> high) {
+  const std::string source = ctx.data_input(node, 0);
+  if (low && std::isinf(*low) && *low < 0) low.reset();
+  if (high && std::isinf(*high) && *high > 0) high.reset();
+  if (low && *low == 0.0 && !high) {
+    ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
+    return;
+  }
+  std::map<std::string, double> floats;
+  if (low) floats["min"] = *low;
+  if (high) floats["max"] = *high;
+  add_activation(ctx, node, kClip, source, std::move(floats));
+}
+
+std::optional<double> clip_bound(const Context& ctx, const Node& node, size_t index, const char* what) {
+  const Constant* value = ctx.optional_constant(node, index, what);
+  if (!value) return std::nullopt;
+  if (value->numel() != 1)
+    throw ModelLoadError(
+        concat(node.describe(), ": the ", what, " must be a scalar, got shape ", py_list(value->dims)));
+  if (std::isnan(value->real[0])) throw ModelLoadError(concat(node.describe(), ": the ", what, " is NaN"));
+  return value->real[0];
+}
+
+void convert_clip(Context& ctx, const Node& node) {
+  if (node.opset() <= 10) {  // Clip-6: the bounds are attributes (defaults: the float range)
+    const double float_max = static_cast<double>(std::numeric_limits<float>::max());
+    const double low = node.float_attr("min", -float_max), high = node.float_attr("max", float_max);
+    add_clip(ctx, node, low <= -float_max ? std::nullopt : std::optional<double>(low),
+             high >= float_max ? std::nullopt : std::optional<double>(high));
+    return;
+  }
+  const auto low = clip_bound(ctx, node, 1, "min");
+  const auto high = clip_bound(ctx, node, 2, "max");
+  add_clip(ctx, node, low, high);
+}
+
+/// The ONNX ops that are one ``activation`` with float attributes (their defaults are float32, as ONNX's are).
+void convert_unary(Context& ctx, const Node& node) {
+  struct Unary {
+    const char* op;
+    ActivationOp code;
+    std::vector<std::pair<const char*, float>> params;
+  };
+  static const std::vector<Unary> table = {
+      {"LeakyRelu", kLeakyRelu, {{"alpha", 0.01f}}},
+      {"Elu", kElu, {{"alpha", 1.0f}}},
+      {"Selu", kSelu, {{"alpha", 1.67326319217681884765625f}, {"gamma", 1.05070102214813232421875f}}},
+      {"Sigmoid", kSigmoid, {}},
+      {"Tanh", kTanh, {}},
+      {"HardSigmoid", kHardSigmoid, {{"alpha", 0.2f}, {"beta", 0.5f}}},
+      {"HardSwish", kHardSwish, {}},
+      {"Softplus", kSoftplus, {}},
+  };
+  for (const Unary& u : table) {
+    if (node.op_type() != u.op) continue;
+    std::map<std::string, double> floats;
+    for (const auto& [key, fallback] : u.params) floats[key] = node.float_attr(key, static_cast<double>(fallback));
+    add_activation(ctx, node, u.code, ctx.data_input(node, 0), std::move(floats));
+    return;
+  }
 }
 
 // -- pool.py ---------------------------------------------------------------------------------------------------------
@@ -770,6 +849,7 @@ void convert_constant(Context& ctx, const Node& node) {
 struct Entry {
   const char* op;
   Converter convert;
+  int since = 1;
 };
 
 const std::vector<Entry>& registry() {
@@ -777,28 +857,37 @@ const std::vector<Entry>& registry() {
       {"Add", convert_add},
       {"AveragePool", convert_avgpool},
       {"BatchNormalization", convert_batchnorm},
+      {"Clip", convert_clip},
       {"Constant", convert_constant},
       {"Conv", convert_conv},
       {"Dropout", convert_dropout},
+      {"Elu", convert_unary},
       {"Flatten", convert_flatten},
       {"Gemm", convert_gemm},
       {"GlobalAveragePool", convert_globalavgpool},
+      {"HardSigmoid", convert_unary},
+      {"HardSwish", convert_unary, 14},
       {"Identity", convert_identity},
+      {"LeakyRelu", convert_unary},
       {"MatMul", convert_matmul},
       {"MaxPool", convert_maxpool},
       {"ReduceMean", convert_reducemean},
       {"Relu", convert_relu},
       {"Reshape", convert_reshape},
+      {"Selu", convert_unary},
+      {"Sigmoid", convert_unary},
+      {"Softplus", convert_unary},
       {"Sum", convert_add},
+      {"Tanh", convert_unary},
   };
   return entries;
 }
 
 }  // namespace
 
-Converter lookup(const std::string& op_type, int64_t /*opset*/) {
+Converter lookup(const std::string& op_type, int64_t opset) {
   for (const Entry& e : registry())
-    if (op_type == e.op) return e.convert;
+    if (op_type == e.op && opset >= e.since) return e.convert;
   return nullptr;
 }
 
