@@ -603,6 +603,158 @@ void convert_reshape(Context& ctx, const Node& node) {
   ctx.add_layer(node, LayerKind::reshape, {source}, out, {{"shape", shape}});
 }
 
+std::vector<int64_t> known_sample_shape(const Context& ctx, const Node& node, const std::string& source) {
+  auto sample = ctx.sample_shape(source);
+  if (!sample || ctx.merged_batch.count(source))
+    throw UnsupportedModelError(concat(node.describe(), ": the shape of its input '", node.input(0),
+                                       "' is not known at import (shape inference gives ",
+                                       shape_text(ctx.shape_of(source)), "); ", node.op_type(),
+                                       " is only supported on known shapes"));
+  return *sample;
+}
+
+std::optional<std::vector<int64_t>> axes_of(const Context& ctx, const Node& node, int64_t attr_until) {
+  if (node.opset() <= attr_until) return node.optional_ints("axes");
+  if (node.input(1).empty()) return std::nullopt;
+  return ctx.raw_constant(node, 1, "axes").as_ints(node.describe());
+}
+
+std::vector<int64_t> normalized_axes(const Node& node, const std::vector<int64_t>& axes, int64_t rank) {
+  std::vector<int64_t> out;
+  for (int64_t a : axes) {
+    if (a < -rank || a >= rank)
+      throw ModelLoadError(concat(node.describe(), ": axis ", a, " is out of range for rank ", rank));
+    out.push_back(((a % rank) + rank) % rank);
+  }
+  std::vector<int64_t> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw ModelLoadError(concat(node.describe(), ": repeated axes ", py_list(axes)));
+  return out;
+}
+
+/// _as_reshape: a reshape to the per-sample shape `sample` (batch entry 0).
+void add_as_reshape(Context& ctx, const Node& node, const std::string& source, const std::vector<int64_t>& sample) {
+  std::vector<int64_t> shape{0};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  Dims dims{ctx.dim_of(source, 0)};
+  for (int64_t d : sample) dims.push_back(d);
+  ctx.add_layer(node, LayerKind::reshape, {source}, dims, {{"shape", shape}});
+}
+
+void convert_squeeze(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  const std::vector<int64_t> sample = known_sample_shape(ctx, node, source);
+  auto given = axes_of(ctx, node, 12);
+  if (!given)
+    throw UnsupportedModelError(concat(node.describe(),
+                                       ": Squeeze without axes would also remove the batch axis for a batch of 1; "
+                                       "only a Squeeze with explicit axes is supported"));
+  const std::vector<int64_t> axes = normalized_axes(node, *given, static_cast<int64_t>(sample.size()) + 1);
+  if (std::find(axes.begin(), axes.end(), 0) != axes.end())
+    throw UnsupportedModelError(concat(node.describe(), ": a Squeeze of the batch axis is not supported"));
+  std::string dims;
+  for (size_t i = 0; i < sample.size(); ++i) dims += (i ? ", " : "") + std::to_string(sample[i]);
+  for (int64_t axis : axes)
+    if (sample[static_cast<size_t>(axis - 1)] != 1)
+      throw ModelLoadError(concat(node.describe(), ": axis ", axis, " of '", node.input(0), "' (shape [N, ", dims,
+                                  "]) has length ", sample[static_cast<size_t>(axis - 1)], ", not 1"));
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < sample.size(); ++i)
+    if (std::find(axes.begin(), axes.end(), static_cast<int64_t>(i + 1)) == axes.end()) out.push_back(sample[i]);
+  add_as_reshape(ctx, node, source, out);
+}
+
+void convert_unsqueeze(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  const std::vector<int64_t> sample = known_sample_shape(ctx, node, source);
+  auto given = axes_of(ctx, node, 12);
+  if (!given || given->empty()) throw ModelLoadError(concat(node.describe(), ": the axes are missing"));
+  const auto rank = static_cast<int64_t>(sample.size() + 1 + given->size());
+  const std::vector<int64_t> axes = normalized_axes(node, *given, rank);
+  if (std::find(axes.begin(), axes.end(), 0) != axes.end())
+    throw UnsupportedModelError(
+        concat(node.describe(), ": an Unsqueeze at axis 0 moves the batch axis; not supported"));
+  std::vector<int64_t> out;
+  size_t next = 0;
+  for (int64_t axis = 1; axis < rank; ++axis) {
+    if (std::find(axes.begin(), axes.end(), axis) != axes.end())
+      out.push_back(1);
+    else if (next < sample.size())
+      out.push_back(sample[next++]);
+  }
+  add_as_reshape(ctx, node, source, out);
+}
+
+void convert_transpose(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  const std::vector<int64_t> sample = known_sample_shape(ctx, node, source);
+  std::vector<int64_t> shape{1};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  const auto rank = static_cast<int64_t>(shape.size());
+  std::vector<int64_t> perm;
+  if (auto given = node.optional_ints("perm")) {
+    perm = *given;
+  } else {
+    for (int64_t a = rank - 1; a >= 0; --a) perm.push_back(a);
+  }
+  std::vector<int64_t> sorted = perm, identity(static_cast<size_t>(rank));
+  std::sort(sorted.begin(), sorted.end());
+  std::iota(identity.begin(), identity.end(), 0);
+  if (sorted != identity)
+    throw ModelLoadError(concat(node.describe(), ": perm ", py_list(perm), " is not a permutation of ", rank, " axes"));
+  if (perm[0] != 0)
+    throw UnsupportedModelError(
+        concat(node.describe(), ": Transpose with perm ", py_list(perm), " moves the batch axis; not supported"));
+  if (perm == identity) {
+    ctx.alias(node.outputs()[0], source);
+    return;
+  }
+  std::vector<int64_t> moved, kept;
+  for (int64_t a : perm)
+    if (shape[static_cast<size_t>(a)] != 1) moved.push_back(a);
+  for (int64_t a = 0; a < rank; ++a)
+    if (shape[static_cast<size_t>(a)] != 1) kept.push_back(a);
+  std::vector<int64_t> permuted;
+  for (size_t i = 1; i < perm.size(); ++i) permuted.push_back(shape[static_cast<size_t>(perm[i])]);
+  if (moved == kept) {  // only size-1 axes move: the memory layout is unchanged
+    add_as_reshape(ctx, node, source, permuted);
+    return;
+  }
+  Dims dims{ctx.dim_of(source, 0)};
+  for (int64_t d : permuted) dims.push_back(d);
+  ctx.add_layer(node, LayerKind::transpose, {source}, dims, {{"perm", perm}});
+}
+
+void convert_concat(Context& ctx, const Node& node) {
+  if (!node.has("axis"))
+    throw ModelLoadError(concat(node.describe(), ": the axis attribute is required (from Concat-4 on)"));
+  std::vector<std::string> sources;
+  for (size_t i = 0; i < node.inputs().size(); ++i) sources.push_back(ctx.data_input(node, i));
+  int64_t axis = node.int_attr("axis", 1);
+  auto rank = ctx.rank_of(sources[0]);
+  if (rank) {
+    if (axis < -*rank || axis >= *rank)
+      throw UnsupportedModelError(concat(node.describe(), ": axis ", axis, " is out of range for rank ", *rank));
+    axis = ((axis % *rank) + *rank) % *rank;
+  }
+  if (axis == 0) throw UnsupportedModelError(concat(node.describe(), ": Concat along the batch axis is not supported"));
+  std::optional<Dims> shape = ctx.shape_of(sources[0]);
+  if (shape && axis > 0 && axis < static_cast<int64_t>(shape->size())) {
+    auto& extent = (*shape)[static_cast<size_t>(axis)];
+    for (size_t i = 1; i < sources.size() && extent; ++i) {
+      auto other = ctx.shape_of(sources[i]);
+      if (!other || other->size() != shape->size() || !(*other)[static_cast<size_t>(axis)])
+        extent.reset();
+      else
+        *extent += *(*other)[static_cast<size_t>(axis)];
+    }
+  } else {
+    shape.reset();
+  }
+  ctx.add_layer(node, LayerKind::concat, sources, shape, {{"axis", {axis}}});
+}
+
 // -- arith.py --------------------------------------------------------------------------------------------------------
 /// context.py's axis_vector: a constant broadcast against a rank-`rank` tensor as one value per index of `axis`
 /// (length `size`), or nullopt when it varies along another axis or would change the shape.
@@ -858,6 +1010,7 @@ const std::vector<Entry>& registry() {
       {"AveragePool", convert_avgpool},
       {"BatchNormalization", convert_batchnorm},
       {"Clip", convert_clip},
+      {"Concat", convert_concat},
       {"Constant", convert_constant},
       {"Conv", convert_conv},
       {"Dropout", convert_dropout},
@@ -877,8 +1030,11 @@ const std::vector<Entry>& registry() {
       {"Selu", convert_unary},
       {"Sigmoid", convert_unary},
       {"Softplus", convert_unary},
+      {"Squeeze", convert_squeeze},
       {"Sum", convert_add},
       {"Tanh", convert_unary},
+      {"Transpose", convert_transpose},
+      {"Unsqueeze", convert_unsqueeze},
   };
   return entries;
 }
