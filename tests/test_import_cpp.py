@@ -368,3 +368,29 @@ def test_errors_map_to_dtd_exceptions() -> None:
     with pytest.raises(TypeError):
         _core._load_onnx(3)
     assert "Conv" in _core._import_supported_ops()
+
+
+def test_names_that_are_not_utf8() -> None:
+    """A node name of invalid UTF-8 reaches Python inside the error message with replacement characters."""
+    from dtd import UnsupportedModelError
+
+    data = _one("Sin", (3,), []).SerializeToString().replace(b"sin_1", b"s\xff\xfe_1")
+    with pytest.raises(UnsupportedModelError, match="unsupported op Sin"):
+        _core._load_onnx(data)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_models_raise_dtd_errors(seed: int) -> None:
+    """Committed models with a few bytes overwritten: the C++ importer returns a spec or raises dtd's errors."""
+    from dtd import ModelLoadError
+
+    rng = np.random.default_rng(seed)
+    files = [p for p in COMMITTED if p.stat().st_size < 200_000]
+    for _ in range(100):
+        data = bytearray(files[int(rng.integers(len(files)))].read_bytes())
+        for _ in range(int(rng.integers(1, 9))):
+            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+        try:
+            _core._load_onnx(bytes(data))
+        except ModelLoadError:
+            pass

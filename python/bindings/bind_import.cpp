@@ -26,7 +26,11 @@ dtd::ImportLimits limits_of(const py::object& limits) {
 
 [[noreturn]] void raise(const char* cls, const std::string& message) {
   py::object type = py::module_::import("dtd.errors").attr(cls);
-  PyErr_SetString(type.ptr(), message.c_str());
+  // Names in a model need not be valid UTF-8: the message is decoded with replacement characters.
+  py::object text = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(message.data(), static_cast<py::ssize_t>(message.size()), "replace"));
+  if (!text) throw py::error_already_set();
+  PyErr_SetObject(type.ptr(), text.ptr());
   throw py::error_already_set();
 }
 

@@ -912,7 +912,8 @@ void convert_batchnorm(Context& ctx, const Node& node) {
   // Into the preceding conv/dense: weight * factor per output unit; bias = (bias or 0) * factor + offset.
   Array& weight = layer->spec.weights.at("weight");
   const size_t units = static_cast<size_t>(weight.shape[0]);
-  if (units != n) not_ported(node, "a BatchNormalization whose channels are not the layer's output units");
+  if (units != n || units == 0)
+    not_ported(node, "a BatchNormalization whose channels are not the layer's output units");
   const size_t per_unit = weight.data.size() / units;
   for (size_t o = 0; o < units; ++o)
     for (size_t k = 0; k < per_unit; ++k) weight.data[o * per_unit + k] = weight.data[o * per_unit + k] * factor[o];
