@@ -267,6 +267,17 @@ def _activations(opset: int) -> onnx.ModelProto:
     return b.build(b.gemm(h, 2))
 
 
+def _pools() -> onnx.ModelProto:
+    b = GraphBuilder((3, 6, 5), seed=13)
+    h = b.node("LRN", [b.relu(b.conv("x", 4, (3, 3)))], size=3, alpha=2e-4, beta=0.7)
+    h = b.node("GlobalMaxPool", [h])
+    return b.build(b.gemm(b.node("Flatten", [h]), 2))
+
+
+def test_lrn_and_global_max_pool() -> None:
+    assert compare(_pools()) == "same"
+
+
 def _layout(opset: int) -> onnx.ModelProto:
     b = GraphBuilder((3, 4, 1), opset=opset, seed=12)
     h = b.relu("x")
@@ -303,7 +314,9 @@ def test_view_batch(opset: int) -> None:
 W = np.ones((2, 1, 3, 3), np.float32)
 ERROR_MODELS = {
     "unsupported_op": lambda: _one("Sin", (3,), []),
-    "unsupported_op_python_supports": lambda: _one("LRN", (2, 3, 3), [], size=3),
+    "unsupported_op_python_supports": lambda: _one("PRelu", (2, 3, 3), [np.ones((2, 1, 1), np.float32)]),
+    "lrn_without_size": lambda: _one("LRN", (2, 3, 3), []),
+    "lrn_rank2": lambda: _one("LRN", (3,), [], size=3),
     "hardswish_before_opset14": lambda: _one("HardSwish", (3,), []),
     "leakyrelu_infinite_alpha": lambda: _one("LeakyRelu", (3,), [], alpha=float("inf")),
     "clip_vector_bound": lambda: _one("Clip", (3,), [np.zeros(2, np.float32)]),

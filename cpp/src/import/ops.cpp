@@ -433,13 +433,36 @@ void convert_avgpool(Context& ctx, const Node& node) {
   convert_pool(ctx, node, LayerKind::avgpool);
 }
 
-void convert_globalavgpool(Context& ctx, const Node& node) {
+void convert_global_pool(Context& ctx, const Node& node, LayerKind kind) {
   const std::string source = ctx.data_input(node, 0);
   check_pool_rank(ctx, node, source, std::nullopt);
   std::optional<Dims> shape = ctx.shape_of(source);
   if (shape)
     for (size_t i = 2; i < shape->size(); ++i) (*shape)[i] = 1;
-  ctx.add_layer(node, LayerKind::globalavgpool, {source}, shape);
+  ctx.add_layer(node, kind, {source}, shape);
+}
+
+void convert_globalavgpool(Context& ctx, const Node& node) {
+  convert_global_pool(ctx, node, LayerKind::globalavgpool);
+}
+void convert_globalmaxpool(Context& ctx, const Node& node) {
+  convert_global_pool(ctx, node, LayerKind::globalmaxpool);
+}
+
+// -- lrn.py ----------------------------------------------------------------------------------------------------------
+void convert_lrn(Context& ctx, const Node& node) {
+  const std::string source = ctx.data_input(node, 0);
+  if (!node.has("size")) throw ModelLoadError(concat(node.describe(), ": the size attribute is required"));
+  const int64_t size = node.int_attr("size", 1);
+  if (size < 1) throw ModelLoadError(concat(node.describe(), ": size must be >= 1, got ", size));
+  auto rank = ctx.rank_of(source);
+  if (rank && *rank < 3)
+    throw UnsupportedModelError(concat(node.describe(), ": LRN needs an input [N, C, ...] of rank >= 3, got shape ",
+                                       shape_text(ctx.shape_of(source))));
+  std::map<std::string, double> floats{{"alpha", node.float_attr("alpha", 1e-4)},
+                                       {"beta", node.float_attr("beta", 0.75)},
+                                       {"bias", node.float_attr("bias", 1.0)}};
+  ctx.add_layer(node, LayerKind::lrn, {source}, ctx.shape_of(source), {{"size", {size}}}, std::move(floats));
 }
 
 /// pool.py's convert_reducemean: ReduceMean over all spatial axes of [N, C, spatial...] -> globalavgpool (+ a
@@ -1019,9 +1042,11 @@ const std::vector<Entry>& registry() {
       {"Flatten", convert_flatten},
       {"Gemm", convert_gemm},
       {"GlobalAveragePool", convert_globalavgpool},
+      {"GlobalMaxPool", convert_globalmaxpool},
       {"HardSigmoid", convert_unary},
       {"HardSwish", convert_unary, 14},
       {"Identity", convert_identity},
+      {"LRN", convert_lrn},
       {"LeakyRelu", convert_unary},
       {"MatMul", convert_matmul},
       {"MaxPool", convert_maxpool},
