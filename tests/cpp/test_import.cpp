@@ -4,6 +4,9 @@
 // errors.
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -211,9 +214,44 @@ void test_errors() {
         "an opset older than 6");
 }
 
+/// With a folder argument (tools/sanitize.sh-style runs: `dtd_test_import tests/data`): every .onnx below it, and
+/// each with a few bytes overwritten (a fixed generator), imports or raises dtd::ModelLoadError, nothing else.
+void test_files(const std::string& folder) {
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  int files = 0, imported = 0, mutants = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(folder)) {
+    if (entry.path().extension() != ".onnx") continue;
+    ++files;
+    try {
+      dtd::load_onnx(entry.path().string());
+      ++imported;
+    } catch (const dtd::ModelLoadError&) {
+    }
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    const std::string original = bytes.str();
+    for (int k = 0; k < 20 && !original.empty(); ++k, ++mutants) {
+      std::string data = original;
+      for (uint64_t n = 1 + next() % 8; n > 0; --n) data[next() % data.size()] = static_cast<char>(next());
+      try {
+        load(data);
+      } catch (const dtd::ModelLoadError&) {
+      }
+    }
+  }
+  std::printf("import: %d files (%d imported), %d mutants\n", files, imported, mutants);
+  check(files > 0, "model files found");
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) test_files(argv[1]);
   test_cnn();
   test_matmul_bias_and_reshape();
   test_errors();
