@@ -382,7 +382,7 @@ bool Context::is_constant(const std::string& name) const {
 
 bool Context::is_data(const std::string& name) const {
   const std::string resolved = resolve(name);
-  return resolved == input_name || producer_.count(resolved) != 0;
+  return resolved == input_name || producer_.count(resolved) != 0 || scaled_.count(resolved) != 0;
 }
 
 const Constant& Context::raw_constant(const Node& node, size_t index, const std::string& what) const {
@@ -414,7 +414,122 @@ const Constant* Context::optional_constant(const Node& node, size_t index, const
   return &constant(node, index, what);
 }
 
-std::string Context::data_input(const Node& node, size_t index) const {
+std::string Context::data_input(const Node& node, size_t index) {
+  const std::string resolved = check_data(node, index);
+  if (scaled_.count(resolved)) materialize(resolved);
+  return resolved;
+}
+
+const Pending* Context::pending_affine(const Node& node, size_t index) const {
+  auto it = scaled_.find(check_data(node, index));
+  return it == scaled_.end() ? nullptr : &it->second;
+}
+
+const Pending* Context::pending_of(const std::string& name) const {
+  auto it = scaled_.find(resolve(name));
+  return it == scaled_.end() ? nullptr : &it->second;
+}
+
+bool Pending::has_shift() const {
+  for (double v : shift.values)
+    if (v != 0) return true;
+  return false;
+}
+
+Grid broadcast(const Grid& a, const Grid& b, bool multiply) {
+  Grid out;
+  const size_t rank = a.dims.size();
+  out.dims.resize(rank);
+  for (size_t i = 0; i < rank; ++i) out.dims[i] = a.dims[i] == 1 ? b.dims[i] : a.dims[i];
+  int64_t n = 1;
+  for (int64_t d : out.dims) n *= d;
+  out.values.resize(static_cast<size_t>(n));
+  std::vector<int64_t> index(rank, 0);
+  for (int64_t flat = 0; flat < n; ++flat) {
+    int64_t ia = 0, ib = 0;
+    for (size_t i = 0; i < rank; ++i) {
+      ia = ia * a.dims[i] + (a.dims[i] == 1 ? 0 : index[i]);
+      ib = ib * b.dims[i] + (b.dims[i] == 1 ? 0 : index[i]);
+    }
+    const double x = a.values[static_cast<size_t>(ia)], y = b.values[static_cast<size_t>(ib)];
+    out.values[static_cast<size_t>(flat)] = multiply ? x * y : x + y;
+    for (size_t i = rank; i-- > 0;) {
+      if (++index[i] < out.dims[i]) break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}
+
+namespace {
+/// context.py's _aligned: `c` with the data tensor's rank, checked to broadcast to it without changing its shape.
+Grid aligned(const Node& node, const Grid& c, const std::optional<Dims>& shape, const char* what) {
+  if (!shape) not_ported(node, "a constant affine map on a value of unknown shape");
+  const size_t rank = shape->size();
+  bool ok = c.dims.size() <= rank;
+  Grid full = c;
+  if (ok) {
+    full.dims.insert(full.dims.begin(), rank - c.dims.size(), 1);
+    ok = full.dims[0] == 1;
+    for (size_t i = 1; ok && i < rank; ++i) ok = full.dims[i] == 1 || ((*shape)[i] && full.dims[i] == *(*shape)[i]);
+  }
+  if (!ok) {
+    std::string dims = "['N'";
+    for (size_t i = 1; i < rank; ++i) dims += ", " + ((*shape)[i] ? std::to_string(*(*shape)[i]) : "None");
+    throw UnsupportedModelError(concat(node.describe(), ": the constant ", what, " of shape ", py_list(c.dims),
+                                       " would change the shape of the data tensor ", dims,
+                                       "] by broadcasting; only constants that broadcast to it (scalars, per-channel "
+                                       "or per-element values) are supported"));
+  }
+  return full;
+}
+}  // namespace
+
+void Context::add_pending_affine(const Node& node, size_t index, const Grid& scale, const Grid& shift) {
+  const std::string resolved = check_data(node, index);
+  auto it = scaled_.find(resolved);
+  const Pending* pending = it == scaled_.end() ? nullptr : &it->second;
+  const std::string source = pending ? pending->source : resolved;
+  const auto shape = shape_of(source);
+  Grid s = aligned(node, scale, shape, "factor");
+  Grid t = aligned(node, shift, shape, "offset");
+  if (pending) {
+    Grid composed_shift = broadcast(broadcast(pending->shift, s, true), t, false);
+    s = broadcast(pending->scale, s, true);
+    t = std::move(composed_shift);
+  }
+  if (shape) shapes[node.outputs()[0]] = *shape;  // an affine map keeps the shape
+  scaled_[node.outputs()[0]] = Pending{source, std::move(s), std::move(t), node.describe(), node.name()};
+}
+
+std::string Context::materialize(const std::string& name) {
+  Pending pending = std::move(scaled_.at(name));
+  scaled_.erase(name);
+  // Drop the batch axis (extent 1): the layer's constants broadcast against one sample.
+  auto per_sample = [](Grid g) {
+    Array a;
+    a.shape =
+        g.dims.size() > 1 ? Shape(g.dims.begin() + 1, g.dims.end()) : Shape{static_cast<int64_t>(g.values.size())};
+    a.data = std::move(g.values);
+    return a;
+  };
+  Draft draft;
+  draft.spec.name = pending.name;
+  draft.spec.kind = LayerKind::affine;
+  draft.spec.inputs = {pending.source};
+  draft.spec.output = name;
+  draft.spec.weights["scale"] = per_sample(std::move(pending.scale));
+  draft.spec.weights["shift"] = per_sample(std::move(pending.shift));
+  draft.source = pending.node;
+  used_names.insert(draft.spec.name);
+  if (auto shape = shape_of(pending.source)) shapes[name] = *shape;
+  layers.push_back(std::move(draft));
+  producer_[name] = &layers.back();
+  if (merged_batch.count(pending.source)) merged_batch.insert(name);
+  return name;
+}
+
+std::string Context::check_data(const Node& node, size_t index) const {
   const std::string name = node.input(index);
   if (name.empty()) throw ModelLoadError(concat(node.describe(), ": data input ", index, " is missing"));
   const std::string resolved = resolve(name);
@@ -427,7 +542,7 @@ std::string Context::data_input(const Node& node, size_t index) const {
                                        "supported as the target shape of a Reshape"));
   auto flattened = batch_flattened.find(resolved);
   if (flattened != batch_flattened.end()) throw UnsupportedModelError(flattened->second);
-  if (resolved != input_name && !producer_.count(resolved))
+  if (resolved != input_name && !producer_.count(resolved) && !scaled_.count(resolved))
     throw ModelLoadError(concat(node.describe(), ": input ", index, " '", name, "' is not produced by any layer"));
   return resolved;
 }

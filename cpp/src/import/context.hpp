@@ -136,6 +136,24 @@ class Node {
 /// The Python importer would go on here (folding, a pending affine map, ...): the C++ importer does not yet.
 [[noreturn]] void not_ported(const Node& node, const std::string& what);
 
+/// A float64 array with its shape (NumPy semantics for the pending affine maps' constants).
+struct Grid {
+  std::vector<int64_t> dims;
+  std::vector<double> values;
+};
+/// a * b or a + b, broadcasting arrays of one rank (every extent 1 or the other's).
+Grid broadcast(const Grid& a, const Grid& b, bool multiply);
+
+/// context.py's PendingAffine: a value `source * scale + shift` (constant Mul/Div/Add/Sub, a BatchNormalization that
+/// could not fold into the layer before it), the constants of `source`'s rank (batch axis extent 1).
+struct Pending {
+  std::string source;
+  Grid scale, shift;
+  std::string node;  // the last node of the map, described for messages
+  std::string name;  // that node's name, for the affine layer
+  bool has_shift() const;
+};
+
 /// A layer being built (context.py's LayerDraft).
 struct Draft {
   LayerSpec spec;
@@ -183,7 +201,18 @@ class Context {
 
   /// The resolved name of data input `index` (context.py's data_input / _check_data; no pending affine maps exist
   /// in the C++ importer yet).
-  std::string data_input(const Node& node, size_t index = 0) const;
+  std::string data_input(const Node& node, size_t index = 0);
+  /// _check_data: the resolved name of data input `index`, checked, a pending affine map left pending.
+  std::string check_data(const Node& node, size_t index) const;
+  /// The pending affine map on data input `index`, for a consumer that may fold it (nullptr for a plain value).
+  const Pending* pending_affine(const Node& node, size_t index = 0) const;
+  /// Records `node`'s output as input[index] * scale + shift (constants broadcasting against the input), composed with
+  /// a pending map on that input.
+  void add_pending_affine(const Node& node, size_t index, const Grid& scale, const Grid& shift);
+  /// Turns the pending map producing `name` into an ``affine`` layer; returns its output.
+  std::string materialize(const std::string& name);
+  /// The node whose output `name` still carries a pending affine map, or nullptr.
+  const Pending* pending_of(const std::string& name) const;
 
   Draft* producer(const std::string& name);
   /// The conv/dense layer producing input `index` when `node` is its only consumer.
@@ -209,6 +238,7 @@ class Context {
 
  private:
   std::map<std::string, Draft*> producer_;
+  std::map<std::string, Pending> scaled_;
   std::map<std::string, std::string> alias_;
   std::map<std::string, int64_t> next_suffix_;
 };

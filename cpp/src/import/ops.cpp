@@ -104,6 +104,28 @@ int64_t auto_pad(const Node& node) {
   return code;
 }
 
+std::optional<std::vector<double>> axis_vector(const std::vector<int64_t>& dims, const std::vector<double>& values,
+                                               int64_t rank, int64_t axis, int64_t size);
+
+/// _common.py's _input_vectors: a pending affine map as one (factor, offset) per input channel (axis 1) or input
+/// feature (the last axis) of a conv/dense consumer, or nullopt when the constants vary along other axes.
+std::optional<std::pair<std::vector<double>, std::vector<double>>> input_vectors(const Context& ctx,
+                                                                                 const Pending& pending, bool channel,
+                                                                                 int64_t channels) {
+  auto rank = ctx.rank_of(pending.source);
+  std::optional<std::vector<double>> v[2];
+  const Grid* grids[2] = {&pending.scale, &pending.shift};
+  for (int k = 0; k < 2; ++k) {
+    if (!rank) {
+      if (grids[k]->values.size() == 1) v[k] = std::vector<double>(static_cast<size_t>(channels), grids[k]->values[0]);
+    } else {
+      v[k] = axis_vector(grids[k]->dims, grids[k]->values, *rank, channel ? 1 : *rank - 1, channels);
+    }
+  }
+  if (!v[0] || !v[1]) return std::nullopt;
+  return std::make_pair(std::move(*v[0]), std::move(*v[1]));
+}
+
 // -- conv.py -------------------------------------------------------------------------------------------------------
 void convert_conv(Context& ctx, const Node& node) {
   if (ctx.is_constant(node.input(0)))
@@ -115,7 +137,8 @@ void convert_conv(Context& ctx, const Node& node) {
                                        ": 1-D, 2-D and 3-D convolutions are supported (weight [Cout, Cin/group, k...] "
                                        "of rank 3 to 5); the weight has shape ",
                                        py_tuple(weight.dims)));
-  const std::string source = ctx.data_input(node, 0);
+  const Pending* pending = ctx.pending_affine(node, 0);
+  std::string source = pending ? pending->source : ctx.resolve(node.input(0));
   auto rank = ctx.rank_of(source);
   if (rank && *rank != ndim)
     throw ModelLoadError(concat(node.describe(), ": a ", dims_name(ndim - 2), " convolution (weight of shape ",
@@ -149,6 +172,27 @@ void convert_conv(Context& ctx, const Node& node) {
   ints["auto_pad"] = {auto_pad(node)};
   std::map<std::string, Array> weights{{"weight", to_array(weight)}};
   if (bias) weights["bias"] = to_array(*bias);
+  if (pending) {
+    // A constant affine map on the input folds where exact (fold_input_affine_conv): w' = w s per input channel.
+    const bool padded = std::any_of(ints["pads"].begin(), ints["pads"].end(), [](int64_t p) { return p != 0; }) ||
+                        ints["auto_pad"][0] == kSameUpper || ints["auto_pad"][0] == kSameLower;
+    auto vectors = input_vectors(ctx, *pending, true, c_per_group * group);
+    if (!vectors || (padded && pending->has_shift())) {
+      source = ctx.data_input(node, 0);  // an affine layer
+    } else {
+      if (pending->has_shift())
+        not_ported(node, "folding a constant shift on its input into the convolution's bias (NumPy's summation)");
+      Array& w = weights["weight"];
+      const int64_t per_group_out = c_out / group;
+      const auto per_channel = static_cast<size_t>(product(kernel));
+      for (int64_t o = 0; o < c_out; ++o)
+        for (int64_t k = 0; k < c_per_group; ++k) {
+          const double factor = vectors->first[static_cast<size_t>((o / per_group_out) * c_per_group + k)];
+          double* tap = w.data.data() + static_cast<size_t>(o * c_per_group + k) * per_channel;
+          for (size_t t = 0; t < per_channel; ++t) tap[t] = tap[t] * factor;
+        }
+    }
+  }
   LayerSpec probe;
   probe.kind = LayerKind::conv;
   probe.name = node.name();
@@ -165,12 +209,27 @@ struct DenseWeights {
 };
 
 void add_dense(Context& ctx, const Node& node, DenseWeights w) {
-  const std::string source = ctx.data_input(node, 0);
+  const Pending* pending = ctx.pending_affine(node, 0);
+  std::string source = pending ? pending->source : ctx.resolve(node.input(0));
   const int64_t n_in = w.weight.shape[1];
   auto actual = ctx.dim_of(source, -1);
   if (actual && *actual != n_in)
     throw ModelLoadError(concat(node.describe(), ": the weight expects ", n_in, " input features but the input '",
                                 node.input(0), "' has ", *actual, " (shape ", shape_text(ctx.shape_of(source)), ")"));
+  if (pending) {
+    // fold_input_affine_dense: w' = w s per input feature (exact); a shift needs w @ t (not ported yet).
+    auto vectors = input_vectors(ctx, *pending, false, n_in);
+    if (!vectors) {
+      source = ctx.data_input(node, 0);  // an affine layer
+    } else {
+      if (pending->has_shift())
+        not_ported(node, "folding a constant shift on its input into the dense layer's bias (a matrix product)");
+      for (size_t o = 0; o < static_cast<size_t>(w.weight.shape[0]); ++o)
+        for (size_t i = 0; i < static_cast<size_t>(n_in); ++i)
+          w.weight.data[o * static_cast<size_t>(n_in) + i] =
+              w.weight.data[o * static_cast<size_t>(n_in) + i] * vectors->first[i];
+    }
+  }
   std::optional<Dims> shape = ctx.shape_of(source);
   if (shape && !shape->empty()) shape->back() = w.weight.shape[0];
   std::map<std::string, Array> weights{{"weight", std::move(w.weight)}};
@@ -809,6 +868,86 @@ std::optional<std::vector<double>> unit_vector(const Context& ctx, const Draft& 
   return axis_vector(dims, values, *rank, *rank - 1, units);
 }
 
+/// arith.py's _fold: x * value (scale) or x + value into the preceding conv/dense layer's output units or bias when
+/// exact, else a pending affine map.
+void fold_constant(Context& ctx, const Node& node, size_t data, const Grid& value, bool scale) {
+  Draft* layer = ctx.foldable_producer(node, data);
+  std::optional<std::vector<double>> vector;
+  if (layer) vector = unit_vector(ctx, *layer, value.dims, value.values);
+  if (!layer || !vector) {
+    const Grid one{{}, {1.0}}, zero{{}, {0.0}};
+    ctx.add_pending_affine(node, data, scale ? value : one, scale ? zero : value);
+    return;
+  }
+  auto it = layer->spec.weights.find("bias");
+  if (scale) {  // scale_outputs: weight * factor per output unit, bias * factor
+    Array& weight = layer->spec.weights.at("weight");
+    const size_t per_unit = weight.data.size() / vector->size();
+    for (size_t o = 0; o < vector->size(); ++o)
+      for (size_t k = 0; k < per_unit; ++k)
+        weight.data[o * per_unit + k] = weight.data[o * per_unit + k] * (*vector)[o];
+    if (it != layer->spec.weights.end())
+      for (size_t o = 0; o < vector->size(); ++o) it->second.data[o] = it->second.data[o] * (*vector)[o];
+  } else if (it == layer->spec.weights.end()) {  // shift_outputs
+    layer->spec.weights["bias"] = Array{Shape{static_cast<int64_t>(vector->size())}, *vector};
+  } else {
+    for (size_t i = 0; i < vector->size(); ++i) it->second.data[i] = it->second.data[i] + (*vector)[i];
+  }
+  ctx.alias(node.outputs()[0], layer->spec.output);
+}
+
+/// arith.py's _operand: a constant operand (the legacy broadcast attribute of opset < 7 is not ported yet).
+Grid operand(const Context& ctx, const Node& node, size_t index, const char* what) {
+  const Constant& c = ctx.constant(node, index, what);
+  if (node.opset() < 7 && node.op_type() != "Sum" && node.int_attr("broadcast", 0))
+    not_ported(node, "the legacy broadcast attribute (opset < 7)");
+  return Grid{c.dims, c.real};
+}
+
+void split_inputs(const Context& ctx, const Node& node, std::vector<size_t>& data, std::vector<size_t>& consts) {
+  for (size_t i = 0; i < node.inputs().size(); ++i) {
+    const std::string& name = node.inputs()[i];
+    if (name.empty()) continue;
+    (ctx.is_constant(name) ? consts : data).push_back(i);
+  }
+}
+
+void convert_sub(Context& ctx, const Node& node) {
+  std::vector<size_t> data, consts;
+  split_inputs(ctx, node, data, consts);
+  if (data.size() != 1 || consts.size() != 1)
+    throw UnsupportedModelError(concat(node.describe(), ": only data - constant or constant - data is supported"));
+  Grid value = operand(ctx, node, consts[0], "constant operand");
+  if (data[0] == 0) {
+    for (double& v : value.values) v = -v;
+    fold_constant(ctx, node, 0, value, false);
+  } else {
+    ctx.add_pending_affine(node, 1, Grid{{}, {-1.0}}, value);
+  }
+}
+
+void convert_mul(Context& ctx, const Node& node) {
+  std::vector<size_t> data, consts;
+  split_inputs(ctx, node, data, consts);
+  if (data.size() == 2 && consts.empty()) not_ported(node, "a product of two data tensors (a gate)");
+  if (data.size() != 1 || consts.size() != 1)
+    throw UnsupportedModelError(
+        concat(node.describe(), ": only the product of a data tensor with a constant is supported"));
+  fold_constant(ctx, node, data[0], operand(ctx, node, consts[0], "constant factor"), true);
+}
+
+void convert_div(Context& ctx, const Node& node) {
+  std::vector<size_t> data, consts;
+  split_inputs(ctx, node, data, consts);
+  if (data != std::vector<size_t>{0} || consts != std::vector<size_t>{1})
+    throw UnsupportedModelError(concat(node.describe(), ": only data / constant is supported"));
+  Grid divisor = operand(ctx, node, 1, "constant divisor");
+  for (double v : divisor.values)
+    if (v == 0) throw UnsupportedModelError(concat(node.describe(), ": division by a constant containing zeros"));
+  for (double& v : divisor.values) v = 1.0 / v;
+  fold_constant(ctx, node, 0, divisor, true);
+}
+
 void convert_add(Context& ctx, const Node& node) {
   std::vector<size_t> data, consts;
   for (size_t i = 0; i < node.inputs().size(); ++i) {
@@ -846,18 +985,7 @@ void convert_add(Context& ctx, const Node& node) {
     }
     for (size_t i = 0; i < total.size(); ++i) total[i] = total[i] + c.real[i];
   }
-  Draft* layer = ctx.foldable_producer(node, data[0]);
-  std::optional<std::vector<double>> vector;
-  if (layer) vector = unit_vector(ctx, *layer, dims, total);
-  if (!layer || !vector)
-    not_ported(node, "a constant Add that does not fold into the conv/dense layer before it (a constant affine map)");
-  auto it = layer->spec.weights.find("bias");
-  if (it == layer->spec.weights.end()) {
-    layer->spec.weights["bias"] = Array{Shape{static_cast<int64_t>(vector->size())}, *vector};
-  } else {
-    for (size_t i = 0; i < vector->size(); ++i) it->second.data[i] = it->second.data[i] + (*vector)[i];
-  }
-  ctx.alias(node.outputs()[0], layer->spec.output);
+  fold_constant(ctx, node, data[0], Grid{dims, total}, false);
 }
 
 // -- norm.py ---------------------------------------------------------------------------------------------------------
@@ -928,10 +1056,16 @@ void convert_batchnorm(Context& ctx, const Node& node) {
     const double product_ = mean[i] * factor[i];
     offset[i] = beta[i] - product_;
   }
-  if (!layer || expected.size() != 1)
-    not_ported(node,
-               "a BatchNormalization that does not fold into the conv/dense layer before it (a constant "
-               "affine map)");
+  if (!layer || expected.size() != 1) {
+    // The constant affine map x * factor + offset along axis 1 (and the per-activation axes with spatial=0).
+    if (!shape)
+      throw refuse(concat("the rank of its input '", node.input(0), "' is not known; the channel axis is needed"));
+    std::vector<int64_t> along{1};
+    along.insert(along.end(), expected.begin(), expected.end());
+    while (along.size() < shape->size()) along.push_back(1);
+    ctx.add_pending_affine(node, 0, Grid{along, factor}, Grid{along, offset});
+    return;
+  }
   // Into the preceding conv/dense: weight * factor per output unit; bias = (bias or 0) * factor + offset.
   Array& weight = layer->spec.weights.at("weight");
   const size_t units = static_cast<size_t>(weight.shape[0]);
@@ -1037,6 +1171,7 @@ const std::vector<Entry>& registry() {
       {"Concat", convert_concat},
       {"Constant", convert_constant},
       {"Conv", convert_conv},
+      {"Div", convert_div},
       {"Dropout", convert_dropout},
       {"Elu", convert_unary},
       {"Flatten", convert_flatten},
@@ -1050,6 +1185,7 @@ const std::vector<Entry>& registry() {
       {"LeakyRelu", convert_unary},
       {"MatMul", convert_matmul},
       {"MaxPool", convert_maxpool},
+      {"Mul", convert_mul},
       {"ReduceMean", convert_reducemean},
       {"Relu", convert_relu},
       {"Reshape", convert_reshape},
@@ -1057,6 +1193,7 @@ const std::vector<Entry>& registry() {
       {"Sigmoid", convert_unary},
       {"Softplus", convert_unary},
       {"Squeeze", convert_squeeze},
+      {"Sub", convert_sub},
       {"Sum", convert_add},
       {"Tanh", convert_unary},
       {"Transpose", convert_transpose},
