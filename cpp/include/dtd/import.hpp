@@ -8,12 +8,14 @@
 // node, the op and the shapes as the Python importer words it. The weights come out bit for bit as the Python
 // importer computes them (float64, the same operations in the same order, no contraction into FMA).
 //
-// What it covers today (the core op set): Conv, Gemm, MatMul (+ a constant Add: the bias), Relu, MaxPool,
-// AveragePool, GlobalAveragePool, Flatten, Reshape (constant target), Add and Sum (residual sums; constant biases),
-// BatchNormalization folded into the preceding Conv/Gemm/MatMul, Identity and Dropout (removed), Constant nodes and
-// initializers. A model that needs more (another op, constant folding, shape arithmetic, a constant affine map that
-// the Python importer keeps pending, ...) is an UnsupportedModelError whose message says so; dtd.load still uses the
-// Python importer.
+// What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
+// HardSigmoid, HardSwish, Softplus), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN,
+// Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization
+// (folded into a neighbouring conv/dense layer where exact, else an affine layer), Identity, Dropout, Constant nodes
+// and initializers, and the shape arithmetic of x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on
+// integers, evaluated at import). A model that needs more (another op, other constant folding, fuse.py's patterns, a
+// constant shift folded into the next layer's bias) is an UnsupportedModelError whose message says that the C++
+// importer does not cover it yet; dtd.load still uses the Python importer.
 #pragma once
 
 #include <cstddef>
