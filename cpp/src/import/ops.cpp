@@ -926,10 +926,95 @@ void convert_sub(Context& ctx, const Node& node) {
   }
 }
 
+/// The layer behind `name` through shape-only layers (reshape, flatten).
+Draft* behind_reshapes(Context& ctx, const std::string& name) {
+  Draft* layer = ctx.producer(name);
+  while (layer && (layer->spec.kind == LayerKind::reshape || layer->spec.kind == LayerKind::flatten))
+    layer = ctx.producer(layer->spec.inputs[0]);
+  return layer;
+}
+
+/// arith.py's _gate_function: true when `name` comes from a Sigmoid or HardSigmoid (possibly reshaped).
+bool gate_function(Context& ctx, const std::string& name) {
+  Draft* layer = behind_reshapes(ctx, name);
+  return layer && layer->spec.kind == LayerKind::activation &&
+         (layer->spec.ints.at("op")[0] == kSigmoid || layer->spec.ints.at("op")[0] == kHardSigmoid);
+}
+
+/// arith.py's _hard_sigmoid_scale: for an operand relu6(u) / 6 (a Clip(0, M), possibly reshaped, then a pending
+/// factor s with s M = 1), the clipped value and s.
+std::optional<std::pair<std::string, double>> hard_sigmoid_scale(Context& ctx, const Node& node, size_t index) {
+  const Pending* pending = ctx.pending_affine(node, index);
+  if (!pending || pending->has_shift()) return std::nullopt;
+  std::vector<double> unique = pending->scale.values;
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  if (unique.size() != 1 || !(unique[0] > 0)) return std::nullopt;
+  const std::string source = pending->source;
+  const double factor = unique[0];
+  Draft* layer = behind_reshapes(ctx, source);
+  if (!layer || layer->spec.kind != LayerKind::activation || layer->spec.ints.at("op")[0] != kClip) return std::nullopt;
+  auto low = layer->spec.floats.find("min"), high = layer->spec.floats.find("max");
+  if (low == layer->spec.floats.end() || low->second != 0.0 || high == layer->spec.floats.end() ||
+      std::abs(factor * high->second - 1.0) > 1e-6)
+    return std::nullopt;
+  return std::make_pair(source, factor);
+}
+
+/// broadcasts_to: `shape` broadcasts (NumPy rules) to exactly `target`.
+bool broadcasts_to(const std::vector<int64_t>& shape, const std::vector<int64_t>& target) {
+  if (shape.size() > target.size()) return false;
+  const size_t offset = target.size() - shape.size();
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] != 1 && shape[i] != target[offset + i]) return false;
+  return true;
+}
+
+/// arith.py's _convert_gate: a Mul of two data tensors is a gate when exactly one operand is a gate function.
+void convert_gate(Context& ctx, const Node& node) {
+  std::optional<std::pair<std::string, double>> hard[2] = {hard_sigmoid_scale(ctx, node, 0),
+                                                           hard_sigmoid_scale(ctx, node, 1)};
+  bool is_gate[2];
+  for (size_t k = 0; k < 2; ++k)
+    is_gate[k] = hard[k].has_value() || (!ctx.pending_of(node.inputs()[k]) && gate_function(ctx, node.inputs()[k]));
+  const std::optional<Dims> shapes[2] = {ctx.shape_of(node.inputs()[0]), ctx.shape_of(node.inputs()[1])};
+  if (is_gate[0] == is_gate[1])
+    throw UnsupportedModelError(concat(node.describe(), ": the product of two data tensors (shapes ",
+                                       shape_text(shapes[0]), " and ", shape_text(shapes[1]),
+                                       ") is not a recognisable gate: exactly one operand must come from a Sigmoid, a "
+                                       "HardSigmoid or relu6(x + 3) / 6 (possibly reshaped)"));
+  const size_t k = is_gate[0] ? 0 : 1;
+  const std::string signal = ctx.data_input(node, 1 - k);
+  auto rank_gate = ctx.rank_of(node.inputs()[k]), rank_signal = ctx.rank_of(node.inputs()[1 - k]);
+  if (rank_gate && rank_signal && *rank_gate != *rank_signal)
+    throw UnsupportedModelError(concat(node.describe(), ": the gate (shape ", shape_text(shapes[k]),
+                                       ") and the signal (shape ", shape_text(shapes[1 - k]),
+                                       ") differ in rank; the gate must keep the batch axis and broadcast against the "
+                                       "signal per sample"));
+  auto gate_shape = ctx.sample_shape(node.inputs()[k]), signal_shape = ctx.sample_shape(node.inputs()[1 - k]);
+  if (gate_shape && signal_shape && !broadcasts_to(*gate_shape, *signal_shape))
+    throw UnsupportedModelError(concat(node.describe(), ": the gate of shape ", shape_text(shapes[k]),
+                                       " does not broadcast against the signal of shape ", shape_text(shapes[1 - k]),
+                                       " (the product must have the signal's shape)"));
+  std::string gate;
+  if (hard[k]) {
+    // s * relu6(u) = hard_sigmoid(relu6(u); alpha=s, beta=0) exactly, since relu6(u) lies in [0, 1 / s].
+    gate = ctx.unique_name(node.name() + "/hard_sigmoid");
+    ctx.add_layer(node, LayerKind::activation, {hard[k]->first}, ctx.shape_of(hard[k]->first), {{"op", {kHardSigmoid}}},
+                  {{"alpha", hard[k]->second}, {"beta", 0.0}}, {}, gate, gate);
+  } else {
+    gate = ctx.data_input(node, k);
+  }
+  ctx.add_layer(node, LayerKind::gate, {signal, gate}, ctx.shape_of(signal));
+}
+
 void convert_mul(Context& ctx, const Node& node) {
   std::vector<size_t> data, consts;
   split_inputs(ctx, node, data, consts);
-  if (data.size() == 2 && consts.empty()) not_ported(node, "a product of two data tensors (a gate)");
+  if (data.size() == 2 && consts.empty()) {
+    convert_gate(ctx, node);
+    return;
+  }
   if (data.size() != 1 || consts.size() != 1)
     throw UnsupportedModelError(
         concat(node.describe(), ": only the product of a data tensor with a constant is supported"));
