@@ -56,3 +56,36 @@ def mnist_lenet_inputs() -> np.ndarray:
     x = images / 127.5 - 1.0
     x = np.pad(x, ((0, 0), (2, 2), (2, 2)), constant_values=-1.0)
     return np.ascontiguousarray(x[:, None], dtype=np.float32)
+
+
+def _compare_importers(log: str) -> None:
+    """With ``DTD_COMPARE_IMPORTERS=<file.jsonl>``, every model any test hands to dtd.load is also imported by the
+    C++ importer and the two results compared (tests/import_compare.py); one JSON line per model goes to the file
+    (``result``: same, same error, not ported, or mismatch with the difference). The tests themselves see only the
+    Python importer's result. ``python tools/import_coverage.py <file.jsonl>`` sums the file up."""
+    import json
+
+    import dtd.onnx
+    import import_compare
+
+    original = dtd.onnx.import_model
+
+    def import_model(src, limits=None, base_dir=None):  # type: ignore[no-untyped-def]
+        try:
+            record: dict[str, object] = {"test": os.environ.get("PYTEST_CURRENT_TEST", "?")}
+            try:
+                record["result"] = import_compare.compare(src, limits, base_dir)
+            except AssertionError as exc:
+                record["result"], record["detail"] = "mismatch", str(exc)[:2000]
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
+        except Exception as exc:  # the comparison must never change what the test sees
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"result": "skipped", "detail": f"{type(exc).__name__}: {exc}"}) + "\n")
+        return original(src, limits, base_dir)
+
+    dtd.onnx.import_model = import_model
+
+
+if os.environ.get("DTD_COMPARE_IMPORTERS"):
+    _compare_importers(os.environ["DTD_COMPARE_IMPORTERS"])

@@ -16,6 +16,7 @@ void bind_spec(py::module_& m);
 void bind_network(py::module_& m);
 void bind_onnx(py::module_& m);
 void bind_explain(py::module_& m);
+void bind_import(py::module_& m);
 
 #ifndef DTD_MODULE_NAME
 #error "DTD_MODULE_NAME (the extension's name, _core_<variant>) must be defined by the build"
@@ -28,6 +29,7 @@ PYBIND11_MODULE(DTD_MODULE_NAME, m) {
   bind_network(m);
   bind_onnx(m);
   bind_explain(m);
+  bind_import(m);
   m.def("set_num_threads", &dtd::set_num_threads, py::arg("n"),
         "Sets the number of OpenMP threads dtd uses from now on, in every Python thread (process-wide; results do "
         "not depend on it).");

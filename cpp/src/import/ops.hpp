@@ -1,0 +1,28 @@
+// The converters of the C++ importer (python/dtd/onnx/ops/), one per op, and the registry that finds them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "context.hpp"
+
+namespace dtd::importer {
+
+using Converter = void (*)(Context& ctx, const Node& node);
+
+/// The converter of `op_type` at `opset`, or nullptr.
+Converter lookup(const std::string& op_type, int64_t opset);
+/// The op types the C++ importer converts, sorted.
+std::vector<std::string> cpp_supported_ops();
+/// True when the Python importer converts `op_type` at `opset`.
+bool python_supports(const std::string& op_type, int64_t opset);
+/// The op types the Python importer converts (its list in the "unsupported op" message), sorted.
+std::vector<std::string> python_supported_ops();
+/// fold.py's try_fold: evaluates `node` at import when its inputs are constants or shape values (fold.cpp) and
+/// returns true; false when it reads data (its converter handles it). An evaluation the C++ importer has not ported
+/// yet is not_ported.
+bool try_fold(Context& ctx, const Node& node);
+/// fold.py's reshape_target: the constant target of a Reshape whose shape input was computed from the batch size.
+std::vector<int64_t> reshape_target(const Context& ctx, const Node& node);
+
+}  // namespace dtd::importer
