@@ -30,6 +30,24 @@ std::string name(const Case& c) {
          " n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) + " pad=" + std::to_string(c.pad);
 }
 
+// The largest error of c = op(a) op(b) against a float64 product, relative to sum |a b| per element.
+double relative_error(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const std::vector<float>& a, int64_t lda,
+                      const std::vector<float>& b, int64_t ldb, const std::vector<float>& c, int64_t ldc) {
+  double worst = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0, scale = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        const double x = ta ? a[static_cast<size_t>(p * lda + i)] : a[static_cast<size_t>(i * lda + p)];
+        const double y = tb ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
+        ref += x * y;
+        scale += std::abs(x * y);
+      }
+      worst = std::max(worst, std::abs(c[static_cast<size_t>(i * ldc + j)] - ref) / (scale + 1e-30));
+    }
+  return worst;
+}
+
 void test_case(const Case& c, std::mt19937& rng) {
   std::normal_distribution<float> d;
   const int64_t a_rows = c.ta ? c.k : c.m, a_cols = c.ta ? c.m : c.k;
@@ -41,22 +59,10 @@ void test_case(const Case& c, std::mt19937& rng) {
   const float sentinel = 12345.0f;
   std::vector<float> out(static_cast<size_t>(c.m * ldc), sentinel);
   dtd::detail::sgemm(c.ta, c.tb, c.m, c.n, c.k, a.data(), lda, b.data(), ldb, out.data(), ldc);
-  double worst = 0;
+  const double worst = relative_error(c.ta, c.tb, c.m, c.n, c.k, a, lda, b, ldb, out, ldc);
   bool pad_intact = true;
-  for (int64_t i = 0; i < c.m; ++i) {
-    for (int64_t j = 0; j < c.n; ++j) {
-      double ref = 0, scale = 0;
-      for (int64_t p = 0; p < c.k; ++p) {
-        const double x = c.ta ? a[static_cast<size_t>(p * lda + i)] : a[static_cast<size_t>(i * lda + p)];
-        const double y = c.tb ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
-        ref += x * y;
-        scale += std::abs(x * y);
-      }
-      const double err = std::abs(out[static_cast<size_t>(i * ldc + j)] - ref) / (scale + 1e-30);
-      worst = std::max(worst, err);
-    }
+  for (int64_t i = 0; i < c.m; ++i)
     for (int64_t j = c.n; j < ldc; ++j) pad_intact = pad_intact && out[static_cast<size_t>(i * ldc + j)] == sentinel;
-  }
   check(worst < 1e-5, name(c) + ": relative error " + std::to_string(worst));
   check(pad_intact, name(c) + ": wrote past the row into the stride padding");
 
@@ -117,18 +123,7 @@ void test_few_rows() {
         const std::string what =
             "few rows ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " m=" + std::to_string(m);
         check(c1 == c2, what + ": 1 and 2 threads give different bits");
-        double worst = 0;
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t j = 0; j < n; ++j) {
-            double ref = 0, scale = 0;
-            for (int64_t p = 0; p < k; ++p) {
-              const double x = ta ? a[static_cast<size_t>(p * m + i)] : a[static_cast<size_t>(i * k + p)];
-              const double y = tb ? b[static_cast<size_t>(j * k + p)] : b[static_cast<size_t>(p * n + j)];
-              ref += x * y;
-              scale += std::abs(x * y);
-            }
-            worst = std::max(worst, std::abs(c1[static_cast<size_t>(i * n + j)] - ref) / (scale + 1e-30));
-          }
+        const double worst = relative_error(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c1, n);
         check(worst < 1e-5, what + ": relative error " + std::to_string(worst));
       }
 }

@@ -13,32 +13,16 @@
 #include "check.hpp"
 #include "dtd/import.hpp"
 #include "dtd/network.hpp"
+#include "proto_bytes.hpp"
 
 using dtd_test::check;
 
 namespace {
 
-using Bytes = std::string;
-
-Bytes varint(uint64_t v) {
-  Bytes out;
-  do {
-    uint8_t b = v & 0x7f;
-    v >>= 7;
-    if (v) b |= 0x80;
-    out += static_cast<char>(b);
-  } while (v);
-  return out;
-}
-Bytes tag(uint32_t field, uint32_t wire) {
-  return varint((uint64_t{field} << 3) | wire);
-}
-Bytes len(uint32_t field, const Bytes& payload) {
-  return tag(field, 2) + varint(payload.size()) + payload;
-}
-Bytes vint(uint32_t field, int64_t v) {
-  return tag(field, 0) + varint(static_cast<uint64_t>(v));
-}
+using dtd_test::Bytes;
+using dtd_test::len;
+using dtd_test::tag;
+using dtd_test::vint;
 
 // TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9.
 Bytes tensor(const std::string& name, const std::vector<int64_t>& dims, const std::vector<float>& values) {

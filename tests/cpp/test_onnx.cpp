@@ -7,38 +7,19 @@
 
 #include "check.hpp"
 #include "dtd/onnx.hpp"
+#include "proto_bytes.hpp"
 
 using dtd_test::check;
 namespace ox = dtd::onnx;
 
 namespace {
 
-using Bytes = std::string;
-
-Bytes varint(uint64_t v) {
-  Bytes out;
-  do {
-    uint8_t b = v & 0x7f;
-    v >>= 7;
-    if (v) b |= 0x80;
-    out += static_cast<char>(b);
-  } while (v);
-  return out;
-}
-Bytes tag(uint32_t field, uint32_t wire) {
-  return varint((uint64_t{field} << 3) | wire);
-}
-Bytes len(uint32_t field, const Bytes& payload) {
-  return tag(field, 2) + varint(payload.size()) + payload;
-}
-Bytes vint(uint32_t field, uint64_t v) {
-  return tag(field, 0) + varint(v);
-}
-Bytes fixed32(uint32_t field, float v) {
-  Bytes b(4, '\0');
-  std::memcpy(b.data(), &v, 4);
-  return tag(field, 5) + b;
-}
+using dtd_test::Bytes;
+using dtd_test::fixed32;
+using dtd_test::len;
+using dtd_test::tag;
+using dtd_test::varint;
+using dtd_test::vint;
 
 // ModelProto.graph = 7, GraphProto.node = 1, .initializer = 5, NodeProto.attribute = 5, AttributeProto.ints = 8,
 // .g = 6, .t = 5, TensorProto.dims = 1, .data_type = 2, .float_data = 4, .name = 8, .raw_data = 9.
