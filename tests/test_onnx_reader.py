@@ -39,6 +39,7 @@ from onnx import TensorProto, helper
 import dtd
 from dtd import _core
 from fuzz.decoded import as_dict, difference
+from fuzz.wire import tag, varint
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
@@ -162,27 +163,12 @@ def test_decode_equals_onnx_on_node_tests() -> None:
 
 
 # -- handwritten bytes ----------------------------------------------------------------------------------------
-def _varint(v: int) -> bytes:
-    v &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def _tag(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
-
-
 def _len(field: int, payload: bytes) -> bytes:
-    return _tag(field, 2) + _varint(len(payload)) + payload
+    return tag(field, 2) + varint(len(payload)) + payload
 
 
 def _int(field: int, v: int) -> bytes:
-    return _tag(field, 0) + _varint(v)
+    return tag(field, 0) + varint(v)
 
 
 def _model(graph: bytes) -> bytes:
@@ -209,17 +195,17 @@ def _refused(data: bytes, match: str) -> None:
 def test_packed_and_unpacked_repeated_scalars() -> None:
     name = _len(1, b"pads") + _int(20, onnx.AttributeProto.INTS)
     values = [1, 2, -3, 2**40]
-    packed = _model(_node_with(name + _len(8, b"".join(_varint(v) for v in values))))
+    packed = _model(_node_with(name + _len(8, b"".join(varint(v) for v in values))))
     unpacked = _model(_node_with(name + b"".join(_int(8, v) for v in values)))
     for data in (packed, unpacked):
         got = _both(data)
         assert got["graph"]["node"][0]["attribute"][0]["ints"].tolist() == values
     floats = [1.5, -2.0]
     fpacked = _len(4, struct.pack("<2f", *floats))
-    funpacked = b"".join(_tag(4, 5) + struct.pack("<f", f) for f in floats)
+    funpacked = b"".join(tag(4, 5) + struct.pack("<f", f) for f in floats)
     dpacked = _len(10, struct.pack("<2d", *floats))
-    dunpacked = b"".join(_tag(10, 1) + struct.pack("<d", f) for f in floats)
-    for dims in (_len(1, _varint(2)), _int(1, 2)):
+    dunpacked = b"".join(tag(10, 1) + struct.pack("<d", f) for f in floats)
+    for dims in (_len(1, varint(2)), _int(1, 2)):
         for body, dtype in ((fpacked, 1), (funpacked, 1), (dpacked, 11), (dunpacked, 11)):
             got = _both(_model(_len(5, dims + _int(2, dtype) + body + _len(8, b"w"))))
             tensor = got["graph"]["initializer"][0]
@@ -229,22 +215,22 @@ def test_packed_and_unpacked_repeated_scalars() -> None:
         (7, 7, [-(2**62), 5]),
         (11, 13, [2**64 - 1, 0]),
     ):
-        for body in (_len(field, b"".join(_varint(v) for v in vals)), b"".join(_int(field, v) for v in vals)):
+        for body in (_len(field, b"".join(varint(v) for v in vals)), b"".join(_int(field, v) for v in vals)):
             _both(_model(_len(5, _int(1, 2) + _int(2, dtype) + body + _len(8, b"v"))))
 
 
 def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
     unknown = (
         _int(1000, 2**63)
-        + _tag(1001, 1)
+        + tag(1001, 1)
         + b"12345678"
         + _len(1002, b"anything")
-        + _tag(1003, 5)
+        + tag(1003, 5)
         + b"1234"
         + _int(1004, 0)
     )
     graph = unknown + _node_with(
-        unknown + _len(1, b"alpha") + _int(20, 1) + _tag(2, 5) + struct.pack("<f", 0.5)
+        unknown + _len(1, b"alpha") + _int(20, 1) + tag(2, 5) + struct.pack("<f", 0.5)
     )
     got = _both(unknown + _model(graph + unknown) + unknown)
     assert got["graph"]["node"][0]["attribute"][0]["f"] == 0.5
@@ -253,25 +239,25 @@ def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
 def test_unaligned_raw_data() -> None:
     values = np.arange(6, dtype=np.float32)
     for pad in range(4):  # a name of pad bytes shifts raw_data's offset in the input
-        tensor = _len(8, b"w" * (pad + 1)) + _len(1, _varint(2) + _varint(3)) + _int(2, 1)
+        tensor = _len(8, b"w" * (pad + 1)) + _len(1, varint(2) + varint(3)) + _int(2, 1)
         got = _both(_model(_len(5, tensor + _len(9, values.tobytes()))))
         raw = got["graph"]["initializer"][0]["raw_data"]
         np.testing.assert_array_equal(np.frombuffer(raw, dtype=np.float32), values)
 
 
 def test_malformed_bytes_are_refused() -> None:
-    group = _model(_len(2, b"g")) + _tag(50, 3) + _tag(50, 4)
+    group = _model(_len(2, b"g")) + tag(50, 3) + tag(50, 4)
     onnx.load_model_from_string(group)  # protobuf skips an unknown group; dtd refuses it
     _refused(group, "groups")
-    _refused(_tag(1, 0) + b"\x80" * 10 + b"\x01", "longer than 10 bytes")
-    _refused(_tag(1, 0) + b"\x80\x80", "truncated varint")
-    _refused(_tag(7, 2) + _varint(100) + b"abc", r"length 100 exceeds the 3 bytes left")
-    _refused(_tag(7, 2), "truncated varint")
+    _refused(tag(1, 0) + b"\x80" * 10 + b"\x01", "longer than 10 bytes")
+    _refused(tag(1, 0) + b"\x80\x80", "truncated varint")
+    _refused(tag(7, 2) + varint(100) + b"abc", r"length 100 exceeds the 3 bytes left")
+    _refused(tag(7, 2), "truncated varint")
     _refused(_model(_len(2, b"g"))[:-1], "exceeds")
-    _refused(_tag(50, 6), "invalid wire type")
-    _refused(_tag(7, 6), "wire type 6")
-    _refused(_tag(7, 0) + _varint(1), "wire type 0")
-    for data in (_tag(1, 0) + b"\x80" * 10 + b"\x01", _tag(7, 2) + _varint(100) + b"abc"):
+    _refused(tag(50, 6), "invalid wire type")
+    _refused(tag(7, 6), "wire type 6")
+    _refused(tag(7, 0) + varint(1), "wire type 0")
+    for data in (tag(1, 0) + b"\x80" * 10 + b"\x01", tag(7, 2) + varint(100) + b"abc"):
         with pytest.raises(DecodeError):
             onnx.load_model_from_string(data)  # onnx refuses these too
 
@@ -283,9 +269,9 @@ def test_tensor_inconsistencies_are_refused() -> None:
     _refused(init(_int(1, 2**40) + _int(1, 2**40) + _int(2, 1)), "does not fit in int64")
     _refused(init(_int(1, -1) + _int(2, 1)), "negative dimension")
     _refused(init(_int(1, 4) + _int(2, 1) + _len(9, bytes(15))), "holds 15 bytes in raw_data, expected 16")
-    _refused(init(_int(1, 2) + _int(2, 1) + _len(7, _varint(1) + _varint(2))), "expected float_data")
+    _refused(init(_int(1, 2) + _int(2, 1) + _len(7, varint(1) + varint(2))), "expected float_data")
     _refused(init(_int(1, 2) + _int(2, 1)), "holds no data")
-    _refused(init(_int(1, 1) + _int(2, 1) + _len(9, bytes(4)) + _tag(4, 5) + bytes(4)), "both raw_data and")
+    _refused(init(_int(1, 1) + _int(2, 1) + _len(9, bytes(4)) + tag(4, 5) + bytes(4)), "both raw_data and")
     _refused(init(_int(1, 1) + _int(2, 1) + _len(4, bytes(3))), "not a multiple of 4")
     _refused(init(_int(2, 2**31)), "does not fit in int32")
     _refused(init(_int(14, 7)), "unknown DataLocation")

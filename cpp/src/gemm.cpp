@@ -206,10 +206,11 @@ bool sgemm_available() {
 
 const char* sgemm_kernel_name() {
 #ifdef DTD_SGEMM_AVX512
-  return "avx512 14x32";
+  static const std::string name = "avx512 " + std::to_string(kMR) + "x" + std::to_string(kNR);
 #else
-  return "avx2 6x16";
+  static const std::string name = "avx2 " + std::to_string(kMR) + "x" + std::to_string(kNR);
 #endif
+  return name.c_str();
 }
 
 int64_t sgemm_tile_rows() {

@@ -9,27 +9,14 @@
 #include <string>
 
 #include "check.hpp"
+#include "spec_builders.hpp"
 
 namespace {
 
 using dtd_test::check;
 using dtd_test::failures;
-
-dtd::Array random_array(dtd::Shape shape, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  dtd::Array a{shape, std::vector<double>(static_cast<size_t>(dtd::numel(shape)))};
-  for (double& v : a.data) v = u(rng);
-  return a;
-}
-
-dtd::LayerSpec layer(const std::string& name, dtd::LayerKind kind, const std::string& in, const std::string& out) {
-  dtd::LayerSpec l;
-  l.name = name;
-  l.kind = kind;
-  l.inputs = {in};
-  l.output = out;
-  return l;
-}
+using dtd_test::layer;
+using dtd_test::random_array;
 
 // conv(2->4, 3x3, stride 2, pads 1,0,2,1, dilation 1) -> relu -> maxpool 2 -> flatten -> dense(->5), bias-free.
 dtd::ModelSpec small_cnn(std::mt19937& rng) {

@@ -14,31 +14,17 @@
 #include <vector>
 
 #include "check.hpp"
+#include "spec_builders.hpp"
 
 namespace {
 
 using dtd_test::check;
 using dtd_test::failures;
-
-dtd::Array random_array(const dtd::Shape& shape, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  dtd::Array a{shape, std::vector<double>(static_cast<size_t>(dtd::numel(shape)))};
-  for (double& v : a.data) v = u(rng);
-  return a;
-}
+using dtd_test::layer;
+using dtd_test::random_array;
 
 dtd::Array scalar(double v) {
   return dtd::Array{{}, {v}};
-}
-
-dtd::LayerSpec layer(const std::string& name, dtd::LayerKind kind, std::vector<std::string> in,
-                     const std::string& out) {
-  dtd::LayerSpec l;
-  l.name = name;
-  l.kind = kind;
-  l.inputs = std::move(in);
-  l.output = out;
-  return l;
 }
 
 // conv(2->4, 3x3, pad 1) -> relu -> maxpool 2 -> conv(4->4, 3x3, pad 1) -> relu -> add(residual) -> flatten ->

@@ -81,6 +81,17 @@ void test_case(const Case& c, std::mt19937& rng) {
   }
 }
 
+// C = op(A) op(B) through detail::gemm with `threads` OpenMP threads.
+std::vector<float> gemm_with_threads(int threads, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                                     const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<float> c(static_cast<size_t>(m * n));
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  dtd::detail::gemm(ta, tb, m, n, k, a.data(), b.data(), c.data());
+  omp_set_num_threads(saved);
+  return c;
+}
+
 void test_threads_bit_identical() {
   std::mt19937 rng(3);
   std::normal_distribution<float> d;
@@ -89,13 +100,8 @@ void test_threads_bit_identical() {
     std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
     for (float& v : a) v = d(rng);
     for (float& v : b) v = d(rng);
-    std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    dtd::detail::gemm(false, false, m, n, k, a.data(), b.data(), c1.data());
-    omp_set_num_threads(2);
-    dtd::detail::gemm(false, false, m, n, k, a.data(), b.data(), c2.data());
-    omp_set_num_threads(saved);
+    const auto c1 = gemm_with_threads(1, false, false, m, n, k, a, b);
+    const auto c2 = gemm_with_threads(2, false, false, m, n, k, a, b);
     check(c1 == c2, "gemm " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
                         ": 1 and 2 threads give different bits");
   }
@@ -113,13 +119,8 @@ void test_few_rows() {
         std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
         for (float& v : a) v = d(rng);
         for (float& v : b) v = d(rng);
-        std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
-        const int saved = omp_get_max_threads();
-        omp_set_num_threads(1);
-        dtd::detail::gemm(ta, tb, m, n, k, a.data(), b.data(), c1.data());
-        omp_set_num_threads(2);
-        dtd::detail::gemm(ta, tb, m, n, k, a.data(), b.data(), c2.data());
-        omp_set_num_threads(saved);
+        const auto c1 = gemm_with_threads(1, ta, tb, m, n, k, a, b);
+        const auto c2 = gemm_with_threads(2, ta, tb, m, n, k, a, b);
         const std::string what =
             "few rows ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " m=" + std::to_string(m);
         check(c1 == c2, what + ": 1 and 2 threads give different bits");
