@@ -27,6 +27,10 @@ NOT_PORTED = "is not supported by the C++ importer yet"
 _DECODE_PREFIXES = ("cannot parse the ONNX model bytes: ", "cannot load ONNX model ")
 
 
+#: The C++ importer's refusal of the last model :func:`compare` reported as ``"not ported"`` (for the log).
+last_not_ported: list[str] = []
+
+
 def _decode_error(message: str) -> str | None:
     """The common part of a decode error's message (up to the decoder's account), or None for another error."""
     if message.startswith(_DECODE_PREFIXES[0]):
@@ -121,6 +125,7 @@ def compare(
     except ModelLoadError as exc:
         cpp_error = exc
     if cpp_error is not None and NOT_PORTED in str(cpp_error):
+        last_not_ported[:] = [str(cpp_error)]
         return "not ported"
     if py_error is not None or cpp_error is not None:
         assert py_error is not None and cpp_error is not None, (

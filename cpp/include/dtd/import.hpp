@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,15 +52,26 @@ struct ImportedModel {
   int64_t opset = 0;                 // of the default ONNX domain
   std::string input_dtype;           // "float32", "float64", "float16", "bfloat16"
   bool merged_batch_output = false;  // the ONNX output's leading axis merges the batch with per-sample axes
+  std::string source;                // the path, "<bytes>", or the name given for bytes
+  /// Declared shapes (value_info and graph outputs, the batch axis included; nullopt: an unknown extent) of layer
+  /// outputs whose batch axis is the ONNX leading axis: check_declared_shapes compares them with what a network
+  /// built from the spec computes.
+  std::map<std::string, std::vector<std::optional<int64_t>>> declared;
 };
 
-/// Imports the .onnx file at `path` (external data from its folder). Errors are prefixed with the path, as the Python
-/// importer does.
-ImportedModel import_onnx(const std::string& path, const ImportLimits& limits = {});
+/// Imports the .onnx file at `path` (external data from `base_dir`, by default the file's folder). Errors are
+/// prefixed with the path.
+ImportedModel import_onnx(const std::string& path, const ImportLimits& limits = {},
+                          const std::optional<std::string>& base_dir = std::nullopt);
 /// Imports a serialized ModelProto; external data is read from `base_dir` (none given: a model with external data is
-/// an error).
+/// an error). `source` names the bytes in messages and in ImportedModel::source (e.g. "<ModelProto>").
 ImportedModel import_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir = std::nullopt,
-                          const ImportLimits& limits = {});
+                          const ImportLimits& limits = {}, const std::string& source = "<bytes>");
+
+/// Throws ModelLoadError when a declared shape of `imported` (value_info or graph output) contradicts the per-sample
+/// shape `computed` gives the same layer output, wherever both know an extent and the ranks agree (a declaration of
+/// another rank is ignored, as onnxruntime ignores it). `computed`: layer output name -> per-sample shape.
+void check_declared_shapes(const ImportedModel& imported, const std::map<std::string, std::vector<int64_t>>& computed);
 
 /// import_onnx(path).spec.
 ModelSpec load_onnx(const std::string& path, const ImportLimits& limits = {});

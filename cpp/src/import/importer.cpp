@@ -428,6 +428,14 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   result.opset = opset;
   result.input_dtype = input.dtype;
   result.merged_batch_output = ctx.merged_batch.count(output) != 0;
+  std::set<std::string> outputs;
+  for (const Draft* d : layers)
+    if (!ctx.merged_batch.count(d->spec.output)) outputs.insert(d->spec.output);
+  for (const auto* values : {&graph.value_info, &graph.output})
+    for (const ox::ValueInfo& value : *values) {
+      if (!outputs.count(value.name)) continue;
+      if (auto shape = declared_shape(value)) result.declared[value.name] = std::move(*shape);
+    }
   ModelSpec& spec = result.spec;
   spec.input_name = input.name;
   spec.input_shape = input.sample;
@@ -442,7 +450,9 @@ ImportedModel import_decoded(ox::Model model, const std::optional<std::string>& 
                              const ImportLimits& limits) {
   if (model.graph) check_graph_size(model, limits);
   ox::load_external_data(model, base_dir, source);
-  return convert_graph(model, limits);
+  ImportedModel result = convert_graph(model, limits);
+  result.source = source;
+  return result;
 }
 
 /// The reader's message without its leading "<source>: ".
@@ -477,17 +487,18 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 ImportedModel import_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir,
-                          const ImportLimits& limits) {
+                          const ImportLimits& limits, const std::string& source) {
   ox::Model model;
   try {
-    model = ox::decode_model(data, size, "<bytes>");
+    model = ox::decode_model(data, size, source);
   } catch (const ModelLoadError& e) {
-    throw ModelLoadError("cannot parse the ONNX model bytes: " + reader_detail(e.what(), "<bytes>"));
+    throw ModelLoadError("cannot parse the ONNX model bytes: " + reader_detail(e.what(), source));
   }
-  return import_decoded(std::move(model), base_dir, "<bytes>", limits);
+  return import_decoded(std::move(model), base_dir, source, limits);
 }
 
-ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
+ImportedModel import_onnx(const std::string& path, const ImportLimits& limits,
+                          const std::optional<std::string>& base_dir) {
   // Decoded from a copy of the file, so that external data is read after the graph checks, as graph.py does (the
   // reader's read_model_file maps the file but reads external data at once).
   const std::string bytes = read_file(path);
@@ -500,7 +511,10 @@ ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
                "' (truncated, not an ONNX file, or missing external data): ", reader_detail(e.what(), path)));
   }
   const size_t slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string folder = base_dir                     ? *base_dir
+                             : slash == std::string::npos ? "."
+                             : slash == 0                 ? "/"
+                                                          : path.substr(0, slash);
   try {
     if (model.graph) check_graph_size(model, limits);
   } catch (const ModelLoadError& e) {
@@ -508,7 +522,9 @@ ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
   }
   ox::load_external_data(model, folder, path);
   try {
-    return convert_graph(model, limits);
+    ImportedModel result = convert_graph(model, limits);
+    result.source = path;
+    return result;
   } catch (const UnsupportedModelError& e) {
     throw UnsupportedModelError(path + ": " + e.what());
   } catch (const ModelLoadError& e) {
@@ -523,6 +539,23 @@ ModelSpec load_onnx(const std::string& path, const ImportLimits& limits) {
 ModelSpec load_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir,
                     const ImportLimits& limits) {
   return import_onnx(data, size, base_dir, limits).spec;
+}
+
+void check_declared_shapes(const ImportedModel& imported, const std::map<std::string, std::vector<int64_t>>& computed) {
+  for (const auto& [name, shape] : imported.declared) {
+    auto it = computed.find(name);
+    if (it == computed.end() || shape.size() != it->second.size() + 1) continue;
+    const std::vector<int64_t>& sample = it->second;
+    bool differs = false;
+    for (size_t i = 1; i < shape.size(); ++i)
+      if (shape[i] && *shape[i] > 0 && *shape[i] != sample[i - 1]) differs = true;
+    if (!differs) continue;
+    std::string dims = "['N'", got = "['N'";
+    for (size_t i = 1; i < shape.size(); ++i) dims += ", " + (shape[i] ? std::to_string(*shape[i]) : "'?'");
+    for (int64_t d : sample) got += ", " + std::to_string(d);
+    throw ModelLoadError(
+        concat("value '", name, "' is declared with shape ", dims, "], but the graph computes ", got, "]"));
+  }
 }
 
 std::vector<std::string> import_supported_ops() {
