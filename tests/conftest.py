@@ -89,40 +89,15 @@ def _compare_importers(log: str) -> None:
     dtd.onnx.import_model = import_model
 
 
-GOLDEN_FILE = TESTS_DIR / "data" / "import_golden.json.gz"
-
-
 def _golden_importer() -> None:
     """What the Python importer gave, before it was deleted, on every model the tests load: with
     ``DTD_IMPORT_GOLDEN=record`` every load is imported by both importers and, where they agree, the result's digest
     (tests/spec_digest.py) is added to tests/data/import_golden.json.gz; otherwise every load whose model is in
     that file must give the recorded result (an AssertionError in the test if not)."""
-    import atexit
-    import gzip
-    import json
-
     import dtd.loader
     import spec_digest
 
-    record = os.environ.get("DTD_IMPORT_GOLDEN") == "record"
-    golden: dict[str, str] = {}
-    disagreements: list[str] = []
-    if GOLDEN_FILE.exists():
-        golden = json.loads(gzip.decompress(GOLDEN_FILE.read_bytes()))
     original = dtd.loader._import
-
-    def places(src: object, base_dir: object) -> tuple[str, ...]:
-        out = [str(base_dir)] if base_dir is not None else []
-        if isinstance(src, (str, os.PathLike)):
-            out += [str(Path(src)), str(Path(src).parent)]
-        return tuple(p for p in out if p not in ("", "."))
-
-    def result(run, src, limits, base_dir):  # type: ignore[no-untyped-def]
-        try:
-            facts = run(src, limits, base_dir)
-        except Exception as exc:
-            return spec_digest.result_digest(None, exc, places(src, base_dir)), exc, None
-        return spec_digest.result_digest(facts, None), None, facts
 
     def python_import(src, limits, base_dir):  # type: ignore[no-untyped-def]
         os.environ["DTD_IMPORTER"] = "python"
@@ -133,35 +108,23 @@ def _golden_importer() -> None:
 
     def checked(src, limits=None, base_dir=None):  # type: ignore[no-untyped-def]
         key = spec_digest.model_key(src, limits, base_dir)
-        digest, exc, facts = result(original, src, limits, base_dir)
-        if key is not None and record:
-            py_digest = result(python_import, src, limits, base_dir)[0]
+        digest, exc, facts = spec_digest.run_digest(original, src, limits, base_dir)
+        if key is not None and spec_digest.RECORD:
+            py_digest = spec_digest.run_digest(python_import, src, limits, base_dir)[0]
             if py_digest == digest:
-                golden[key] = digest
+                spec_digest.record(key, digest)
             else:
-                disagreements.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}: {py_digest} != {digest}")
-        elif key is not None and key in golden and golden[key] != digest:
-            raise AssertionError(
-                f"the import differs from what the Python importer gave before it was deleted: {golden[key]!r}, "
-                f"now {digest!r}"
-            )
+                test = os.environ.get("PYTEST_CURRENT_TEST", "?")
+                spec_digest.disagreements.append(f"{test}: {py_digest} != {digest}")
+        else:
+            spec_digest.check(key, digest)
         if exc is not None:
             raise exc
         return facts
 
     dtd.loader._import = checked
-    if record:
+    if spec_digest.RECORD:
         os.environ["DTD_IMPORTER"] = "cpp"
-
-        def write() -> None:
-            old = json.loads(gzip.decompress(GOLDEN_FILE.read_bytes())) if GOLDEN_FILE.exists() else {}
-            old.update(golden)
-            GOLDEN_FILE.write_bytes(gzip.compress(json.dumps(old, sort_keys=True).encode(), mtime=0))
-            print(f"\nimport golden: {len(golden)} results recorded, {len(disagreements)} disagreements")
-            for line in disagreements[:50]:
-                print("  " + line[:300])
-
-        atexit.register(write)
 
 
 _golden_importer()

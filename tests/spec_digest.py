@@ -7,10 +7,13 @@ shapes), or the exception class and message; a model is keyed by its bytes and h
 
 from __future__ import annotations
 
+import atexit
+import gzip
 import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +133,71 @@ def model_key(src: Any, limits: Any, base_dir: Any) -> str | None:
     if limits is not None:
         h.update(repr(limits).encode())
     return h.hexdigest()
+
+
+#: The record: model key -> result digest, as both importers gave it while both existed.
+GOLDEN_FILE = Path(__file__).resolve().parent / "data" / "import_golden.json.gz"
+#: ``DTD_IMPORT_GOLDEN=record``: add every result both importers agree on to the record (written at exit).
+RECORD = os.environ.get("DTD_IMPORT_GOLDEN") == "record"
+_golden: dict[str, str] | None = None
+_recorded: dict[str, str] = {}
+disagreements: list[str] = []
+
+
+def golden() -> dict[str, str]:
+    """The record (empty before it was made)."""
+    global _golden
+    if _golden is None:
+        _golden = json.loads(gzip.decompress(GOLDEN_FILE.read_bytes())) if GOLDEN_FILE.exists() else {}
+    return _golden
+
+
+def _write() -> None:
+    old = golden()
+    old.update(_recorded)
+    GOLDEN_FILE.write_bytes(gzip.compress(json.dumps(old, sort_keys=True).encode(), mtime=0))
+    print(f"\nimport golden: {len(_recorded)} results recorded, {len(disagreements)} disagreements")
+    for line in disagreements[:50]:
+        print("  " + line[:300])
+
+
+if RECORD:
+    atexit.register(_write)
+
+
+def record(key: str, digest: str) -> None:
+    """Adds a result both importers agree on (record mode)."""
+    _recorded[key] = digest
+
+
+def check(key: str | None, digest: str, strict: bool = False) -> None:
+    """Raises AssertionError when the record holds another result for ``key`` (or, ``strict``, none)."""
+    if key is None:
+        assert not strict, "a model that cannot be keyed"
+        return
+    expected = golden().get(key)
+    if expected is None:
+        assert not strict, f"the model is not in the record {GOLDEN_FILE.name} (digest now {digest!r})"
+        return
+    assert expected == digest, (
+        f"the import differs from what the Python importer gave before it was deleted: {expected!r}, now {digest!r}"
+    )
+
+
+def places(src: Any, base_dir: Any) -> tuple[str, ...]:
+    """The test's own paths in messages: the base folder, the model file and its folder."""
+    out = [str(base_dir)] if base_dir is not None else []
+    if isinstance(src, (str, os.PathLike)):
+        out += [str(Path(src)), str(Path(src).parent)]
+    return tuple(p for p in out if p not in ("", "."))
+
+
+def run_digest(
+    run: Callable[[Any, Any, Any], dict[str, Any]], src: Any, limits: Any, base_dir: Any
+) -> tuple[str, BaseException | None, dict[str, Any] | None]:
+    """``run(src, limits, base_dir)``'s result digest, with the exception it raised or the facts it returned."""
+    try:
+        facts = run(src, limits, base_dir)
+    except Exception as exc:
+        return result_digest(None, exc, places(src, base_dir)), exc, None
+    return result_digest(facts, None), None, facts
