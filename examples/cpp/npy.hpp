@@ -192,8 +192,8 @@ inline Array read(const std::string& path) {
   uint64_t count = 1;
   for (const int64_t d : a.shape) {
     const auto ud = static_cast<uint64_t>(d);
-    if (ud != 0 && count > (file_size / item) / ud) {
-      throw NpyError(path + ": shape " + shape_repr(a.shape) + " needs more bytes than the file holds");
+    if (ud != 0 && count > (uint64_t{1} << 62) / item / ud) {
+      throw NpyError(path + ": shape " + shape_repr(a.shape) + " is too large");
     }
     count *= ud;
   }
