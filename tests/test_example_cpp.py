@@ -22,6 +22,7 @@ import onnx
 import pytest
 
 import dtd
+from builders import GraphBuilder
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cpp"
@@ -242,3 +243,46 @@ def test_npy_versions_and_errors(explain_onnx: Path, tmp_path: Path) -> None:
         assert res.returncode == status, f"{name}: exit {res.returncode}, stderr {res.stderr!r}"
         assert message in res.stderr and res.stderr.startswith("explain_onnx: "), f"{name}: {res.stderr!r}"
     assert not (tmp_path / "r.npy").exists()  # every bad call above failed before writing
+
+
+def _resnet18(path: Path) -> None:
+    """torchvision's ResNet-18 graph at full size (224x224, 11.7 M parameters, random weights, BatchNormalization
+    unfolded, as the TorchScript exporter writes it), saved with its weights in an external data file."""
+    b = GraphBuilder((3, 224, 224), seed=18)
+
+    def conv_bn(x: str, c_in: int, c_out: int, k: int, stride: int) -> str:
+        w = b.weight((c_out, c_in, k, k))
+        y = b.node("Conv", [x, w], kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4)
+        return b.batchnorm(y, c_out)
+
+    y = b.relu(conv_bn("x", 3, 64, 7, 2))
+    y = b.node("MaxPool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c_in = 64
+    for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for block in range(2):
+            s = stride if block == 0 else 1
+            h = b.relu(conv_bn(y, c_in, c_out, 3, s))
+            h = conv_bn(h, c_out, c_out, 3, 1)
+            short = conv_bn(y, c_in, c_out, 1, s) if (s != 1 or c_in != c_out) else y
+            y = b.relu(b.node("Add", [h, short]))
+            c_in = c_out
+    y = b.node("Flatten", [b.node("GlobalAveragePool", [y])], axis=1)
+    w, bias = b.weight((1000, 512)), b.weight((1000,), 0.1)
+    onnx.save_model(
+        b.build(b.node("Gemm", [y, w, bias], transB=1)),
+        str(path),
+        save_as_external_data=True,
+        location=path.name + ".data",
+        size_threshold=1024,
+    )
+
+
+def test_resnet18_with_external_data(explain_onnx: Path, tmp_path: Path) -> None:
+    model = tmp_path / "resnet18.onnx"
+    _resnet18(model)
+    assert (tmp_path / "resnet18.onnx.data").stat().st_size > 40_000_000
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    got, out = _explain(explain_onnx, model, x, tmp_path, "--preset", "bounded", "--low", "0", "--high", "1")
+    ex = dtd.explain(dtd.load(model), x, rules="bounded", low=0.0, high=1.0, return_details=True)
+    _assert_same_bits(got, ex.relevance)
+    assert ex.report() in out
