@@ -14,7 +14,7 @@ echo "== lint: ruff, mypy, clang-format"
 "$VENV/bin/ruff" check python tests bench tools examples
 "$VENV/bin/ruff" format --check python tests bench tools examples
 "$VENV/bin/mypy" python/dtd
-cpp_files=$(find cpp python/bindings tests/cpp bench -name '*.cpp' -o -name '*.hpp' | sort)
+cpp_files=$(find cpp python/bindings tests/cpp bench examples -name '*.cpp' -o -name '*.hpp' | sort)
 "$VENV/bin/clang-format" --dry-run --Werror $cpp_files
 
 echo "== C++ tests (warnings are errors)"
