@@ -9,13 +9,15 @@
 // importer computes them (float64, the same operations in the same order, no contraction into FMA).
 //
 // What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
-// HardSigmoid, HardSwish, Softplus), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN,
-// Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization
-// (folded into a neighbouring conv/dense layer where exact, else an affine layer), gates, Identity, Dropout, Constant
-// nodes and initializers, and the shape arithmetic of x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on
-// integers, evaluated at import). A model that needs more (another op, other constant folding, fuse.py's patterns, a
-// constant shift folded into the next layer's bias) is an UnsupportedModelError whose message says that the C++
-// importer does not cover it yet; dtd.load still uses the Python importer.
+// HardSigmoid, HardSwish, Softplus, PRelu with a constant slope, Gelu-20), Softmax and LogSoftmax at the head,
+// LayerNormalization-17, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN, Flatten,
+// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization (folded into
+// a neighbouring conv/dense layer where exact, else an affine layer), gates, Identity, Dropout, Constant nodes and
+// initializers, fuse.py's patterns (the erf form of GELU and the LayerNormalization written out with ReduceMean, each
+// fused into one layer), and the shape arithmetic of x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on
+// integers, evaluated at import). A model that needs more (another op, other constant folding, a constant shift folded
+// into the next layer's bias) is an UnsupportedModelError whose message says that the C++ importer does not cover it
+// yet; dtd.load still uses the Python importer.
 #pragma once
 
 #include <cstddef>

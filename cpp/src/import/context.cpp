@@ -578,6 +578,8 @@ Draft& Context::add_layer(const Node& node, LayerKind kind, std::vector<std::str
   draft.spec.ints = std::move(ints);
   draft.spec.floats = std::move(floats);
   draft.spec.weights = std::move(weights);
+  for (auto& [key, array] : draft.spec.weights)
+    if (array.shape.empty()) array.shape = {1};  // np.ascontiguousarray makes a 0-d weight 1-d
   draft.source = node.describe();
   used_names.insert(draft.spec.name);
   bool merged = kind == LayerKind::flatten && draft.spec.ints.at("axis").at(0) >= 2;

@@ -229,9 +229,8 @@ class Context {
   /// Every value name of the graph (inputs, initializers, node outputs, value_info): what ONNX shape inference gives
   /// the Python importer a shape for, which no generated name may take.
   std::set<std::string> value_names;
-  /// Outputs of ReduceMean nodes whose one consumer is Sub(x, that output): where fuse.py may find a decomposed
-  /// LayerNormalization.
-  std::set<std::string> sub_of_mean;
+  /// Every node of the graph (context.py's model.graph.node), for the checks that look at a value's consumers.
+  const std::vector<ox::Node>* graph_nodes = nullptr;
 
   /// A layer/value name derived from `base` that no node, layer or value uses yet (context.py's unique_name).
   std::string unique_name(const std::string& base);

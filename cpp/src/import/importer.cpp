@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "context.hpp"
+#include "fuse.hpp"
 #include "ops.hpp"
 
 namespace dtd {
@@ -365,10 +366,16 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
     if ((n.op_type == "Identity" || n.op_type == "Dropout") && !n.input.empty() && !n.output.empty())
       ctx.static_alias[n.output[0]] = n.input[0];
   }
+  // fuse.py's patterns, found before anything is converted: their nodes but the last are not converted, and the
+  // fused node takes the last one's place (also in the consumer counts).
+  const Fusion fusion = find_fusions(graph, order, ctx.constants, out_value.name, names, opset);
+  order.erase(std::remove_if(order.begin(), order.end(), [&](size_t i) { return fusion.absorbed.count(i) != 0; }),
+              order.end());
   for (size_t i : order) {
     const std::string& op = nodes[i].op_type;
     if (op == "Identity" || op == "Dropout" || op == "Shape" || op == "Size") continue;
-    for (const std::string& name : nodes[i].input)
+    auto fused = fusion.replacements.find(i);
+    for (const std::string& name : fused != fusion.replacements.end() ? fused->second.proto.input : nodes[i].input)
       if (!name.empty()) ++ctx.consumers[ctx.static_resolve(name)];
   }
   ctx.graph_output = ctx.static_resolve(out_value.name);
@@ -380,27 +387,19 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   for (const ox::ValueInfo& v : graph.output) ctx.value_names.insert(v.name);
   for (const ox::ValueInfo& v : graph.value_info) ctx.value_names.insert(v.name);
   for (const ox::Tensor& t : graph.initializer) ctx.value_names.insert(t.name);
-  std::map<std::string, std::vector<size_t>> users;
   for (const ox::Node& n : nodes)
     for (const std::string& out : n.output) ctx.value_names.insert(out);
-  for (size_t i : order) {
-    for (const std::string& in : nodes[i].input)
-      if (!in.empty()) users[in].push_back(i);
-  }
-  for (size_t i : order) {
-    if (nodes[i].op_type != "ReduceMean" || nodes[i].output.size() != 1 || nodes[i].input.empty()) continue;
-    const auto& u = users[nodes[i].output[0]];
-    if (u.size() == 1 && nodes[u[0]].op_type == "Sub" &&
-        nodes[u[0]].input == std::vector<std::string>{nodes[i].input[0], nodes[i].output[0]})
-      ctx.sub_of_mean.insert(nodes[i].output[0]);
-  }
+  ctx.graph_nodes = &nodes;
 
-  // fuse.py fuses the erf form of GELU (keyed on its Erf node) before anything is converted: not ported yet.
-  for (size_t i : order)
-    if (nodes[i].op_type == "Erf")
-      not_ported(Node(nodes[i], names[i], opset, static_cast<int>(i)),
-                 "an Erf (the erf form of GELU that fuse.py fuses)");
-  for (size_t i : order) convert_node(ctx, nodes[i], names[i], opset, i);
+  for (size_t i : order) {
+    auto fused = fusion.replacements.find(i);
+    if (fused != fusion.replacements.end()) {
+      const Node node(fused->second.proto, fused->second.proto.name, opset, static_cast<int>(i));
+      fused->second.convert(ctx, node);
+    } else {
+      convert_node(ctx, nodes[i], names[i], opset, i);
+    }
+  }
 
   const std::string output = ctx.resolve(out_value.name);
   if (ctx.pending_of(out_value.name)) ctx.materialize(output);  // a constant affine map at the output: a layer

@@ -1,6 +1,7 @@
-// The converters of the core op set (python/dtd/onnx/ops/: conv.py, linear.py, activation.py, pool.py, shape.py,
-// arith.py, norm.py, misc.py), each with the Python importer's checks in the same order and its messages, and the
-// per-sample shape each layer gives its output (what ONNX shape inference gives the Python importer).
+// The converters of the core op set (python/dtd/onnx/ops/: conv.py, linear.py, pool.py, shape.py, arith.py, norm.py's
+// BatchNormalization, misc.py; activation.py is in ops_act.cpp, LayerNormalization in ops_norm.cpp), each with the
+// Python importer's checks in the same order and its messages, and the per-sample shape each layer gives its output
+// (what ONNX shape inference gives the Python importer).
 //
 // Weight arithmetic follows the Python importer's float64 NumPy expressions operation by operation; this file is
 // compiled with -ffp-contract=off (cpp/CMakeLists.txt) so that no product and sum is fused into one FMA.
@@ -17,14 +18,14 @@ namespace dtd::importer {
 
 using detail::concat;
 
+std::string shape_text(const std::optional<Dims>& shape) {
+  return shape ? py_tuple(*shape) : "None";
+}
+
 namespace {
 
 const char* dims_name(int64_t spatial) {
   return spatial == 1 ? "1-D" : spatial == 2 ? "2-D" : "3-D";
-}
-
-std::string shape_text(const std::optional<Dims>& shape) {
-  return shape ? py_tuple(*shape) : "None";
 }
 
 /// ['N', 3, None]: the Python list ['N', *shape[1:]].
@@ -325,90 +326,6 @@ void convert_matmul(Context& ctx, const Node& node) {
   add_dense(ctx, node, {transposed(w, true, std::nullopt), std::nullopt});
 }
 
-// -- activation.py ---------------------------------------------------------------------------------------------------
-void convert_relu(Context& ctx, const Node& node) {
-  const std::string source = ctx.data_input(node, 0);
-  ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
-}
-
-/// Python's repr of a float that is not finite: inf, -inf, nan.
-std::string float_repr(double v) {
-  return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
-}
-
-/// add_activation: an ``activation`` layer computing `op` of `source`.
-void add_activation(Context& ctx, const Node& node, ActivationOp op, const std::string& source,
-                    std::map<std::string, double> floats) {
-  for (const auto& [key, value] : floats)
-    if (!std::isfinite(value) && key != "min" && key != "max")
-      throw ModelLoadError(concat(node.describe(), ": attribute '", key, "' is ", float_repr(value)));
-  ctx.add_layer(node, LayerKind::activation, {source}, ctx.shape_of(source), {{"op", {op}}}, std::move(floats));
-}
-
-/// _clip: a ReLU when the bounds are [0, inf), else an ``activation`` clip (nullopt: no bound).
-void add_clip(Context& ctx, const Node& node, std::optional<double> low, std::optional<double> high) {
-  const std::string source = ctx.data_input(node, 0);
-  if (low && std::isinf(*low) && *low < 0) low.reset();
-  if (high && std::isinf(*high) && *high > 0) high.reset();
-  if (low && *low == 0.0 && !high) {
-    ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
-    return;
-  }
-  std::map<std::string, double> floats;
-  if (low) floats["min"] = *low;
-  if (high) floats["max"] = *high;
-  add_activation(ctx, node, kClip, source, std::move(floats));
-}
-
-std::optional<double> clip_bound(const Context& ctx, const Node& node, size_t index, const char* what) {
-  const Constant* value = ctx.optional_constant(node, index, what);
-  if (!value) return std::nullopt;
-  if (value->numel() != 1)
-    throw ModelLoadError(
-        concat(node.describe(), ": the ", what, " must be a scalar, got shape ", py_list(value->dims)));
-  if (std::isnan(value->real[0])) throw ModelLoadError(concat(node.describe(), ": the ", what, " is NaN"));
-  return value->real[0];
-}
-
-void convert_clip(Context& ctx, const Node& node) {
-  if (node.opset() <= 10) {  // Clip-6: the bounds are attributes (defaults: the float range)
-    const double float_max = static_cast<double>(std::numeric_limits<float>::max());
-    const double low = node.float_attr("min", -float_max), high = node.float_attr("max", float_max);
-    add_clip(ctx, node, low <= -float_max ? std::nullopt : std::optional<double>(low),
-             high >= float_max ? std::nullopt : std::optional<double>(high));
-    return;
-  }
-  const auto low = clip_bound(ctx, node, 1, "min");
-  const auto high = clip_bound(ctx, node, 2, "max");
-  add_clip(ctx, node, low, high);
-}
-
-/// The ONNX ops that are one ``activation`` with float attributes (their defaults are float32, as ONNX's are).
-void convert_unary(Context& ctx, const Node& node) {
-  struct Unary {
-    const char* op;
-    ActivationOp code;
-    std::vector<std::pair<const char*, float>> params;
-  };
-  static const std::vector<Unary> table = {
-      {"LeakyRelu", kLeakyRelu, {{"alpha", 0.01f}}},
-      {"Elu", kElu, {{"alpha", 1.0f}}},
-      {"Selu", kSelu, {{"alpha", 1.67326319217681884765625f}, {"gamma", 1.05070102214813232421875f}}},
-      {"Sigmoid", kSigmoid, {}},
-      {"Tanh", kTanh, {}},
-      {"HardSigmoid", kHardSigmoid, {{"alpha", 0.2f}, {"beta", 0.5f}}},
-      {"HardSwish", kHardSwish, {}},
-      {"Softplus", kSoftplus, {}},
-  };
-  for (const Unary& u : table) {
-    if (node.op_type() != u.op) continue;
-    std::map<std::string, double> floats;
-    for (const auto& [key, fallback] : u.params) floats[key] = node.float_attr(key, static_cast<double>(fallback));
-    add_activation(ctx, node, u.code, ctx.data_input(node, 0), std::move(floats));
-    return;
-  }
-}
-
 // -- pool.py ---------------------------------------------------------------------------------------------------------
 void check_pool_attributes(const Node& node) {
   const std::vector<std::pair<const char*, int64_t>> since =
@@ -528,9 +445,7 @@ void convert_lrn(Context& ctx, const Node& node) {
 /// reshape to [N, C] with keepdims=0).
 void convert_reducemean(Context& ctx, const Node& node) {
   const std::string source = ctx.data_input(node, 0);
-  // fuse.py keys the decomposed LayerNormalization (x - mean(x), ...) on a ReduceMean feeding Sub(x, mean).
   const std::string& mean = node.outputs().empty() ? std::string() : node.outputs()[0];
-  if (ctx.sub_of_mean.count(mean)) not_ported(node, "a ReduceMean that may start a decomposed LayerNormalization");
   auto rank = ctx.rank_of(source);
   std::optional<std::vector<int64_t>> axes;
   if (node.opset() < 18)
@@ -961,15 +876,6 @@ std::optional<std::pair<std::string, double>> hard_sigmoid_scale(Context& ctx, c
   return std::make_pair(source, factor);
 }
 
-/// broadcasts_to: `shape` broadcasts (NumPy rules) to exactly `target`.
-bool broadcasts_to(const std::vector<int64_t>& shape, const std::vector<int64_t>& target) {
-  if (shape.size() > target.size()) return false;
-  const size_t offset = target.size() - shape.size();
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] != 1 && shape[i] != target[offset + i]) return false;
-  return true;
-}
-
 /// arith.py's _convert_gate: a Mul of two data tensors is a gate when exactly one operand is a gate function.
 void convert_gate(Context& ctx, const Node& node) {
   std::optional<std::pair<std::string, double>> hard[2] = {hard_sigmoid_scale(ctx, node, 0),
@@ -1260,6 +1166,7 @@ const std::vector<Entry>& registry() {
       {"Dropout", convert_dropout},
       {"Elu", convert_unary},
       {"Flatten", convert_flatten},
+      {"Gelu", convert_gelu, 20},
       {"Gemm", convert_gemm},
       {"GlobalAveragePool", convert_globalavgpool},
       {"GlobalMaxPool", convert_globalmaxpool},
@@ -1267,15 +1174,19 @@ const std::vector<Entry>& registry() {
       {"HardSwish", convert_unary, 14},
       {"Identity", convert_identity},
       {"LRN", convert_lrn},
+      {"LayerNormalization", convert_layernorm, 17},
       {"LeakyRelu", convert_unary},
+      {"LogSoftmax", convert_softmax},
       {"MatMul", convert_matmul},
       {"MaxPool", convert_maxpool},
       {"Mul", convert_mul},
+      {"PRelu", convert_prelu},
       {"ReduceMean", convert_reducemean},
       {"Relu", convert_relu},
       {"Reshape", convert_reshape},
       {"Selu", convert_unary},
       {"Sigmoid", convert_unary},
+      {"Softmax", convert_softmax},
       {"Softplus", convert_unary},
       {"Squeeze", convert_squeeze},
       {"Sub", convert_sub},
