@@ -464,7 +464,13 @@ Grid broadcast(const Grid& a, const Grid& b, bool multiply) {
 namespace {
 /// context.py's _aligned: `c` with the data tensor's rank, checked to broadcast to it without changing its shape.
 Grid aligned(const Node& node, const Grid& c, const std::optional<Dims>& shape, const char* what) {
-  if (!shape) not_ported(node, "a constant affine map on a value of unknown shape");
+  if (!shape) {
+    if (c.values.size() != 1)
+      throw UnsupportedModelError(concat(node.describe(), ": the constant ", what, " of shape ", py_list(c.dims),
+                                         " needs the data tensor's shape, which shape inference does not know; only a "
+                                         "scalar is supported there"));
+    return Grid{{}, c.values};
+  }
   const size_t rank = shape->size();
   bool ok = c.dims.size() <= rank;
   Grid full = c;

@@ -12,6 +12,7 @@
 
 #include "context.hpp"
 #include "ops.hpp"
+#include "ops_pad.hpp"
 
 namespace dtd {
 
@@ -289,9 +290,9 @@ void check_declared_types(const ox::Graph& graph, const std::set<std::string>& d
   }
 }
 
-std::vector<const Draft*> reachable(const std::deque<Draft>& layers, const std::string& output) {
+std::vector<const Draft*> reachable(const std::vector<Draft*>& layers, const std::string& output) {
   std::map<std::string, const Draft*> by_output;
-  for (const Draft& d : layers) by_output[d.spec.output] = &d;
+  for (const Draft* d : layers) by_output[d->spec.output] = d;
   std::set<std::string> keep;
   std::vector<std::string> stack{output};
   while (!stack.empty()) {
@@ -303,8 +304,8 @@ std::vector<const Draft*> reachable(const std::deque<Draft>& layers, const std::
     for (const std::string& in : it->second->spec.inputs) stack.push_back(in);
   }
   std::vector<const Draft*> out;
-  for (const Draft& d : layers)
-    if (keep.count(d.spec.output)) out.push_back(&d);
+  for (const Draft* d : layers)
+    if (keep.count(d->spec.output)) out.push_back(d);
   return out;
 }
 
@@ -417,7 +418,7 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   if (!ctx.producer(output))
     throw ModelLoadError(
         concat("the model computes no layer: its output '", out_value.name, "' is not a layer output"));
-  const std::vector<const Draft*> layers = reachable(ctx.layers, output);
+  const std::vector<const Draft*> layers = reachable(fold_pads_into_consumers(ctx, output), output);
   std::set<std::string> data_values{input.name};
   for (size_t i : order)
     for (const std::string& name : nodes[i].output)
