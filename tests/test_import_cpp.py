@@ -10,6 +10,7 @@ importer; these tests pin the port while it grows.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -722,3 +723,83 @@ def test_shift_folding_uses_the_sequential_row_sums() -> None:
             total = total + row[j] * float(t[j])
         expected.append(total)
     assert np.asarray(layer.weights["bias"]).tolist() == expected
+
+
+# -- constants of the other element types, read as integers (int()) or truth values (bool()) ------------------------
+def _typed(dtype: int, values: list[object], dims: list[int] | None = None) -> onnx.TensorProto:
+    return helper.make_tensor("c", dtype, [len(values)] if dims is None else dims, values)
+
+
+def _pads_of(tensor: onnx.TensorProto) -> onnx.ModelProto:
+    """A Pad whose pads are the constant `tensor` (renamed), after a ReLU of a [N, 2, 3] input."""
+    b = GraphBuilder((2, 3), seed=27)
+    tensor.name = b.fresh("pads")
+    b.initializers.append(tensor)
+    return b.build(b.node("Pad", [b.relu("x"), tensor.name]))
+
+
+def _training_mode_of(tensor: onnx.TensorProto) -> onnx.ModelProto:
+    b = GraphBuilder((3,), opset=13)
+    tensor.name = b.fresh("mode")
+    b.initializers.append(tensor)
+    return b.build(b.node("Dropout", [b.relu("x"), b.const(np.float32(0.5)), tensor.name]))
+
+
+P = [0, 0, 1, 0, 0, 2]  # pads of a [N, 2, 3] tensor
+TYPED_MODELS = {
+    "pads_int32": lambda: _pads_of(_typed(TensorProto.INT32, P)),
+    "pads_uint8": lambda: _pads_of(_typed(TensorProto.UINT8, P)),
+    "pads_int4": lambda: _pads_of(_typed(TensorProto.INT4, [0, 0, 1, 0, 0, 2])),
+    "pads_uint4": lambda: _pads_of(_typed(TensorProto.UINT4, [0, 0, 3, 0, 0, 1])),
+    "pads_complex64": lambda: _pads_of(_typed(TensorProto.COMPLEX64, [0, 0, 1.7 + 2j, 0, 0, 2.2 - 1j])),
+    "pads_complex128": lambda: _pads_of(_typed(TensorProto.COMPLEX128, [0, 0, -0.5j, 0, 0, 1 + 0j])),
+    "pads_float16": lambda: _pads_of(_typed(TensorProto.FLOAT16, [0, 0, 1.5, 0, 0, -0.5])),
+    "pads_strings": lambda: _pads_of(_typed(TensorProto.STRING, [b"0", b" +0 ", b"1_0", b"0", b"0", b"-0"])),
+    **{
+        f"pads_{name.lower()}": (lambda dt=dt: _pads_of(_typed(dt, [0, 0, 1.5, 0, 0, 2.75])))
+        for name, dt in (
+            ("FLOAT8E4M3FN", TensorProto.FLOAT8E4M3FN),
+            ("FLOAT8E4M3FNUZ", TensorProto.FLOAT8E4M3FNUZ),
+            ("FLOAT8E5M2", TensorProto.FLOAT8E5M2),
+            ("FLOAT8E5M2FNUZ", TensorProto.FLOAT8E5M2FNUZ),
+            ("FLOAT4E2M1", TensorProto.FLOAT4E2M1),
+        )
+    },
+    **{
+        f"training_mode_{name}": (lambda t=t: _training_mode_of(t()))
+        for name, t in (
+            ("complex_imaginary", lambda: _typed(TensorProto.COMPLEX64, [0.0 + 0j], [])),
+            ("string_empty", lambda: _typed(TensorProto.STRING, [b""], [])),
+            ("float8_zero", lambda: _typed(TensorProto.FLOAT8E5M2, [0.0], [])),
+            ("int4_zero", lambda: _typed(TensorProto.INT4, [0], [])),
+        )
+    },
+}
+TYPED_ERRORS = {
+    "pads_string_not_a_number": lambda: _pads_of(
+        _typed(TensorProto.STRING, [b"0", b"0", b"1 2", b"0", b"0", b"0"])
+    ),
+    "pads_string_empty": lambda: _pads_of(_typed(TensorProto.STRING, [b"0", b"0", b"", b"0", b"0", b"0"])),
+    "pads_string_underscores": lambda: _pads_of(
+        _typed(TensorProto.STRING, [b"0", b"0", b"1__0", b"0", b"0", b"0"])
+    ),
+    "pads_complex_nan": lambda: _pads_of(_typed(TensorProto.COMPLEX64, [0, 0, complex(np.nan, 0), 0, 0, 0])),
+    "pads_float8_nan": lambda: _pads_of(_typed(TensorProto.FLOAT8E4M3FN, [0, 0, np.nan, 0, 0, 0])),
+    "training_mode_complex": lambda: _training_mode_of(_typed(TensorProto.COMPLEX64, [0.0 + 1j], [])),
+    "training_mode_string": lambda: _training_mode_of(_typed(TensorProto.STRING, [b"0"], [])),
+    "training_mode_float8": lambda: _training_mode_of(_typed(TensorProto.FLOAT8E4M3FNUZ, [0.5], [])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TYPED_MODELS))
+def test_constants_of_other_types(name: str) -> None:
+    with warnings.catch_warnings():  # int() of a complex NumPy value warns that it drops the imaginary part
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        assert compare(TYPED_MODELS[name]()) == "same"
+
+
+@pytest.mark.parametrize("name", sorted(TYPED_ERRORS))
+def test_constants_of_other_types_errors(name: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        assert compare(TYPED_ERRORS[name]()) == "same error"

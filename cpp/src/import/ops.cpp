@@ -1179,8 +1179,8 @@ void convert_dropout(Context& ctx, const Node& node) {
     const Constant& mode = ctx.raw_constant(node, 2, "training_mode");
     if (mode.numel() == 0)  // np.asarray(mode).reshape(-1)[0]
       throw ModelLoadError(concat(node.describe(), ": IndexError: index 0 is out of bounds for axis 0 with size 0"));
-    const bool training = mode.is_float() ? mode.real[0] != 0 : (mode.is_integer() && mode.integer[0] != 0);
-    if (training) throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
+    if (mode.first_truth())
+      throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
   }
   pass_through(ctx, node);
 }

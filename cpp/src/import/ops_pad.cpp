@@ -37,9 +37,9 @@ std::string sample_list(const Dims& shape) {
 
 /// float(c.reshape(-1)[0]) of a one-element constant.
 double first_as_float(const Node& node, const Constant& c) {
-  if (c.is_float()) return c.real.at(0);
   if (c.dtype == ox::kUint64) return static_cast<double>(static_cast<uint64_t>(c.integer.at(0)));
-  if (c.is_integer()) return static_cast<double>(c.integer.at(0));
+  if (!c.integer.empty()) return static_cast<double>(c.integer.at(0));
+  if (!c.real.empty()) return c.real.at(0);  // a complex value's real part (NumPy warns, Python goes on)
   not_ported(node, concat("a constant_value of element type ", c.dtype_name()));
 }
 
