@@ -586,6 +586,8 @@ PAD_ERRORS = {
     "unknown_mode": lambda: _pad((2, 3), [0, 1, 0, 1], mode="mirror", head=False),
     "batch": lambda: _pad((3,), [1, 0, 0, 0], head=False),
     "crop_to_nothing": lambda: _pad((3, 4), [0, -1, 0, 0, -2, 0], head=False),
+    "crop_more": lambda: _pad((3, 4), [0, -2, 0, 0, -2, 0], head=False),  # graph.py's check_geometry words it
+    "crop_more_opset10": lambda: _pad((3, 4), [0, 0, -5, 0, 0, 0], opset=10, head=False),
     "nan_value": lambda: _pad((3, 4), [0, 1, 0, 0, 0, 0], value=np.float32(np.nan), head=False),
     "pads_count": lambda: _pad((3, 4), [0, 1, 0, 0], head=False),
     "pads_count_opset10": lambda: _pad((3, 4), [0, 1, 0, 0], opset=10, head=False),

@@ -184,6 +184,9 @@ class Context {
   std::map<std::string, std::pair<Constant, Constant>> batch_values;
   /// Elements of all constants folded so far (against limits.max_folded_constant).
   int64_t folded_elements = 0;
+  /// The graph input's batch extent as ONNX shape inference shows it in graph.py's messages: 'N' (its dim_param),
+  /// a number, or '?'.
+  std::string batch_text = "'?'";
   bool is_batch_value(const std::string& name) const { return !name.empty() && batch_values.count(resolve(name)) != 0; }
 
   std::string static_resolve(const std::string& name) const;

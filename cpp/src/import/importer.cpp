@@ -375,6 +375,14 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   ctx.graph_output = ctx.static_resolve(out_value.name);
   ++ctx.consumers[ctx.graph_output];
   ctx.input_name = input.name;
+  for (const ox::ValueInfo& v : graph.input) {
+    if (v.name != input.name || !v.type || v.type->shape.empty()) continue;
+    const ox::Dimension& d = v.type->shape[0];
+    ctx.batch_text = d.kind == ox::Dimension::Kind::value ? std::to_string(d.value)
+                     : d.param.empty()                    ? std::string("'?'")
+                                                          : "'" + d.param + "'";
+    break;
+  }
   ctx.shapes[input.name] = input.shape;
   ctx.used_names.insert(names.begin(), names.end());
   for (const ox::ValueInfo& v : graph.input) ctx.value_names.insert(v.name);

@@ -35,6 +35,40 @@ std::string sample_list(const Dims& shape) {
   return out + "]";
 }
 
+/// graph.py's check_geometry refuses a Pad whose output ONNX's shape inference computes with a negative extent before
+/// anything is converted, in its own words: for an input whose shape ONNX's inference knows (every per-sample
+/// extent, the batch axis as the graph input declares it).
+std::string geometry_message(const Context& ctx, const Node& node, const Dims& shape,
+                             const std::vector<std::optional<Wide>>& extents) {
+  auto dims = [&](const std::vector<std::string>& parts) {
+    std::string out = "[";
+    for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+    return out + "]";
+  };
+  std::vector<std::string> out{ctx.batch_text}, in{ctx.batch_text};
+  for (size_t a = 1; a < shape.size(); ++a) {
+    out.push_back(std::to_string(static_cast<long long>(*extents[a])));
+    in.push_back(std::to_string(*shape[a]));
+  }
+  std::string given;
+  for (size_t i = 0; i < node.inputs().size(); ++i) {
+    const std::string& name = node.inputs()[i];
+    if (name.empty()) continue;
+    std::string text;
+    if (i == 0) {
+      text = dims(in);
+    } else {
+      auto c = ctx.constants.find(name);
+      if (c == ctx.constants.end()) continue;  // not an initializer or a Constant's output: not in ONNX's types
+      text = py_list(c->second.dims);
+    }
+    given += (given.empty() ? "" : ", ") + name + " " + text;
+  }
+  const std::string label = node.proto().name.empty() ? concat(node.op_type(), "_", node.index()) : node.proto().name;
+  return concat("node Pad '", label, "': its output '", node.outputs().at(0), "' would have shape ", dims(out),
+                ", with a negative axis (its pads crop more than the axis holds; inputs: ", given, ")");
+}
+
 /// float(c.reshape(-1)[0]) of a one-element constant.
 double first_as_float(const Node& node, const Constant& c) {
   if (c.dtype == ox::kUint64) return static_cast<double>(static_cast<uint64_t>(c.integer.at(0)));
@@ -135,9 +169,12 @@ void convert_pad(Context& ctx, const Node& node) {
       extents.push_back(d ? std::optional<Wide>(static_cast<Wide>(*d) + pads[a] + pads[r + a]) : std::nullopt);
     }
     for (size_t a = 1; a < r; ++a)
-      if (extents[a] && *extents[a] < 0)
+      if (extents[a] && *extents[a] < 0) {
+        if (std::all_of(shape->begin() + 1, shape->end(), [](const auto& d) { return d.has_value(); }))
+          throw ModelLoadError(geometry_message(ctx, node, *shape, extents));
         throw ModelLoadError(concat(node.describe(), ": pads ", py_list(pads), " crop more than the input '",
                                     node.input(0), "' (shape ", sample_list(*shape), ") has"));
+      }
     for (size_t a = 1; a < r; ++a)
       if (extents[a] && *extents[a] == 0)
         throw UnsupportedModelError(concat(node.describe(), ": pads ", py_list(pads), " crop an axis of '",
