@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../../cpp/src/import/ops_affine.hpp"
 #include "check.hpp"
 #include "dtd/import.hpp"
 #include "dtd/network.hpp"
@@ -198,6 +199,38 @@ void test_errors() {
         "an opset older than 6");
 }
 
+/// The importer's internal folds where no ONNX model reaches them: the documented order of sequential_row_sums, and
+/// a BatchNormalization folded into a layer whose output units are not its channels (NumPy broadcasting, or its
+/// ValueError, as norm.py gets them).
+void test_internal_folds() {
+  namespace imp = dtd::importer;
+  const std::vector<double> m{1e16, 1.0, -1e16, 2.0, 3.0, 4.0};
+  const auto sums = imp::sequential_row_sums(m.data(), 2, 3, [](size_t r, size_t) { return r ? 0.5 : 1.0; });
+  check(sums == std::vector<double>{0.0, 4.5}, "row sums left to right: (1e16 + 1) - 1e16 is 0");
+  check(imp::sequential_row_sums(m.data(), 2, 0, [](size_t, size_t) { return 1.0; }) == std::vector<double>{0.0, 0.0},
+        "an empty row sums to 0");
+  dtd::onnx::Node proto;
+  proto.op_type = "BatchNormalization";
+  const imp::Node bn(proto, "bn", 13, 0);
+  imp::Draft one;
+  one.spec.weights["weight"] = dtd::Array{dtd::Shape{1, 2}, {2.0, 3.0}};
+  imp::fold_batchnorm(bn, one, {1.0, 2.0, 3.0}, {0.5, 0.25, -1.0}, 3);
+  check(one.spec.weights.at("weight").shape == dtd::Shape{3, 2} &&
+            one.spec.weights.at("weight").data == std::vector<double>{2, 3, 4, 6, 6, 9},
+        "one unit broadcast to the channels");
+  check(one.spec.weights.at("bias").data == std::vector<double>{0.5, 0.25, -1.0}, "the bias (zeros(3) * k + offset)");
+  imp::Draft four;
+  four.spec.weights["weight"] = dtd::Array{dtd::Shape{4, 2}, std::vector<double>(8, 1.0)};
+  bool refused = false;
+  try {
+    imp::fold_batchnorm(bn, four, {1.0, 2.0}, {0.0, 0.0}, 2);
+  } catch (const dtd::ModelLoadError& e) {
+    refused = std::string(e.what()) ==
+              "BatchNormalization 'bn': ValueError: operands could not be broadcast together with shapes (4,2) (2,1) ";
+  }
+  check(refused, "four units against two channels: NumPy's ValueError");
+}
+
 /// With a folder argument (tools/sanitize.sh-style runs: `dtd_test_import tests/data`): every .onnx below it, and
 /// each with a few bytes overwritten (a fixed generator), imports or raises dtd::ModelLoadError, nothing else.
 void test_files(const std::string& folder) {
@@ -239,6 +272,7 @@ int main(int argc, char** argv) {
   test_cnn();
   test_matmul_bias_and_reshape();
   test_errors();
+  test_internal_folds();
   const std::vector<std::string> ops = dtd::import_supported_ops();
   check(!ops.empty() && ops.front() == "Add", "the supported ops, sorted");
   if (dtd_test::failures)

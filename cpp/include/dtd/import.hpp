@@ -11,13 +11,15 @@
 // What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
 // HardSigmoid, HardSwish, Softplus, PRelu with a constant slope, Gelu-20), Softmax and LogSoftmax at the head,
 // LayerNormalization-17, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN, Flatten,
-// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization (folded into
-// a neighbouring conv/dense layer where exact, else an affine layer), gates, Identity, Dropout, Constant nodes and
-// initializers, fuse.py's patterns (the erf form of GELU and the LayerNormalization written out with ReduceMean, each
-// fused into one layer), and the shape arithmetic of x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on
-// integers, evaluated at import). A model that needs more (another op, other constant folding, a constant shift folded
-// into the next layer's bias) is an UnsupportedModelError whose message says that the C++ importer does not cover it
-// yet; dtd.load still uses the Python importer.
+// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Pad (every opset's form and mode; a constant pad folded into the
+// Conv / AveragePool / MaxPool after it where exact), Add/Sum, constant Add/Sub/Mul/Div (the legacy broadcast
+// attribute of opset < 7 too) and BatchNormalization (folded into a neighbouring conv/dense layer where exact, a
+// constant shift into the next layer's bias in the documented sequential order, else an affine layer), gates,
+// Identity, Dropout, Constant nodes and initializers, fuse.py's patterns (the erf form of GELU and the
+// LayerNormalization written out with ReduceMean, each fused into one layer), and the shape arithmetic of
+// x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on integers, evaluated at import). A model that needs
+// more (another op, other constant folding) is an UnsupportedModelError whose message says that the C++ importer does
+// not cover it yet; dtd.load still uses the Python importer.
 #pragma once
 
 #include <cstddef>

@@ -40,16 +40,21 @@ std::string n_list(const Dims& shape);
 struct Constant {
   int32_t dtype = 0;  // TensorProto.DataType
   std::vector<int64_t> dims;
-  std::vector<double> real;
-  std::vector<int64_t> integer;
+  std::vector<double> real;       // float types; also float8, float4 (ml_dtypes) and the real parts of complex types
+  std::vector<int64_t> integer;   // integer and bool types; also int4, uint4
+  std::vector<double> imag;       // the imaginary parts of complex types
+  std::vector<std::string> text;  // strings
 
   bool is_float() const;
   bool is_integer() const;
   int64_t numel() const;
   /// NumPy's name of the dtype ("float32", "int64", "bool", "object" for strings, ...).
   std::string dtype_name() const;
-  /// The elements flattened as Python ints (floats truncated toward zero, as int() does).
+  /// The elements flattened as Python ints, as [int(v) for v in a.reshape(-1)] gives them (floats and the real parts
+  /// of complex values truncated toward zero, strings parsed); the first element int() refuses raises its error.
   std::vector<int64_t> as_ints(const std::string& where) const;
+  /// bool(a.reshape(-1)[0]) of a constant with at least one element.
+  bool first_truth() const;
 };
 
 /// Decodes a tensor (its data already read; external data loaded). ModelLoadError for an inconsistent tensor.
@@ -179,6 +184,9 @@ class Context {
   std::map<std::string, std::pair<Constant, Constant>> batch_values;
   /// Elements of all constants folded so far (against limits.max_folded_constant).
   int64_t folded_elements = 0;
+  /// The graph input's batch extent as ONNX shape inference shows it in graph.py's messages: 'N' (its dim_param),
+  /// a number, or '?'.
+  std::string batch_text = "'?'";
   bool is_batch_value(const std::string& name) const { return !name.empty() && batch_values.count(resolve(name)) != 0; }
 
   std::string static_resolve(const std::string& name) const;

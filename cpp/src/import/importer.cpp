@@ -13,6 +13,7 @@
 #include "context.hpp"
 #include "fuse.hpp"
 #include "ops.hpp"
+#include "ops_pad.hpp"
 
 namespace dtd {
 
@@ -290,9 +291,9 @@ void check_declared_types(const ox::Graph& graph, const std::set<std::string>& d
   }
 }
 
-std::vector<const Draft*> reachable(const std::deque<Draft>& layers, const std::string& output) {
+std::vector<const Draft*> reachable(const std::vector<Draft*>& layers, const std::string& output) {
   std::map<std::string, const Draft*> by_output;
-  for (const Draft& d : layers) by_output[d.spec.output] = &d;
+  for (const Draft* d : layers) by_output[d->spec.output] = d;
   std::set<std::string> keep;
   std::vector<std::string> stack{output};
   while (!stack.empty()) {
@@ -304,8 +305,8 @@ std::vector<const Draft*> reachable(const std::deque<Draft>& layers, const std::
     for (const std::string& in : it->second->spec.inputs) stack.push_back(in);
   }
   std::vector<const Draft*> out;
-  for (const Draft& d : layers)
-    if (keep.count(d.spec.output)) out.push_back(&d);
+  for (const Draft* d : layers)
+    if (keep.count(d->spec.output)) out.push_back(d);
   return out;
 }
 
@@ -381,6 +382,14 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   ctx.graph_output = ctx.static_resolve(out_value.name);
   ++ctx.consumers[ctx.graph_output];
   ctx.input_name = input.name;
+  for (const ox::ValueInfo& v : graph.input) {
+    if (v.name != input.name || !v.type || v.type->shape.empty()) continue;
+    const ox::Dimension& d = v.type->shape[0];
+    ctx.batch_text = d.kind == ox::Dimension::Kind::value ? std::to_string(d.value)
+                     : d.param.empty()                    ? std::string("'?'")
+                                                          : "'" + d.param + "'";
+    break;
+  }
   ctx.shapes[input.name] = input.shape;
   ctx.used_names.insert(names.begin(), names.end());
   for (const ox::ValueInfo& v : graph.input) ctx.value_names.insert(v.name);
@@ -416,7 +425,7 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   if (!ctx.producer(output))
     throw ModelLoadError(
         concat("the model computes no layer: its output '", out_value.name, "' is not a layer output"));
-  const std::vector<const Draft*> layers = reachable(ctx.layers, output);
+  const std::vector<const Draft*> layers = reachable(fold_pads_into_consumers(ctx, output), output);
   std::set<std::string> data_values{input.name};
   for (size_t i : order)
     for (const std::string& name : nodes[i].output)

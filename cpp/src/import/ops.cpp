@@ -13,6 +13,8 @@
 #include <numeric>
 
 #include "../geometry.hpp"
+#include "ops_affine.hpp"
+#include "ops_pad.hpp"
 
 namespace dtd::importer {
 
@@ -181,11 +183,21 @@ void convert_conv(Context& ctx, const Node& node) {
     if (!vectors || (padded && pending->has_shift())) {
       source = ctx.data_input(node, 0);  // an affine layer
     } else {
-      if (pending->has_shift())
-        not_ported(node, "folding a constant shift on its input into the convolution's bias (NumPy's summation)");
       Array& w = weights["weight"];
       const int64_t per_group_out = c_out / group;
       const auto per_channel = static_cast<size_t>(product(kernel));
+      if (pending->has_shift()) {
+        // b' = b + sum of w t over each output channel's input channels and taps, in C order (sequential_row_sums),
+        // from the weight before its scaling.
+        add_to_bias(
+            weights,
+            sequential_row_sums(
+                w.data.data(), static_cast<size_t>(c_out), static_cast<size_t>(c_per_group) * per_channel,
+                [&](size_t o, size_t j) {
+                  return vectors->second[static_cast<size_t>((static_cast<int64_t>(o) / per_group_out) * c_per_group +
+                                                             static_cast<int64_t>(j / per_channel))];
+                }));
+      }
       for (int64_t o = 0; o < c_out; ++o)
         for (int64_t k = 0; k < c_per_group; ++k) {
           const double factor = vectors->first[static_cast<size_t>((o / per_group_out) * c_per_group + k)];
@@ -218,13 +230,21 @@ void add_dense(Context& ctx, const Node& node, DenseWeights w) {
     throw ModelLoadError(concat(node.describe(), ": the weight expects ", n_in, " input features but the input '",
                                 node.input(0), "' has ", *actual, " (shape ", shape_text(ctx.shape_of(source)), ")"));
   if (pending) {
-    // fold_input_affine_dense: w' = w s per input feature (exact); a shift needs w @ t (not ported yet).
+    // fold_input_affine_dense: w' = w s per input feature, b' = b + w t (sequential_row_sums' order).
     auto vectors = input_vectors(ctx, *pending, false, n_in);
     if (!vectors) {
       source = ctx.data_input(node, 0);  // an affine layer
     } else {
-      if (pending->has_shift())
-        not_ported(node, "folding a constant shift on its input into the dense layer's bias (a matrix product)");
+      if (pending->has_shift()) {
+        std::vector<double> extra =
+            sequential_row_sums(w.weight.data.data(), static_cast<size_t>(w.weight.shape[0]), static_cast<size_t>(n_in),
+                                [&](size_t, size_t j) { return vectors->second[j]; });
+        if (w.bias) {
+          for (size_t o = 0; o < extra.size(); ++o) w.bias->data[o] = w.bias->data[o] + extra[o];
+        } else {
+          w.bias = Array{Shape{w.weight.shape[0]}, std::move(extra)};
+        }
+      }
       for (size_t o = 0; o < static_cast<size_t>(w.weight.shape[0]); ++o)
         for (size_t i = 0; i < static_cast<size_t>(n_in); ++i)
           w.weight.data[o * static_cast<size_t>(n_in) + i] =
@@ -811,14 +831,6 @@ void fold_constant(Context& ctx, const Node& node, size_t data, const Grid& valu
   ctx.alias(node.outputs()[0], layer->spec.output);
 }
 
-/// arith.py's _operand: a constant operand (the legacy broadcast attribute of opset < 7 is not ported yet).
-Grid operand(const Context& ctx, const Node& node, size_t index, const char* what) {
-  const Constant& c = ctx.constant(node, index, what);
-  if (node.opset() < 7 && node.op_type() != "Sum" && node.int_attr("broadcast", 0))
-    not_ported(node, "the legacy broadcast attribute (opset < 7)");
-  return Grid{c.dims, c.real};
-}
-
 void split_inputs(const Context& ctx, const Node& node, std::vector<size_t>& data, std::vector<size_t>& consts) {
   for (size_t i = 0; i < node.inputs().size(); ++i) {
     const std::string& name = node.inputs()[i];
@@ -832,7 +844,7 @@ void convert_sub(Context& ctx, const Node& node) {
   split_inputs(ctx, node, data, consts);
   if (data.size() != 1 || consts.size() != 1)
     throw UnsupportedModelError(concat(node.describe(), ": only data - constant or constant - data is supported"));
-  Grid value = operand(ctx, node, consts[0], "constant operand");
+  Grid value = constant_operand(ctx, node, consts[0], data[0], "constant operand");
   if (data[0] == 0) {
     for (double& v : value.values) v = -v;
     fold_constant(ctx, node, 0, value, false);
@@ -924,7 +936,7 @@ void convert_mul(Context& ctx, const Node& node) {
   if (data.size() != 1 || consts.size() != 1)
     throw UnsupportedModelError(
         concat(node.describe(), ": only the product of a data tensor with a constant is supported"));
-  fold_constant(ctx, node, data[0], operand(ctx, node, consts[0], "constant factor"), true);
+  fold_constant(ctx, node, data[0], constant_operand(ctx, node, consts[0], data[0], "constant factor"), true);
 }
 
 void convert_div(Context& ctx, const Node& node) {
@@ -932,7 +944,7 @@ void convert_div(Context& ctx, const Node& node) {
   split_inputs(ctx, node, data, consts);
   if (data != std::vector<size_t>{0} || consts != std::vector<size_t>{1})
     throw UnsupportedModelError(concat(node.describe(), ": only data / constant is supported"));
-  Grid divisor = operand(ctx, node, 1, "constant divisor");
+  Grid divisor = constant_operand(ctx, node, 1, 0, "constant divisor");
   for (double v : divisor.values)
     if (v == 0) throw UnsupportedModelError(concat(node.describe(), ": division by a constant containing zeros"));
   for (double& v : divisor.values) v = 1.0 / v;
@@ -961,22 +973,8 @@ void convert_add(Context& ctx, const Node& node) {
     throw UnsupportedModelError(concat(node.describe(),
                                        ": a sum with constant operands is only supported as one data tensor plus "
                                        "constants"));
-  // total = sum(constants): 0 + c1 + c2 ... in float64, NumPy broadcasting (equal shapes only here).
-  std::vector<int64_t> dims;
-  std::vector<double> total;
-  for (size_t k = 0; k < consts.size(); ++k) {
-    const Constant& c = ctx.constant(node, consts[k], "constant operand");
-    if (node.opset() < 7 && node.op_type() != "Sum" && node.int_attr("broadcast", 0))
-      not_ported(node, "the legacy broadcast attribute (opset < 7)");
-    if (k == 0) {
-      dims = c.dims;
-      total.assign(c.real.size(), 0.0);
-    } else if (c.dims != dims) {
-      not_ported(node, "a sum of constants of different shapes");
-    }
-    for (size_t i = 0; i < total.size(); ++i) total[i] = total[i] + c.real[i];
-  }
-  fold_constant(ctx, node, data[0], Grid{dims, total}, false);
+  // total = sum(constants): 0 + c1 + c2 ... in float64 with NumPy broadcasting.
+  fold_constant(ctx, node, data[0], constant_sum(ctx, node, consts, data[0]), false);
 }
 
 // -- norm.py ---------------------------------------------------------------------------------------------------------
@@ -1058,21 +1056,7 @@ void convert_batchnorm(Context& ctx, const Node& node) {
     return;
   }
   // Into the preceding conv/dense: weight * factor per output unit; bias = (bias or 0) * factor + offset.
-  Array& weight = layer->spec.weights.at("weight");
-  const size_t units = static_cast<size_t>(weight.shape[0]);
-  if (units != n || units == 0)
-    not_ported(node, "a BatchNormalization whose channels are not the layer's output units");
-  const size_t per_unit = weight.data.size() / units;
-  for (size_t o = 0; o < units; ++o)
-    for (size_t k = 0; k < per_unit; ++k) weight.data[o * per_unit + k] = weight.data[o * per_unit + k] * factor[o];
-  auto it = layer->spec.weights.find("bias");
-  Array bias = it != layer->spec.weights.end() ? it->second : Array{Shape{channels}, std::vector<double>(n, 0.0)};
-  for (size_t o = 0; o < n; ++o) {
-    const double scaled = bias.data[o] * factor[o];
-    bias.data[o] = scaled + offset[o];
-  }
-  bias.shape = Shape{static_cast<int64_t>(n)};
-  layer->spec.weights["bias"] = std::move(bias);
+  fold_batchnorm(node, *layer, factor, offset, channels);
   ctx.alias(node.outputs()[0], layer->spec.output);
 }
 
@@ -1099,9 +1083,10 @@ void convert_dropout(Context& ctx, const Node& node) {
     if (!ctx.is_constant(node.input(2)))
       throw UnsupportedModelError(concat(node.describe(), ": training_mode must be a constant"));
     const Constant& mode = ctx.raw_constant(node, 2, "training_mode");
-    if (mode.numel() == 0) not_ported(node, "an empty training_mode");
-    const bool training = mode.is_float() ? mode.real[0] != 0 : (mode.is_integer() && mode.integer[0] != 0);
-    if (training) throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
+    if (mode.numel() == 0)  // np.asarray(mode).reshape(-1)[0]
+      throw ModelLoadError(concat(node.describe(), ": IndexError: index 0 is out of bounds for axis 0 with size 0"));
+    if (mode.first_truth())
+      throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
   }
   pass_through(ctx, node);
 }
@@ -1181,6 +1166,7 @@ const std::vector<Entry>& registry() {
       {"MaxPool", convert_maxpool},
       {"Mul", convert_mul},
       {"PRelu", convert_prelu},
+      {"Pad", convert_pad},
       {"ReduceMean", convert_reducemean},
       {"Relu", convert_relu},
       {"Reshape", convert_reshape},
