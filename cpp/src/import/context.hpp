@@ -174,7 +174,10 @@ class Context {
   ImportLimits limits;
   std::deque<Draft> layers;  // a deque: drafts keep their address as layers are appended
   std::set<std::string> merged_batch;
-  std::map<std::string, std::string> batch_flattened;  // value -> the refusal for any consumer
+  std::map<std::string, std::string> batch_flattened;         // value -> the refusal for any consumer
+  std::map<std::string, std::string> batch_flattened_source;  // value -> the Reshape's source
+  /// The graph's nodes (shape.py's reaches_output_through_reshapes reads the model).
+  const std::vector<ox::Node>* graph_nodes = nullptr;
   /// Values computed from the batch size (shape arithmetic, fold.cpp): their values for the two sentinel batches.
   std::map<std::string, std::pair<Constant, Constant>> batch_values;
   /// Elements of all constants folded so far (against limits.max_folded_constant).

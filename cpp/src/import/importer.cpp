@@ -374,6 +374,7 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   ctx.graph_output = ctx.static_resolve(out_value.name);
   ++ctx.consumers[ctx.graph_output];
   ctx.input_name = input.name;
+  ctx.graph_nodes = &nodes;
   ctx.shapes[input.name] = input.shape;
   ctx.used_names.insert(names.begin(), names.end());
   for (const ox::ValueInfo& v : graph.input) ctx.value_names.insert(v.name);
