@@ -10,12 +10,14 @@
 //
 // What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
 // HardSigmoid, HardSwish, Softplus), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN,
-// Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization
-// (folded into a neighbouring conv/dense layer where exact, else an affine layer), gates, Identity, Dropout, Constant
-// nodes and initializers, and the shape arithmetic of x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on
-// integers, evaluated at import). A model that needs more (another op, other constant folding, fuse.py's patterns, a
-// constant shift folded into the next layer's bias) is an UnsupportedModelError whose message says that the C++
-// importer does not cover it yet; dtd.load still uses the Python importer.
+// Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Slice, Split, Gather (also the gather from a batch flattened
+// with its samples), Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization (folded into a neighbouring conv/dense
+// layer where exact, else an affine layer), gates, Identity, Dropout, Constant nodes and initializers, and all of
+// fold.py's import-time evaluation of constants and shape arithmetic (every evaluator, on NumPy's bool, integer and
+// float16/32/64 types with NumPy's promotion and floating-point errors). A model that needs more (another op, fuse.py's
+// patterns, a constant shift folded into the next layer's bias, a constant of another element type in the shape
+// arithmetic) is an UnsupportedModelError whose message says that the C++ importer does not cover it yet; dtd.load
+// still uses the Python importer.
 #pragma once
 
 #include <cstddef>

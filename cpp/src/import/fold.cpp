@@ -138,6 +138,19 @@ Constant transpose(const Constant& c, const std::vector<int64_t>& perm) {
   return gather_elements(c, dims, index);
 }
 
+/// The product of the non-zero extents overflows (NumPy refuses to make such an array, empty or not).
+bool nonzero_overflow(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    if (d != 0 && __builtin_mul_overflow(n, d, &n)) return true;
+  return false;
+}
+
+/// An empty result whose other extents NumPy could not hold: refused (a typed error, never a wrapped size).
+void too_big(const Node& node, const std::vector<int64_t>& dims) {
+  if (nonzero_overflow(dims)) not_ported(node, concat("an empty constant of shape ", py_list(dims)));
+}
+
 // -- evaluators ----------------------------------------------------------------------------------------------------
 Constant ints_value(std::vector<int64_t> dims, std::vector<int64_t> values) {
   Constant c;
@@ -184,6 +197,7 @@ Constant eval_gather(const Node& node, const Args& args) {
   std::vector<int64_t> dims(data.dims.begin(), data.dims.begin() + axis);
   dims.insert(dims.end(), indices.dims.begin(), indices.dims.end());
   dims.insert(dims.end(), data.dims.begin() + axis + 1, data.dims.end());
+  too_big(node, dims);
   std::vector<size_t> index;
   index.reserve(static_cast<size_t>(outer) * picked.size() * static_cast<size_t>(inner));
   for (int64_t o = 0; o < outer; ++o)
@@ -386,6 +400,7 @@ Constant reshaped(const Constant& data, std::vector<int64_t> shape) {
   }
   Constant out = data;
   out.dims = std::move(shape);
+  if (nonzero_overflow(out.dims)) fail("ValueError", mismatch);
   return out;
 }
 
@@ -837,6 +852,7 @@ Constant eval_constant_of_shape(const Node& node, const Args& args) {
   }
   for (int64_t d : shape)
     if (d < 0) fail("ValueError", "negative dimensions are not allowed");
+  too_big(node, shape);
   Constant out = make(fill.dtype, shape);
   for (size_t j = 0; j < static_cast<size_t>(numel(shape)); ++j) copy_element(fill, 0, out, j);
   return out;
@@ -883,6 +899,7 @@ Constant eval_expand(const Node& node, const Args& args) {
     if (d < 0) fail("ValueError", "negative dimensions are not allowed");
   std::vector<int64_t> dims;
   broadcast_dims({data.dims, shape}, dims);
+  too_big(node, dims);
   return gather_elements(data, dims, broadcast_index(data.dims, dims));
 }
 
@@ -894,8 +911,11 @@ Constant eval_tile(const Node& node, const Args& args) {
   if (!ok)
     throw ModelLoadError(concat(node.describe(), ": repeats ", py_list(repeats),
                                 " must hold one non-negative entry per axis of the rank-", data.dims.size(), " input"));
-  std::vector<int64_t> dims;
-  for (size_t a = 0; a < repeats.size(); ++a) dims.push_back(data.dims[a] * repeats[a]);
+  std::vector<int64_t> dims(repeats.size());
+  for (size_t a = 0; a < repeats.size(); ++a)
+    if (__builtin_mul_overflow(data.dims[a], repeats[a], &dims[a]))
+      fail("ValueError", "Maximum allowed dimension exceeded");
+  too_big(node, dims);
   const std::vector<int64_t> strides = strides_of(data.dims);
   const auto n = static_cast<size_t>(numel(dims));
   std::vector<size_t> index(n);

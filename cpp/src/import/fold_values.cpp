@@ -1,6 +1,7 @@
 // NumPy's element types, promotion and casts for the import-time evaluation (fold_values.hpp).
 #include "fold_values.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -114,8 +115,10 @@ double as_double(const Constant& c, size_t i) {
 }
 
 int64_t numel(const std::vector<int64_t>& dims) {
+  if (std::find(dims.begin(), dims.end(), 0) != dims.end()) return 0;  // no overflow before a zero extent
   int64_t n = 1;
-  for (int64_t d : dims) n *= d;
+  for (int64_t d : dims)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
   return n;
 }
 

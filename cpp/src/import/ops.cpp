@@ -1304,7 +1304,9 @@ Converter lookup(const std::string& op_type, int64_t opset) {
 std::vector<std::string> cpp_supported_ops() {
   std::vector<std::string> out;
   for (const Entry& e : registry()) out.push_back(e.op);
+  for (const FoldOp& f : fold_ops()) out.push_back(f.op);  // shape-only ops: evaluated at import
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
