@@ -18,6 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+import fold_models
 import relnets
 from builders import GraphBuilder
 from conftest import DATA_DIR
@@ -977,3 +978,81 @@ def test_constants_of_other_types_errors(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
         assert compare(TYPED_ERRORS[name]()) == "same error"
+
+
+# -- import-time evaluation (fold.py) and the data movements of shape.py ------------------------------------------
+def _results(make: object, seed: int, count: int) -> dict[str, int]:
+    rng = np.random.default_rng(seed)
+    results: dict[str, int] = {}
+    for _ in range(count):
+        result = compare(make(rng))  # type: ignore[operator]
+        results[result] = results.get(result, 0) + 1
+    return results
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_folded_elementwise_ops(seed: int) -> None:
+    """Binary, unary, reduction and Cast evaluations of random constants of every element type (NumPy's promotion,
+    integer wrap-around, x86-64's float-to-integer casts, the floating-point errors np.errstate raises)."""
+    results = _results(fold_models.elementwise_model, seed, 150)
+    assert results.get("same", 0) > 100 and "not ported" not in results, results
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_folded_shape_ops(seed: int) -> None:
+    """Shape, Size, Gather, (Un)Squeeze, Concat, Slice, Reshape, Flatten, Transpose, ConstantOfShape, Range, Expand
+    and Tile of constants, with valid and invalid parameters: the same value or the same error."""
+    results = _results(fold_models.shape_op_model, seed, 150)
+    assert results.get("same", 0) > 50 and results.get("same error", 0) > 30 and "not ported" not in results
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_data_movements(seed: int) -> None:
+    """Slice, Split and Gather of data tensors, the gather from a batch flattened with its samples, and a Reshape
+    target computed from the input's shape."""
+    results = _results(fold_models.data_op_model, seed, 100)
+    assert results.get("same", 0) > 30 and results.get("same error", 0) > 10 and "not ported" not in results
+
+
+def _size_view() -> onnx.ModelProto:
+    """x.view(N, x.numel() // N): Size, Shape, Gather, Div, Concat in front of a Reshape."""
+    b = GraphBuilder((2, 3, 3), seed=17)
+    h = b.relu(b.conv("x", 2, (1, 1)))
+    n = b.node("Gather", [b.node("Shape", [h]), b.const(np.array([0], np.int64))], axis=0)
+    per_sample = b.node("Div", [b.node("Size", [h]), n])
+    target = b.node("Concat", [n, per_sample], axis=0)
+    return b.build(b.node("MatMul", [b.node("Reshape", [h, target]), b.weight((18, 2))]))
+
+
+def _big(op: str) -> onnx.ModelProto:
+    """A tiny model asking the fold for far more elements than the limit (nothing may be allocated first)."""
+    b = GraphBuilder((3,))
+    huge = np.array([10**6, 10**6], np.int64)
+    if op == "ConstantOfShape":
+        value = b.node("ConstantOfShape", [b.const(huge)])
+    elif op == "Tile":
+        value = b.node("Tile", [b.const(np.ones((2, 2), np.float32)), b.const(huge)])
+    elif op == "Expand":
+        value = b.node("Expand", [b.const(np.ones((1, 1), np.float32)), b.const(huge)])
+    else:
+        value = b.node("Range", [b.const(np.array(v, np.float32)) for v in (0, 1e12, 1)])
+    flat = b.node("Reshape", [value, b.const(np.array([-1], np.int64))])
+    return b.build(b.node("Add", ["x", b.node("ReduceSum", [flat], keepdims=1)]))
+
+
+@pytest.mark.parametrize("name", ["size_view", "ConstantOfShape", "Tile", "Expand", "Range", "floor_of_data"])
+def test_fold_cases(name: str) -> None:
+    if name == "size_view":
+        assert compare(_size_view()) == "same"
+    elif name == "floor_of_data":
+        assert compare(_one("Floor", (3,), [])) == "same error"  # an op evaluated at import only, on data
+    else:
+        assert compare(_big(name)) == "same error"
+
+
+def test_float_reductions_in_a_fixed_order() -> None:
+    """A float32 ReduceSum whose result depends on the summation order: both importers sum in one order."""
+    b = GraphBuilder((4,), opset=13, seed=18)
+    values = np.random.default_rng(5).normal(0, 1, (1000, 4)).astype(np.float32) * 1e4
+    total = b.node("ReduceSum", [b.const(values), b.const(np.array([0], np.int64))], keepdims=0)
+    assert compare(b.build(b.node("Add", [b.gemm("x", 4), total]))) == "same"

@@ -2,6 +2,7 @@
 // (folded) + Relu + MaxPool + Flatten + Gemm, with the folded weights computed here as the Python importer computes
 // them; the network built from the spec runs; unsupported ops and missing initializers are the Python importer's
 // errors.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -38,6 +39,11 @@ Bytes int64_tensor(const std::string& name, const std::vector<int64_t>& values) 
   Bytes raw(values.size() * 8, '\0');
   std::memcpy(raw.data(), values.data(), raw.size());
   return vint(1, static_cast<int64_t>(values.size())) + vint(2, 7) + len(8, name) + len(9, raw);
+}
+Bytes int64_scalar(const std::string& name, int64_t value) {
+  Bytes raw(8, '\0');
+  std::memcpy(raw.data(), &value, 8);
+  return vint(2, 7) + len(8, name) + len(9, raw);
 }
 // AttributeProto: name = 1, i = 3, ints = 8, type = 20 (INT 2, INTS 7).
 Bytes int_attr(const std::string& name, int64_t v) {
@@ -267,14 +273,41 @@ void test_files(const std::string& folder) {
 
 }  // namespace
 
+void test_folding_and_slice() {
+  // The bias is evaluated at import: (b * c) in float32 (NumPy's float32 multiply), then Sub of an integer Range cast
+  // to float32; the data is sliced on a per-sample axis first.
+  const std::vector<float> b{0.1f, 0.7f}, c{3.3f, -1.9f};
+  const Bytes m =
+      model({node("Slice", "slice", {"x", "starts", "ends", "axes"}, {"s"}), node("MatMul", "mm", {"s", "w"}, {"z"}),
+             node("Mul", "mul", {"b", "c"}, {"bc"}), node("Range", "range", {"r0", "r1", "r2"}, {"r"}),
+             node("Cast", "cast", {"r"}, {"rf"}, {int_attr("to", 1)}), node("Sub", "sub", {"bc", "rf"}, {"bias"}),
+             node("Add", "add", {"z", "bias"}, {"y"})},
+            {int64_tensor("starts", {1}), int64_tensor("ends", {4}), int64_tensor("axes", {1}),
+             tensor("w", {3, 2}, ramp(6, 0.5f, 0.25f)), tensor("b", {2}, b), tensor("c", {2}, c), int64_scalar("r0", 2),
+             int64_scalar("r1", 6), int64_scalar("r2", 3)},
+            value_info("x", {5}), value_info("y", {2}));
+  const dtd::ModelSpec spec = load(m);
+  check(spec.layers.size() == 2 && spec.layers[0].kind == dtd::LayerKind::slice, "slice, dense");
+  if (spec.layers.size() != 2) return;
+  check(spec.layers[0].ints.at("starts") == std::vector<int64_t>({1}) &&
+            spec.layers[0].ints.at("axes") == std::vector<int64_t>({1}),
+        "the slice's parameters");
+  const std::vector<double>& bias = spec.layers[1].weights.at("bias").data;
+  check(bias.size() == 2 && bias[0] == double(b[0] * c[0] - 2.0f) && bias[1] == double(b[1] * c[1] - 5.0f),
+        "the folded bias in float32, bit for bit");
+}
+
 int main(int argc, char** argv) {
   if (argc > 1) test_files(argv[1]);
   test_cnn();
   test_matmul_bias_and_reshape();
   test_errors();
   test_internal_folds();
+  test_folding_and_slice();
   const std::vector<std::string> ops = dtd::import_supported_ops();
-  check(!ops.empty() && ops.front() == "Add", "the supported ops, sorted");
+  check(std::is_sorted(ops.begin(), ops.end()) && std::count(ops.begin(), ops.end(), "Add") == 1 &&
+            std::count(ops.begin(), ops.end(), "Slice") == 1 && std::count(ops.begin(), ops.end(), "Range") == 1,
+        "the supported ops, sorted, each once (the shape-only ops evaluated at import among them)");
   if (dtd_test::failures)
     std::printf("%d failure(s)\n", dtd_test::failures);
   else

@@ -11,15 +11,16 @@
 // What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
 // HardSigmoid, HardSwish, Softplus, PRelu with a constant slope, Gelu-20), Softmax and LogSoftmax at the head,
 // LayerNormalization-17, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN, Flatten,
-// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Pad (every opset's form and mode; a constant pad folded into the
-// Conv / AveragePool / MaxPool after it where exact), Add/Sum, constant Add/Sub/Mul/Div (the legacy broadcast
-// attribute of opset < 7 too) and BatchNormalization (folded into a neighbouring conv/dense layer where exact, a
-// constant shift into the next layer's bias in the documented sequential order, else an affine layer), gates,
-// Identity, Dropout, Constant nodes and initializers, fuse.py's patterns (the erf form of GELU and the
-// LayerNormalization written out with ReduceMean, each fused into one layer), and the shape arithmetic of
-// x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on integers, evaluated at import). A model that needs
-// more (another op, other constant folding) is an UnsupportedModelError whose message says that the C++ importer does
-// not cover it yet; dtd.load still uses the Python importer.
+// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Slice, Split, Gather (also the gather from a batch flattened with
+// its samples), Pad (every opset's form and mode; a constant pad folded into the Conv / AveragePool / MaxPool after it
+// where exact), Add/Sum, constant Add/Sub/Mul/Div (the legacy broadcast attribute of opset < 7 too) and
+// BatchNormalization (folded into a neighbouring conv/dense layer where exact, a constant shift into the next layer's
+// bias in the documented sequential order, else an affine layer), gates, Identity, Dropout, Constant nodes and
+// initializers, fuse.py's patterns (the erf form of GELU and the LayerNormalization written out with ReduceMean, each
+// fused into one layer), and all of fold.py's import-time evaluation of constants and shape arithmetic (every
+// evaluator, on NumPy's bool, integer and float16/32/64 types with NumPy's promotion and floating-point errors). A
+// model that needs more (a constant of another element type in the shape arithmetic) is an UnsupportedModelError
+// whose message says that the C++ importer does not cover it yet; dtd.load still uses the Python importer.
 #pragma once
 
 #include <cstddef>

@@ -179,7 +179,11 @@ class Context {
   ImportLimits limits;
   std::deque<Draft> layers;  // a deque: drafts keep their address as layers are appended
   std::set<std::string> merged_batch;
-  std::map<std::string, std::string> batch_flattened;  // value -> the refusal for any consumer
+  std::map<std::string, std::string> batch_flattened;         // value -> the refusal for any consumer
+  std::map<std::string, std::string> batch_flattened_source;  // value -> the Reshape's source
+  /// Every node of the graph (context.py's model.graph.node): shape.py's reaches_output_through_reshapes and the
+  /// checks that look at a value's consumers read it.
+  const std::vector<ox::Node>* graph_nodes = nullptr;
   /// Values computed from the batch size (shape arithmetic, fold.cpp): their values for the two sentinel batches.
   std::map<std::string, std::pair<Constant, Constant>> batch_values;
   /// Elements of all constants folded so far (against limits.max_folded_constant).
@@ -237,8 +241,6 @@ class Context {
   /// Every value name of the graph (inputs, initializers, node outputs, value_info): what ONNX shape inference gives
   /// the Python importer a shape for, which no generated name may take.
   std::set<std::string> value_names;
-  /// Every node of the graph (context.py's model.graph.node), for the checks that look at a value's consumers.
-  const std::vector<ox::Node>* graph_nodes = nullptr;
 
   /// A layer/value name derived from `base` that no node, layer or value uses yet (context.py's unique_name).
   std::string unique_name(const std::string& base);

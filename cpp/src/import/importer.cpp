@@ -390,6 +390,7 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
                                                           : "'" + d.param + "'";
     break;
   }
+  ctx.graph_nodes = &nodes;
   ctx.shapes[input.name] = input.shape;
   ctx.used_names.insert(names.begin(), names.end());
   for (const ox::ValueInfo& v : graph.input) ctx.value_names.insert(v.name);
@@ -398,7 +399,6 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   for (const ox::Tensor& t : graph.initializer) ctx.value_names.insert(t.name);
   for (const ox::Node& n : nodes)
     for (const std::string& out : n.output) ctx.value_names.insert(out);
-  ctx.graph_nodes = &nodes;
 
   for (size_t i : order) {
     auto fused = fusion.replacements.find(i);

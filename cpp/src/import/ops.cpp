@@ -614,6 +614,7 @@ void convert_reshape(Context& ctx, const Node& node) {
     if (shape.size() != 1) throw UnsupportedModelError(*refusal);
     // The whole batch in one axis: only a Gather taking each sample back (not ported yet) may follow.
     ctx.batch_flattened[node.outputs()[0]] = *refusal;
+    ctx.batch_flattened_source[node.outputs()[0]] = source;
     return;
   }
   auto out = reshape_shape(ctx, source, shape);
@@ -1151,6 +1152,7 @@ const std::vector<Entry>& registry() {
       {"Dropout", convert_dropout},
       {"Elu", convert_unary},
       {"Flatten", convert_flatten},
+      {"Gather", convert_gather},
       {"Gelu", convert_gelu, 20},
       {"Gemm", convert_gemm},
       {"GlobalAveragePool", convert_globalavgpool},
@@ -1172,8 +1174,10 @@ const std::vector<Entry>& registry() {
       {"Reshape", convert_reshape},
       {"Selu", convert_unary},
       {"Sigmoid", convert_unary},
+      {"Slice", convert_slice},
       {"Softmax", convert_softmax},
       {"Softplus", convert_unary},
+      {"Split", convert_split},
       {"Squeeze", convert_squeeze},
       {"Sub", convert_sub},
       {"Sum", convert_add},
@@ -1189,13 +1193,17 @@ const std::vector<Entry>& registry() {
 Converter lookup(const std::string& op_type, int64_t opset) {
   for (const Entry& e : registry())
     if (op_type == e.op && opset >= e.since) return e.convert;
+  for (const FoldOp& f : fold_ops())  // fold.py's register_shape_only_ops
+    if (op_type == f.op && opset >= f.since) return convert_shape_only;
   return nullptr;
 }
 
 std::vector<std::string> cpp_supported_ops() {
   std::vector<std::string> out;
   for (const Entry& e : registry()) out.push_back(e.op);
+  for (const FoldOp& f : fold_ops()) out.push_back(f.op);  // shape-only ops: evaluated at import
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

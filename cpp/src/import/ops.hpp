@@ -24,6 +24,15 @@ std::vector<std::string> python_supported_ops();
 /// returns true; false when it reads data (its converter handles it). An evaluation the C++ importer has not ported
 /// yet is not_ported.
 bool try_fold(Context& ctx, const Node& node);
+/// fold.py's convert_shape_only: the refusal of an op evaluated at import only, reached with a data input.
+void convert_shape_only(Context& ctx, const Node& node);
+/// shape.py's converters of Slice, Split and Gather on data (ops_shape.cpp).
+void convert_slice(Context& ctx, const Node& node);
+void convert_split(Context& ctx, const Node& node);
+void convert_gather(Context& ctx, const Node& node);
+/// shape.py's reaches_output_through_reshapes: `value` is the graph output, or feeds only a chain of shape ops
+/// (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout) that ends at it.
+bool reaches_output_through_reshapes(const Context& ctx, const std::string& value);
 /// fold.py's reshape_target: the constant target of a Reshape whose shape input was computed from the batch size.
 std::vector<int64_t> reshape_target(const Context& ctx, const Node& node);
 
