@@ -456,6 +456,10 @@ def _data_shape_pair(ctx: ConversionContext, node: Node, name: str) -> tuple[np.
 
 
 # -- sizes before evaluation ------------------------------------------------------------------------------
+#: The binary ops whose operands :func:`_operands` aligns (legacy broadcasting before opset 7).
+_LEGACY_BINARY = ("Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater", "And", "Or")
+
+
 def _broadcast_elements(node: Node, shapes: list[tuple[int, ...]]) -> int:
     """Elements of the NumPy broadcast of ``shapes`` (Python integers: no overflow, nothing allocated)."""
     rank = max((len(s) for s in shapes), default=0)
@@ -506,6 +510,9 @@ def output_elements(node: Node, args: Args) -> int | None:
         )
     if op == "Concat":
         return sum(a.size for a in present)
+    if node.opset <= _LEGACY_BROADCAST_UNTIL and op in _LEGACY_BINARY and len(present) == 2:
+        # legacy broadcasting: B is aligned to A at ``axis`` (checked by the evaluator); the result has A's shape
+        return int(present[0].size)
     if op in (
         "Add",
         "Sub",
