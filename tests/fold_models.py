@@ -1,9 +1,9 @@
-"""Random models whose constants the importers evaluate at import (python/dtd/onnx/fold.py and its C++ port), for
-tests/test_import_cpp.py: every evaluator on every element type fold.py evaluates, with values that reach NumPy's
-corner cases (integer wrap-around, inf, NaN, -0.0, division by zero), and the data movements of shape.py (Slice,
-Split, Gather, the gather from a batch flattened with its samples). The folded value ends up in a weight (float64
-throughout, so that it is compared bit for bit) or in an error both importers must word the same.
-"""
+"""Random models whose constants the importer evaluates at import (cpp/src/import/fold.cpp, the port of the Python
+importer's fold.py), for tests/test_import_cpp.py: every evaluator on every element type fold.py evaluated, with
+values that reach NumPy's corner cases (integer wrap-around, inf, NaN, -0.0, division by zero), and the data
+movements of shape.py (Slice, Split, Gather, the gather from a batch flattened with its samples). The folded value
+ends up in a weight (float64 throughout, so that it is compared bit for bit) or in an error both importers must word
+the same."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ shapes), or the exception class and message; a model is keyed by its bytes and h
 
 from __future__ import annotations
 
-import atexit
 import gzip
 import hashlib
 import json
@@ -19,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-#: How dtd's importers begin the message of bytes that do not decode; what follows is the decoder's own account,
-#: which differs between protobuf (the Python importer) and dtd's C++ reader: only this much of it is recorded.
 #: The tests' temporary folders (pytest's basetemp), which differ from run to run.
 _TMP = re.compile(r"/[^\s']*/pytest-of-[^/]+/pytest-\d+/")
+#: How dtd's importers begin the message of bytes that do not decode; what follows is the decoder's own account,
+#: which differs between protobuf (the Python importer) and dtd's C++ reader: only this much of it is recorded.
 DECODE_PREFIXES = ("cannot parse the ONNX model bytes: ", "cannot load ONNX model ")
 
 
@@ -135,39 +134,18 @@ def model_key(src: Any, limits: Any, base_dir: Any) -> str | None:
     return h.hexdigest()
 
 
-#: The record: model key -> result digest, as both importers gave it while both existed.
+#: The record: model key -> result digest, as both importers gave it while both existed (made by running the
+#: test suite with both and keeping what they agreed on).
 GOLDEN_FILE = Path(__file__).resolve().parent / "data" / "import_golden.json.gz"
-#: ``DTD_IMPORT_GOLDEN=record``: add every result both importers agree on to the record (written at exit).
-RECORD = os.environ.get("DTD_IMPORT_GOLDEN") == "record"
 _golden: dict[str, str] | None = None
-_recorded: dict[str, str] = {}
-disagreements: list[str] = []
 
 
 def golden() -> dict[str, str]:
-    """The record (empty before it was made)."""
+    """The record: model key -> result digest."""
     global _golden
     if _golden is None:
-        _golden = json.loads(gzip.decompress(GOLDEN_FILE.read_bytes())) if GOLDEN_FILE.exists() else {}
+        _golden = json.loads(gzip.decompress(GOLDEN_FILE.read_bytes()))
     return _golden
-
-
-def _write() -> None:
-    old = golden()
-    old.update(_recorded)
-    GOLDEN_FILE.write_bytes(gzip.compress(json.dumps(old, sort_keys=True).encode(), mtime=0))
-    print(f"\nimport golden: {len(_recorded)} results recorded, {len(disagreements)} disagreements")
-    for line in disagreements[:50]:
-        print("  " + line[:300])
-
-
-if RECORD:
-    atexit.register(_write)
-
-
-def record(key: str, digest: str) -> None:
-    """Adds a result both importers agree on (record mode)."""
-    _recorded[key] = digest
 
 
 def check(key: str | None, digest: str, strict: bool = False) -> None:

@@ -1,10 +1,10 @@
-"""The C++ ONNX importer (cpp/src/import, ``dtd._core._load_onnx``) against the Python one (``dtd.onnx``).
+"""The ONNX importer (cpp/src/import, ``dtd._core._import_onnx``) against what the Python importer gave.
 
 For every committed test model (tests/data, the shipped MNIST model, the LRP Toolbox's LeNet-5 in the shared data),
-the relevance test nets of ``tests/relnets.py`` at several opsets, and models built here for the core op set and
-for its errors: the C++ importer gives the same ModelSpec (layers, attributes, weights bit for bit) or the same
-exception class and message, unless it says that it does not cover the model yet. dtd.load still uses the Python
-importer; these tests pin the port while it grows.
+the relevance test nets of ``tests/relnets.py`` at several opsets, and models built here for every op family and
+for its errors: the importer gives the ModelSpec (layers, attributes, weights bit for bit) or the exception class
+and message that the Python importer gave before it was deleted (the record tests/data/import_golden.json.gz,
+made while both importers existed and agreed; tests/import_compare.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from onnx import TensorProto, helper
 
 import fold_models
 import relnets
-from builders import GraphBuilder
+from builders import MAX_OPSET, GraphBuilder
 from conftest import DATA_DIR
 from dtd import _core
-from dtd.onnx import MAX_OPSET
 from import_compare import compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +30,7 @@ COMMITTED = sorted(
     [*(ROOT / "tests" / "data").rglob("*.onnx"), ROOT / "python" / "dtd" / "data" / "mnist_cnn.onnx"]
 )
 SHARED = sorted(DATA_DIR.rglob("*.onnx")) if DATA_DIR.is_dir() else []
-#: Committed models the C++ importer converts today (the rest need ops or folding not ported yet). A floor, so
-#: that a regression in coverage fails; raise it as the port grows.
+#: Committed models the importer converts (the others are refused on purpose: unsupported ops, malformed files).
 MIN_COMMITTED_COVERED = 142
 
 
@@ -43,9 +41,9 @@ def _rel(path: Path) -> str:
         return path.name
 
 
-def test_tables_are_generated_from_the_python_ones() -> None:
-    """cpp/src/import/schema_table.inc is what tools/gen_import_schema.py makes of schema.py, the converter registry
-    and fold.py (and the onnx package's newest opset and IR version)."""
+def test_tables_are_generated_from_the_schema_file() -> None:
+    """cpp/src/import/schema_table.inc is what tools/gen_import_schema.py makes of tools/import_schema.py (and the
+    onnx package's newest opset and IR version)."""
     spec = importlib.util.spec_from_file_location(
         "gen_import_schema", ROOT / "tools" / "gen_import_schema.py"
     )
@@ -70,7 +68,7 @@ def test_shared_models(path: Path) -> None:
 
 def test_committed_coverage() -> None:
     results = {_rel(p): compare(p) for p in COMMITTED}
-    covered = [name for name, result in results.items() if result != "not ported"]
+    covered = [name for name, result in results.items() if result == "same"]
     assert len(covered) >= MIN_COMMITTED_COVERED, f"{len(covered)} of {len(results)} covered: {covered}"
 
 
@@ -81,7 +79,7 @@ def test_relnets(opset: int, seed: int, bias: str) -> None:
     results = {
         name: compare(relnets.to_onnx(net, opset)) for name, net in relnets.all_nets(seed, bias).items()
     }
-    assert any(result != "not ported" for result in results.values()), results
+    assert any(result == "same" for result in results.values()), results
 
 
 # -- the core op set, one feature at a time -------------------------------------------------------------------------
@@ -433,11 +431,7 @@ ERROR_MODELS = {
 
 @pytest.mark.parametrize("name", sorted(ERROR_MODELS))
 def test_error_models(name: str) -> None:
-    result = compare(ERROR_MODELS[name]())
-    if name in ("unsupported_op_python_supports", "reshape_computed"):
-        assert result in ("not ported", "same error")
-    else:
-        assert result == "same error"
+    assert compare(ERROR_MODELS[name]()) == "same error"
 
 
 def test_errors_map_to_dtd_exceptions() -> None:
@@ -882,15 +876,13 @@ def test_affine_errors(name: str) -> None:
 def test_shift_folding_uses_the_sequential_row_sums() -> None:
     """The bias a folded shift gives is the documented sum, ((w_0 t_0 + w_1 t_1) + ...) in float64, in both
     importers (not NumPy's pairwise sum or a BLAS product): checked against an explicit loop."""
-    from dtd.onnx import import_model
-
     b = GraphBuilder((300,), seed=26)
     t = np.random.default_rng(1).standard_normal(300).astype(np.float32) * 1e3
     w = np.random.default_rng(2).standard_normal((2, 300)).astype(np.float32)
     h = b.node("Add", [b.relu("x"), b.const(t)])
     model = b.build(b.node("Gemm", [h, b.const(w)], transB=1))
     assert compare(model) == "same"
-    layer = import_model(model.SerializeToString()).spec.layers[-1]
+    layer = _core._import_onnx(model.SerializeToString())["spec"].layers[-1]
     expected = []
     for row in w.astype(np.float64):
         total = row[0] * float(t[0])
@@ -995,7 +987,7 @@ def test_folded_elementwise_ops(seed: int) -> None:
     """Binary, unary, reduction and Cast evaluations of random constants of every element type (NumPy's promotion,
     integer wrap-around, x86-64's float-to-integer casts, the floating-point errors np.errstate raises)."""
     results = _results(fold_models.elementwise_model, seed, 150)
-    assert results.get("same", 0) > 100 and "not ported" not in results, results
+    assert results.get("same", 0) > 100, results
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -1003,7 +995,7 @@ def test_folded_shape_ops(seed: int) -> None:
     """Shape, Size, Gather, (Un)Squeeze, Concat, Slice, Reshape, Flatten, Transpose, ConstantOfShape, Range, Expand
     and Tile of constants, with valid and invalid parameters: the same value or the same error."""
     results = _results(fold_models.shape_op_model, seed, 150)
-    assert results.get("same", 0) > 50 and results.get("same error", 0) > 30 and "not ported" not in results
+    assert results.get("same", 0) > 50 and results.get("same error", 0) > 30
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -1011,7 +1003,7 @@ def test_data_movements(seed: int) -> None:
     """Slice, Split and Gather of data tensors, the gather from a batch flattened with its samples, and a Reshape
     target computed from the input's shape."""
     results = _results(fold_models.data_op_model, seed, 100)
-    assert results.get("same", 0) > 30 and results.get("same error", 0) > 10 and "not ported" not in results
+    assert results.get("same", 0) > 30 and results.get("same error", 0) > 10
 
 
 def _size_view() -> onnx.ModelProto:

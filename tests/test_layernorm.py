@@ -167,7 +167,7 @@ def test_layernorm_refusals() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# LayerNormalization written out (PyTorch before opset 17): fused into one layernorm layer (dtd.onnx.fuse)
+# LayerNormalization written out (PyTorch before opset 17): fused into one layernorm layer (cpp/src/import/fuse.cpp)
 # ---------------------------------------------------------------------------------------------------------
 def _decomposed_ln(
     opset: int,

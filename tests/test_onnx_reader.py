@@ -6,7 +6,7 @@
   values as ``onnx.load``;
 * handwritten protobuf bytes: packed and unpacked repeated scalars, unknown fields of every wire type, and the
   malformed inputs it refuses with a ModelLoadError;
-* external data: the rules of python/dtd/onnx/external.py ('..', absolute paths, symlink escapes, short files);
+* external data: the rules dtd.load has always applied ('..', absolute paths, symlink escapes, short files);
 * a fuzz loop over tests/fuzz's seeds and mutations, in a child process (a crash there fails the test instead of
   killing pytest): every case is a ModelLoadError or a decode equal to onnx's.
 

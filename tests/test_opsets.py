@@ -230,7 +230,7 @@ def test_gemm6_broadcast_zero_needs_full_c() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# shape arithmetic in the op forms of each opset (python/dtd/onnx/fold.py)
+# shape arithmetic in the op forms of each opset (cpp/src/import/fold.cpp)
 # ---------------------------------------------------------------------------------------------------------
 INT64_MAX = np.iinfo(np.int64).max
 

@@ -1,12 +1,8 @@
-"""Write cpp/src/import/schema_table.inc, the C++ importer's copy of the importer's node table.
+"""Write cpp/src/import/schema_table.inc, the C++ importer's node table.
 
-The node table (``NODES``, ``HARMLESS_ATTRIBUTES``, ``INPUT_FORMS`` of tools/import_schema.py, or of
-python/dtd/onnx/schema.py while the Python importer exists: tools/import_table.py finds it) is the one source of the
-schema sections; this script turns it into C++ initializers, with the newest opset and IR version of the installed
-onnx package. The last two sections (``python_registry``: the Python importer's op types and opset ranges;
-``fold_ops``: the ops evaluated at import and since when) are generated from dtd.onnx's registry and fold.py while
-they exist, and kept as committed once python/dtd/onnx/ is deleted. ``tests/test_import_cpp.py`` checks that the
-committed file is what this script writes.
+tools/import_schema.py (``NODES``, ``HARMLESS_ATTRIBUTES``, ``INPUT_FORMS``, ``FOLD_OPS``) is the one source; this
+script turns it into C++ initializers, with the newest opset and IR version of the installed onnx package.
+``tests/test_import_cpp.py`` checks that the committed file is what this script writes.
 
 Usage: python tools/gen_import_schema.py [--check]
 """
@@ -15,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 from pathlib import Path
 
 import onnx
@@ -60,60 +55,14 @@ def render() -> str:
         for index, form in forms.items():
             lines.append(f'      {{"{op}", {since}, {index}, "{form}"}},')
     lines += ["  };", "  return rows;", "}", ""]
-    return "\n".join(lines + _importer_sections())
-
-
-def _importer_sections() -> list[str]:
-    """The ``python_registry`` and ``fold_ops`` sections: from dtd.onnx while it exists, else as committed."""
-    try:
-        from dtd.onnx import fold
-        from dtd.onnx.registry import _REGISTRY
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("dtd.onnx"):
-            raise
-        return _committed_sections("python_registry", "fold_ops")
-    lines = ["const std::vector<RegistryEntry>& python_registry() {"]
-    lines += ["  static const std::vector<RegistryEntry> rows = {"]
-    for op in sorted(_REGISTRY):
-        for entry in _REGISTRY[op]:
-            until = -1 if entry.until is None else entry.until
-            lines.append(f'      {{"{op}", {entry.since}, {until}}},')
-    lines += ["  };", "  return rows;", "}", ""]
     lines += ["const std::vector<FoldOp>& fold_ops() {", "  static const std::vector<FoldOp> rows = {"]
-    for op in fold.foldable_ops():
-        lines.append(f'      {{"{op}", {fold._SINCE[op]}}},')
+    for op, since in schema.FOLD_OPS.items():
+        lines.append(f'      {{"{op}", {since}}},')
     lines += ["  };", "  return rows;", "}", "// clang-format on", ""]
-    return lines
-
-
-def _committed_sections(*functions: str) -> list[str]:
-    """The committed file's definitions of ``functions`` (each from its signature to its closing brace, followed
-    by an empty line), then the file's end; refuses a file without them."""
-    committed = OUT.read_text().split("\n") if OUT.exists() else []
-    lines: list[str] = []
-    for name in functions:
-        start = next((i for i, line in enumerate(committed) if line.endswith(f"& {name}() {{")), None)
-        if start is None:
-            raise SystemExit(
-                f"{OUT} has no {name}() to keep: python/dtd/onnx/ is gone, so it cannot be regenerated"
-            )
-        end = committed.index("}", start)
-        lines += [*committed[start : end + 1], ""]
-    return [*lines[:-1], "// clang-format on", ""]
-
-
-def _python_package() -> None:
-    """Make ``import dtd.onnx`` work from the source tree without the compiled core (the tables are pure Python):
-    ``dtd`` becomes a bare package over python/dtd, its ``__init__`` (which loads the core) is not run."""
-    if "dtd" in sys.modules:
-        return
-    package = types.ModuleType("dtd")
-    package.__path__ = [str(ROOT / "python" / "dtd")]
-    sys.modules["dtd"] = package
+    return "\n".join(lines)
 
 
 def main() -> int:
-    _python_package()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the committed file differs")
     args = parser.parse_args()

@@ -2,10 +2,10 @@
 
 The importer must not depend on onnx's schemas at run time (the C++ importer carries the table, generated into
 cpp/src/import/schema_table.inc by tools/gen_import_schema.py), so the table is generated once with this script and
-pasted into its Python source (tools/import_schema.py, or python/dtd/onnx/schema.py while the Python importer exists:
-see tools/import_table.py); ``tests/test_validation.py`` checks that the two agree. It prints the rows of the ops
-already in the table, of those the C++ importer converts (``dtd._core._import_supported_ops()``) and of
-:data:`EXTRA_OPS`. Run: ``python tools/onnx_schema_table.py``.
+pasted into its Python source (tools/import_schema.py, read through tools/import_table.py);
+``tests/test_validation.py`` checks that the two agree. It prints the rows of the ops already in the table, of those
+the C++ importer converts (``dtd._core._import_supported_ops()``) and of :data:`EXTRA_OPS`. Run: ``python
+tools/onnx_schema_table.py``.
 """
 
 from __future__ import annotations

@@ -87,17 +87,16 @@ def _read_inputs(
 
 def _unsupported_ops(path: Path) -> list[str]:
     """Op types in the file that dtd has no converter for (the importer would stop at the first)."""
-    import onnx
-
     from . import _core
     from .errors import ModelLoadError
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as err:
+        decoded = _core._onnx_read(path.read_bytes(), None, False)  # dtd's reader; external data left unread
+    except (ModelLoadError, OSError) as err:
         raise ModelLoadError(f"{path}: not a readable ONNX model ({type(err).__name__}: {err})") from None
+    nodes = decoded["graph"]["node"] if decoded["graph"] is not None else []
     known = set(_core._import_supported_ops())
-    return sorted({node.op_type for node in proto.graph.node} - known)
+    return sorted({bytes(node["op_type"]).decode("utf-8", "replace") for node in nodes} - known)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

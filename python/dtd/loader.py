@@ -75,23 +75,10 @@ def _import(
     base_dir: str | os.PathLike[str] | None,
 ) -> dict[str, Any]:
     """The C++ importer's result for ``src``: {'spec', 'opset', 'input_dtype', 'merged_batch_output', 'source',
-    'declared'}. Until the C++ importer covers everything the Python one (dtd.onnx) converts, the Python one is the
-    default; ``DTD_IMPORTER=cpp`` selects the C++ one."""
+    'declared'}; a ModelProto is serialized and handed over (onnx need not be installed otherwise)."""
     if limits is not None and not isinstance(limits, Limits):
         raise TypeError(f"limits must be a dtd.Limits, got {type(limits).__name__}")
     folder = None if base_dir is None else str(base_dir)
-    if os.environ.get("DTD_IMPORTER", "python").strip() != "cpp":
-        from .onnx import import_model
-
-        py = import_model(src, limits, base_dir)
-        return {
-            "spec": py.spec,
-            "opset": py.opset,
-            "input_dtype": py.input_dtype,
-            "merged_batch_output": py.merged_batch_output,
-            "source": py.source,
-            "declared": py.declared,
-        }
     if isinstance(src, (str, os.PathLike)):
         return _core._import_onnx(str(Path(src)), base_dir=folder, limits=limits)
     if isinstance(src, (bytes, bytearray, memoryview)):
@@ -101,7 +88,8 @@ def _import(
             data = src.SerializeToString()
         except Exception as exc:  # protobuf refuses a message over 2 GiB, or one with unset required fields
             raise ModelLoadError(
-                f"cannot serialize the onnx.ModelProto: {type(exc).__name__}: {exc}"
+                f"cannot serialize the onnx.ModelProto ({type(exc).__name__}: {exc}); a model over 2 GiB must be "
+                "saved with external data and loaded from its path"
             ) from exc
         return _core._import_onnx(data, base_dir=folder, limits=limits, source="<ModelProto>")
     raise TypeError(f"expected a path, bytes or an onnx.ModelProto, got {type(src).__name__}")

@@ -1,26 +1,16 @@
-// The ONNX importer in C++: an ONNX model (a file, or its bytes) -> the ModelSpec a dtd::Network is built from.
+// The ONNX importer: an ONNX model (a file, or its bytes) -> the ModelSpec a dtd::Network is built from.
 //
-// It is the port of the Python importer (python/dtd/onnx/), step by step: the same graph checks (one data input of a
-// float type, one output, the default-domain opset, the node arity and attribute table of schema.py), the same
-// topological order (file order where possible), the same converters, the same folding of BatchNormalization and
-// of constant bias Adds into the conv/dense layer before them, and the same errors: a ModelLoadError for a malformed
-// or inconsistent model, an UnsupportedModelError for a valid one outside what dtd supports, each message naming the
-// node, the op and the shapes as the Python importer words it. The weights come out bit for bit as the Python
-// importer computes them (float64, the same operations in the same order, no contraction into FMA).
-//
-// What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
-// HardSigmoid, HardSwish, Softplus, PRelu with a constant slope, Gelu-20), Softmax and LogSoftmax at the head,
-// LayerNormalization-17, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN, Flatten,
-// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Slice, Split, Gather (also the gather from a batch flattened with
-// its samples), Pad (every opset's form and mode; a constant pad folded into the Conv / AveragePool / MaxPool after it
-// where exact), Add/Sum, constant Add/Sub/Mul/Div (the legacy broadcast attribute of opset < 7 too) and
-// BatchNormalization (folded into a neighbouring conv/dense layer where exact, a constant shift into the next layer's
-// bias in the documented sequential order, else an affine layer), gates, Identity, Dropout, Constant nodes and
-// initializers, fuse.py's patterns (the erf form of GELU and the LayerNormalization written out with ReduceMean, each
-// fused into one layer), and all of fold.py's import-time evaluation of constants and shape arithmetic (every
-// evaluator, on NumPy's bool, integer and float16/32/64 types with NumPy's promotion and floating-point errors). A
-// model that needs more (a constant of another element type in the shape arithmetic) is an UnsupportedModelError
-// whose message says that the C++ importer does not cover it yet; dtd.load still uses the Python importer.
+// dtd's one importer (dtd.load calls it). It runs on the reader of dtd/onnx.hpp and checks the graph first (one data
+// input of a float type, one output, the default-domain opset, the node arity and attribute table of
+// tools/import_schema.py), orders it topologically (file order where possible), evaluates constants and shape
+// arithmetic at import (NumPy's bool, integer and float16/32/64 types, promotion and floating-point errors), fuses
+// the written-out patterns (the erf form of GELU, LayerNormalization with ReduceMean, gates), folds BatchNormalization
+// and constant scales/shifts into a neighbouring conv/dense layer where exact (a shift into the next layer's bias in
+// the documented sequential order), and converts every op of the README's "Supported ONNX" table. Errors: a
+// ModelLoadError for a malformed or inconsistent model, an UnsupportedModelError for a valid one outside what dtd
+// supports, each message naming the node, the op and the shapes. The weights are computed in float64, the same
+// operations in the same order, no contraction into FMA: they come out bit for bit as the Python importer it
+// replaced computed them (tests/data/import_golden.json.gz holds the record of that importer's results).
 #pragma once
 
 #include <cstddef>
@@ -84,11 +74,11 @@ ModelSpec load_onnx(const std::string& path, const ImportLimits& limits = {});
 ModelSpec load_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir = std::nullopt,
                     const ImportLimits& limits = {});
 
-/// The op types the C++ importer converts, sorted.
+/// The op types the importer converts, sorted.
 std::vector<std::string> import_supported_ops();
 
 /// The versions of the onnx package whose operator schemas the importer's tables were generated from: the newest
-/// opset and IR version accepted, and that package's version (named in messages, as the Python importer does).
+/// opset and IR version accepted, and that package's version (named in messages).
 struct ImportSchemaVersions {
   int64_t max_opset;
   int64_t ir_version;

@@ -91,8 +91,7 @@ namespace {
 int64_t parse_int(const std::string& text, const std::string& where) {
   for (unsigned char ch : text)
     if (ch >= 0x80 || ch == '\'' || ch == '\\' || (ch < 0x20 && !std::isspace(ch)) || ch == 0x7f)
-      throw UnsupportedModelError(
-          concat(where, ": a string constant of other than plain ASCII text is not supported by the C++ importer yet"));
+      throw UnsupportedModelError(concat(where, ": a string constant of other than plain ASCII text is not supported"));
   auto invalid = [&]() {
     // repr(text) of plain ASCII text without quotes or backslashes: '...', control characters escaped.
     std::string shown;
@@ -120,8 +119,7 @@ int64_t parse_int(const std::string& text, const std::string& where) {
   uint64_t value = 0;
   const uint64_t limit = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
   auto too_large = [&]() {
-    return UnsupportedModelError(
-        concat(where, ": an integer string beyond int64 is not supported by the C++ importer yet"));
+    return UnsupportedModelError(concat(where, ": an integer string beyond int64 is not supported"));
   };
   bool digit_before = false;
   for (size_t i = begin; i < end; ++i) {
@@ -161,8 +159,7 @@ std::vector<int64_t> Constant::as_ints(const std::string& where) const {
     out.push_back(static_cast<int64_t>(std::trunc(v)));
   }
   if (real.size() != static_cast<size_t>(numel()))
-    throw UnsupportedModelError(
-        concat(where, ": a constant of element type ", dtype_name(), " is not supported by the C++ importer yet"));
+    throw UnsupportedModelError(concat(where, ": a constant of element type ", dtype_name(), " is not supported"));
   return out;
 }
 
@@ -474,9 +471,8 @@ std::vector<int64_t> Node::ints_attr(const std::string& name, const std::vector<
   return value ? *value : fallback;
 }
 
-void not_ported(const Node& node, const std::string& what) {
-  throw UnsupportedModelError(concat(node.describe(), ": ", what,
-                                     " is not supported by the C++ importer yet (dtd.load uses the Python importer)"));
+void not_supported(const Node& node, const std::string& what) {
+  throw UnsupportedModelError(concat(node.describe(), ": ", what, " is not supported"));
 }
 
 // -- context -----------------------------------------------------------------------------------------------------

@@ -79,18 +79,12 @@ struct InputForm {
   int index;
   const char* form;  // "vector", "axes", "scalar"
 };
-/// An op type the Python importer converts, from opset `since` to `until` (-1: no bound).
-struct RegistryEntry {
-  const char* op;
-  int since, until;
-};
 /// An op fold.py evaluates at import when its inputs are constants (from opset `since`).
 struct FoldOp {
   const char* op;
   int since;
 };
 const std::vector<SchemaRow>& schema_rows();
-const std::vector<RegistryEntry>& python_registry();
 const std::vector<FoldOp>& fold_ops();
 const std::vector<HarmlessAttribute>& harmless_attributes();
 const std::vector<InputForm>& input_forms();
@@ -138,8 +132,9 @@ class Node {
   std::map<std::string, const ox::Attribute*> attrs_;
 };
 
-/// The Python importer would go on here (folding, a pending affine map, ...): the C++ importer does not yet.
-[[noreturn]] void not_ported(const Node& node, const std::string& what);
+/// A valid model outside what dtd converts (a constant of an element type outside NumPy's, say): an
+/// UnsupportedModelError naming the node and `what`.
+[[noreturn]] void not_supported(const Node& node, const std::string& what);
 
 /// A float64 array with its shape (NumPy semantics for the pending affine maps' constants).
 struct Grid {
@@ -211,8 +206,7 @@ class Context {
   const Constant& constant(const Node& node, size_t index, const std::string& what) const;
   const Constant* optional_constant(const Node& node, size_t index, const std::string& what) const;
 
-  /// The resolved name of data input `index` (context.py's data_input / _check_data; no pending affine maps exist
-  /// in the C++ importer yet).
+  /// The resolved name of data input `index` (context.py's data_input / _check_data).
   std::string data_input(const Node& node, size_t index = 0);
   /// _check_data: the resolved name of data input `index`, checked, a pending affine map left pending.
   std::string check_data(const Node& node, size_t index) const;

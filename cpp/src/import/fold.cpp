@@ -42,7 +42,7 @@ const Constant& arg(const Node& node, const Args& args, size_t index) {
 /// The element data of `c`, which fold evaluates for NumPy's numeric types only.
 const Constant& data_of(const Node& node, const Constant& c) {
   if (!numeric(c.dtype) || (numel(c.dims) != 0 && c.real.empty() && c.integer.empty()))
-    not_ported(node, concat("evaluating it at import on a constant of element type ", c.dtype_name()));
+    not_supported(node, concat("evaluating it at import on a constant of element type ", c.dtype_name()));
   return c;
 }
 
@@ -55,13 +55,13 @@ std::vector<int64_t> ints_of(const Node& node, const Constant* c) {
     for (double v : c->real) {
       if (std::isnan(v)) fail("ValueError", "cannot convert float NaN to integer");
       if (std::isinf(v)) fail("OverflowError", "cannot convert float infinity to integer");
-      if (std::fabs(v) >= 0x1p63) not_ported(node, "an integer beyond int64 in shape arithmetic");
+      if (std::fabs(v) >= 0x1p63) not_supported(node, "an integer beyond int64 in shape arithmetic");
       out.push_back(static_cast<int64_t>(std::trunc(v)));
     }
     return out;
   }
   for (int64_t v : c->integer) {
-    if (c->dtype == ox::kUint64 && v < 0) not_ported(node, "an integer beyond int64 in shape arithmetic");
+    if (c->dtype == ox::kUint64 && v < 0) not_supported(node, "an integer beyond int64 in shape arithmetic");
     out.push_back(v);
   }
   return out;
@@ -148,7 +148,7 @@ bool nonzero_overflow(const std::vector<int64_t>& dims) {
 
 /// An empty result whose other extents NumPy could not hold: refused (a typed error, never a wrapped size).
 void too_big(const Node& node, const std::vector<int64_t>& dims) {
-  if (nonzero_overflow(dims)) not_ported(node, concat("an empty constant of shape ", py_list(dims)));
+  if (nonzero_overflow(dims)) not_supported(node, concat("an empty constant of shape ", py_list(dims)));
 }
 
 // -- evaluators ----------------------------------------------------------------------------------------------------
@@ -541,7 +541,7 @@ int64_t int_op(const Node& node, Op op, int64_t a, int64_t b, int32_t dtype, uns
     }
     case Op::maximum: return u ? (ua >= ub ? a : b) : (a >= b ? a : b);
     case Op::minimum: return u ? (ua <= ub ? a : b) : (a <= b ? a : b);
-    default: not_ported(node, "an integer operation");
+    default: not_supported(node, "an integer operation");
   }
 }
 
@@ -843,7 +843,7 @@ Constant eval_constant_of_shape(const Node& node, const Args& args) {
   const std::vector<int64_t> shape = ints_of(node, &arg(node, args, 0));
   Constant fill;
   if (const ox::Attribute* value = node.attr("value")) {
-    if (!value->t) not_ported(node, "a ConstantOfShape value that is not a tensor");
+    if (!value->t) not_supported(node, "a ConstantOfShape value that is not a tensor");
     fill = decode_tensor(*value->t);
     data_of(node, fill);
     if (numel(fill.dims) == 0) fail("IndexError", concat("index 0 is out of bounds for axis 0 with size 0"));
@@ -872,7 +872,7 @@ Constant eval_range(const Node& node, const Args& args) {
     // np.arange of Python ints: int64 (the count was checked by output_elements).
     int64_t start = v[0]->integer[0], limit = v[1]->integer[0], delta = v[2]->integer[0];
     for (const Constant* c : v)
-      if (c->dtype == ox::kUint64 && c->integer[0] < 0) not_ported(node, "a Range beyond int64");
+      if (c->dtype == ox::kUint64 && c->integer[0] < 0) not_supported(node, "a Range beyond int64");
     if (delta == 0) fail("ZeroDivisionError", "division by zero");
     std::vector<int64_t> out;
     for (Wide x = start; delta > 0 ? x < limit : x > limit; x += delta) out.push_back(static_cast<int64_t>(x));
@@ -1176,6 +1176,10 @@ std::optional<int64_t> output_elements(const Node& node, const Args& args) {
     for (const Constant* a : present) total += numel(a->dims);
     return total;
   }
+  static const std::set<std::string> legacy_binary = {"Add",   "Sub",  "Mul",     "Div", "Pow",
+                                                      "Equal", "Less", "Greater", "And", "Or"};
+  if (node.opset() <= 6 && legacy_binary.count(op) && present.size() == 2)
+    return numel(present[0]->dims);  // legacy broadcasting: B aligned to A at `axis`; the result has A's shape
   static const std::set<std::string> broadcasting = {
       "Add", "Sub", "Mul", "Div", "Pow", "Mod",  "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual",
       "And", "Or",  "Min", "Max", "Sum", "Where"};
@@ -1261,7 +1265,10 @@ bool try_fold(Context& ctx, const Node& node) {
   const int64_t limit = ctx.limits.max_folded_constant;
   auto check_size = [&](int64_t elements, const char* when) {
     if (elements > limit || ctx.folded_elements + elements > limit) {
-      std::string what = concat("a constant of ", elements, " elements");
+      // saturating_mul stops at the int64 maximum: a count beyond it is said as such, not as that number
+      std::string what = elements == std::numeric_limits<int64_t>::max()
+                             ? std::string("a constant of more than 2^63 elements")
+                             : concat("a constant of ", elements, " elements");
       if (elements <= limit) what += concat(", after ", ctx.folded_elements, " elements folded before it,");
       throw ModelLoadError(concat(node.describe(), ": evaluating it at import would ", when, " ", what,
                                   " more than the limit of ", limit,

@@ -315,9 +315,8 @@ void convert_node(Context& ctx, const ox::Node& proto, const std::string& name, 
   if (try_fold(ctx, node)) return;
   const Converter convert = lookup(node.op_type(), opset);
   if (!convert) {
-    if (python_supports(node.op_type(), opset)) not_ported(node, concat("the op ", node.op_type()));
     std::string supported;
-    for (const std::string& op : python_supported_ops()) supported += (supported.empty() ? "" : ", ") + op;
+    for (const std::string& op : cpp_supported_ops()) supported += (supported.empty() ? "" : ", ") + op;
     throw UnsupportedModelError(concat("unsupported op ", node.op_type(), " (node '", node.name(), "', opset ", opset,
                                        "); supported ops: ", supported));
   }

@@ -1207,18 +1207,4 @@ std::vector<std::string> cpp_supported_ops() {
   return out;
 }
 
-bool python_supports(const std::string& op_type, int64_t opset) {
-  for (const RegistryEntry& e : python_registry())
-    if (op_type == e.op && e.since <= opset && (e.until < 0 || opset <= e.until)) return true;
-  return false;
-}
-
-std::vector<std::string> python_supported_ops() {
-  std::vector<std::string> out;
-  for (const RegistryEntry& e : python_registry()) out.push_back(e.op);
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
 }  // namespace dtd::importer

@@ -16,13 +16,9 @@ using Converter = void (*)(Context& ctx, const Node& node);
 Converter lookup(const std::string& op_type, int64_t opset);
 /// The op types the C++ importer converts, sorted.
 std::vector<std::string> cpp_supported_ops();
-/// True when the Python importer converts `op_type` at `opset`.
-bool python_supports(const std::string& op_type, int64_t opset);
-/// The op types the Python importer converts (its list in the "unsupported op" message), sorted.
-std::vector<std::string> python_supported_ops();
 /// fold.py's try_fold: evaluates `node` at import when its inputs are constants or shape values (fold.cpp) and
-/// returns true; false when it reads data (its converter handles it). An evaluation the C++ importer has not ported
-/// yet is not_ported.
+/// returns true; false when it reads data (its converter handles it). An evaluation dtd does not support (a constant
+/// of an element type outside NumPy's) is not_supported.
 bool try_fold(Context& ctx, const Node& node);
 /// fold.py's convert_shape_only: the refusal of an op evaluated at import only, reached with a data input.
 void convert_shape_only(Context& ctx, const Node& node);

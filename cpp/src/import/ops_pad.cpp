@@ -74,7 +74,7 @@ double first_as_float(const Node& node, const Constant& c) {
   if (c.dtype == ox::kUint64) return static_cast<double>(static_cast<uint64_t>(c.integer.at(0)));
   if (!c.integer.empty()) return static_cast<double>(c.integer.at(0));
   if (!c.real.empty()) return c.real.at(0);  // a complex value's real part (NumPy warns, Python goes on)
-  not_ported(node, concat("a constant_value of element type ", c.dtype_name()));
+  not_supported(node, concat("a constant_value of element type ", c.dtype_name()));
 }
 
 const std::vector<int64_t>& ints_of(const LayerSpec& spec, const char* key, const std::vector<int64_t>& fallback) {

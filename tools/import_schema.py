@@ -1,29 +1,24 @@
-"""Node validation before conversion: arity and attributes per op and opset, as ``onnx.checker`` does it.
+"""The C++ importer's node table, as plain data: the source of cpp/src/import/schema_table.inc
+(``python tools/gen_import_schema.py``; tests/test_import_cpp.py checks the committed file is what it writes).
 
-One table, :data:`NODES`, gives for each op the importer reads and each opset version that changed it: the
-number of inputs (optional inputs given as ``""`` count) and outputs, and the attributes with their types.
-:func:`check_node` is called by the importer for every node the graph output depends on, before any converter
-or import-time evaluation reads it: a node with too many or too few inputs or outputs, an attribute of the wrong
-type (``strides`` given as FLOATS), or an attribute its op does not define is a :class:`~dtd.errors.ModelLoadError`
-naming the node, instead of being silently truncated or ignored.
-
-The table is plain data so that the C++ port can carry the same one; it was generated from the onnx package's
-operator schemas by ``tools/onnx_schema_table.py`` and ``tests/test_validation.py`` checks that it still agrees.
-The importer does not read onnx's schemas at run time.
+:data:`NODES` gives for each op the importer reads and each opset version that changed it: the number of inputs
+(optional inputs given as ``""`` count) and outputs, and the attributes with their types; the importer checks every
+node the graph output depends on against it before any converter reads it (cpp/src/import/schema.cpp), as
+``onnx.checker`` does. It was generated from the onnx package's operator schemas by ``tools/onnx_schema_table.py``,
+and ``tests/test_validation.py`` checks that it still agrees with them.
 
 :data:`HARMLESS_ATTRIBUTES` is the allowlist of attributes that exporters write although the op's opset no
 longer defines them, at the one value that means what the op does anyway; they are ignored. Any other value,
-and any other unknown attribute, is an error.
+and any other unknown attribute, is an error. :data:`INPUT_FORMS` is what the ONNX specs require of the constant
+inputs read as lists or scalars; :data:`FOLD_OPS` the ops evaluated at import when their inputs are constants
+(cpp/src/import/fold.cpp), from which opset.
+
+It was python/dtd/onnx/schema.py, the Python importer's table, until the importer moved into the core.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
-
-import onnx
-
-# Absolute, so that the file works unchanged as tools/import_schema.py once python/dtd/onnx/ is deleted.
-from dtd.errors import ModelLoadError, UnsupportedModelError
 
 
 class NodeSchema(NamedTuple):
@@ -343,117 +338,6 @@ HARMLESS_ATTRIBUTES: dict[tuple[str, str], object] = {
     ("Dropout", "is_test"): 1,  # dropped in opset 7
 }
 
-_TYPE_NAMES = {value: name for name, value in onnx.AttributeProto.AttributeType.items()}
-
-
-def schema_for(op_type: str, opset: int) -> NodeSchema | None:
-    """The row of ``op_type`` in force at ``opset``, or None when the table has no such op (or not yet)."""
-    rows = NODES.get(op_type)
-    if rows is None:
-        return None
-    found = None
-    for row in rows:
-        if row.since <= opset:
-            found = row
-    return found
-
-
-def _fits(count: int, low: int, high: int) -> bool:
-    return low <= count and (high < 0 or count <= high)
-
-
-def _count(
-    what: str, count: int, low: int, high: int, rows: tuple[NodeSchema, ...], index: int, since: int
-) -> str | None:
-    if _fits(count, low, high):
-        return None
-    expected = f"{low}" if low == high else f"{low} to {high}" if high >= 0 else f"at least {low}"
-    valid = [
-        r.since
-        for r in rows
-        if _fits(count, *((r.min_inputs, r.max_inputs) if index == 0 else (r.min_outputs, r.max_outputs)))
-    ]
-    hint = f" ({count} {what} are valid from opset {valid[0]} on)" if valid and valid[0] > since else ""
-    return f"{count} {what}, expected {expected}{hint}"
-
-
-#: Window, stride, dilation and pad attributes, whose values must stay within +-_GEOMETRY_LIMIT.
-_GEOMETRY_ATTRIBUTES = frozenset({"kernel_shape", "strides", "dilations", "pads"})
-_GEOMETRY_LIMIT = 2**31
-#: Attributes that are flags: the ONNX specs allow 0 and 1 only (onnx's checker and onnxruntime read other values
-#: inconsistently, so dtd refuses them rather than guess).
-_BOOLEAN_ATTRIBUTES = frozenset(
-    {
-        "transA",
-        "transB",
-        "keepdims",
-        "ceil_mode",
-        "count_include_pad",
-        "allowzero",
-        "noop_with_empty_axes",
-        "training_mode",
-        "storage_order",
-        "select_last_index",
-    }
-)
-
-
-def check_node(node: onnx.NodeProto, name: str, opset: int) -> None:
-    """Check the arity and the attributes of ``node`` (called ``name`` in messages) against :data:`NODES`.
-
-    Ops the table does not list are left alone (the importer reports them as unsupported).
-
-    Raises
-    ------
-    ModelLoadError
-        For a count of inputs or outputs outside the op's range, a repeated attribute, an attribute of the wrong
-        type, or one the op does not define at ``opset`` (unless allowlisted at its harmless value).
-    """
-    schema = schema_for(node.op_type, opset)
-    if schema is None:
-        return
-    where = f"{node.op_type} '{name}' (opset {opset})"
-    rows = NODES[node.op_type]
-    for problem in (
-        _count("inputs", len(node.input), schema.min_inputs, schema.max_inputs, rows, 0, schema.since),
-        _count("outputs", len(node.output), schema.min_outputs, schema.max_outputs, rows, 1, schema.since),
-    ):
-        if problem is not None:
-            raise ModelLoadError(f"{where}: {problem}")
-    seen: set[str] = set()
-    for attr in node.attribute:
-        if attr.name in seen:
-            raise ModelLoadError(f"{where}: attribute '{attr.name}' is given twice")
-        seen.add(attr.name)
-        expected = schema.attributes.get(attr.name)
-        if expected is None:
-            harmless = HARMLESS_ATTRIBUTES.get((node.op_type, attr.name))
-            if harmless is not None and attr.type == onnx.AttributeProto.INT and attr.i == harmless:
-                continue
-            known = ", ".join(schema.attributes) or "none"
-            other = [r.since for r in rows if attr.name in r.attributes]
-            if other and other[0] > opset:
-                hint = f"; it is defined from opset {other[0]} on"
-            elif other:
-                ends = next(r.since for r in rows if r.since > other[-1] and attr.name not in r.attributes)
-                hint = f"; it is defined before opset {ends} only"
-            else:
-                hint = ""
-            raise ModelLoadError(f"{where}: unknown attribute '{attr.name}' (the op defines: {known}{hint})")
-        actual = _TYPE_NAMES.get(attr.type, str(attr.type))
-        if actual != expected:
-            raise ModelLoadError(f"{where}: attribute '{attr.name}' has type {actual}, expected {expected}")
-        if attr.name in _BOOLEAN_ATTRIBUTES and attr.type == onnx.AttributeProto.INT and attr.i not in (0, 1):
-            raise ModelLoadError(f"{where}: attribute '{attr.name}' is a flag (0 or 1), got {attr.i}")
-        if attr.name in _GEOMETRY_ATTRIBUTES and attr.type == onnx.AttributeProto.INTS:
-            # onnx's own shape inference (run next) aborts the process on extents beyond int32 (std::clamp's
-            # assertion in its C++): no real window, stride or pad is that large.
-            big = next((v for v in attr.ints if not -_GEOMETRY_LIMIT <= v < _GEOMETRY_LIMIT), None)
-            if big is not None:
-                raise UnsupportedModelError(
-                    f"{where}: attribute '{attr.name}' holds {big}; extents beyond +-2^31 are not supported"
-                )
-
 
 _REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2")
 #: What the ONNX specs require of the constant inputs dtd reads as lists or scalars, as onnxruntime enforces it:
@@ -475,35 +359,50 @@ INPUT_FORMS: dict[str, tuple[int, dict[int, str]]] = {
     "Clip": (11, {1: "scalar", 2: "scalar"}),
 }
 INPUT_FORMS["ReduceSum"] = (13, {1: "vector"})
-_FORM_TEXT = {"vector": "a 1-D tensor", "axes": "a 1-D tensor or a scalar", "scalar": "a scalar"}
 
 
-def _has_form(form: str, dims: tuple[int, ...]) -> bool:
-    if form == "scalar":
-        return len(dims) == 0 or dims == (1,)
-    if form == "axes":
-        return len(dims) <= 1
-    return len(dims) == 1
-
-
-def check_constant_inputs(
-    node: onnx.NodeProto, name: str, opset: int, dims: dict[str, tuple[int, ...]]
-) -> None:
-    """Check the shape of ``node``'s constant inputs (initializers and Constant outputs: their dims by name in
-    ``dims``) against :data:`INPUT_FORMS`.
-
-    Raises
-    ------
-    ModelLoadError
-        Naming the node, the input, the form required and the shape given.
-    """
-    since, required = INPUT_FORMS.get(node.op_type, (0, {}))
-    if opset < since:
-        return
-    for index, form in required.items():
-        value = node.input[index] if index < len(node.input) else ""
-        if value and value in dims and not _has_form(form, dims[value]):
-            raise ModelLoadError(
-                f"{node.op_type} '{name}' (opset {opset}): input {index} '{value}' must be {_FORM_TEXT[form]}, got "
-                f"a constant of shape {list(dims[value])}"
-            )
+#: The ops evaluated at import when their inputs are constants or shape values (fold.cpp), from opset ``since``.
+FOLD_OPS: dict[str, int] = {
+    "Abs": 1,
+    "Add": 1,
+    "And": 1,
+    "Cast": 6,
+    "Ceil": 1,
+    "Concat": 1,
+    "ConstantOfShape": 9,
+    "Div": 1,
+    "Equal": 1,
+    "Expand": 8,
+    "Flatten": 1,
+    "Floor": 1,
+    "Gather": 1,
+    "Greater": 1,
+    "GreaterOrEqual": 12,
+    "Less": 1,
+    "LessOrEqual": 12,
+    "Max": 1,
+    "Min": 1,
+    "Mod": 10,
+    "Mul": 1,
+    "Neg": 1,
+    "Not": 1,
+    "Or": 1,
+    "Pow": 1,
+    "Range": 11,
+    "ReduceMax": 1,
+    "ReduceMin": 1,
+    "ReduceProd": 1,
+    "ReduceSum": 1,
+    "Reshape": 5,
+    "Shape": 1,
+    "Size": 1,
+    "Slice": 1,
+    "Sqrt": 1,
+    "Squeeze": 1,
+    "Sub": 1,
+    "Sum": 1,
+    "Tile": 6,
+    "Transpose": 1,
+    "Unsqueeze": 1,
+    "Where": 9,
+}
