@@ -56,7 +56,7 @@ const char* kUsage =
     "usage: dtd_bench [options]\n"
     "  --models a,b,...   builtin models to run: mlp, lenet, vgg11, resnet18, vgg16, or all\n"
     "                     (default: all builtin models unless --model is given)\n"
-    "  --model PATH       also run a ModelSpec file written by bench/export_spec.py (repeatable)\n"
+    "  --model PATH       also run an ONNX model (dtd::load_onnx; external data from its folder; repeatable)\n"
     "  --batch 1,16       batch sizes (default: 1 and 16; 1 and 8 for inputs of >= 100k values)\n"
     "  --threads 1,2      OpenMP thread counts (default: 1 and all = omp_get_max_threads())\n"
     "  --per-layer        also time every layer alone (forward, relevance, and the linear primitives)\n"
@@ -595,7 +595,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     std::unique_ptr<Net> net;
     try {
-      dtd::ModelSpec spec = path.empty() ? bench::build_model(name, o.seed) : bench::read_spec_file(path);
+      dtd::ModelSpec spec = path.empty() ? bench::build_model(name, o.seed) : dtd::load_onnx(path);
       net = std::make_unique<Net>(spec);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "dtd_bench: %s: %s\n", name.c_str(), e.what());

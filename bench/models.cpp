@@ -1,8 +1,6 @@
 #include "models.hpp"
 
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -191,98 +189,6 @@ ModelSpec build_model(const std::string& name, uint64_t seed) {
                {4096, 4096, 1000});
   if (name == "resnet18") return resnet18(seed);
   throw std::invalid_argument("unknown model '" + name + "'");
-}
-
-// ---- ModelSpec files -------------------------------------------------------------------------------------------
-// Little-endian binary: "DTDSPEC1", then str input_name, shape input_shape, str output, u32 layer count, and per
-// layer: str name, str kind, u32 + strs inputs, str output, u32 + (str, u32 + i64s) ints,
-// u32 + (str, f64) floats, u32 + (str, shape, f64 * numel) weights. str = u32 length + bytes; shape = u32 + i64s.
-
-namespace {
-
-class Reader {
- public:
-  explicit Reader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-    if (!in_) fail("cannot open file");
-  }
-  template <class V>
-  V pod() {
-    V v{};
-    in_.read(reinterpret_cast<char*>(&v), sizeof(V));
-    if (!in_) fail("truncated file");
-    return v;
-  }
-  uint32_t count(uint32_t limit = 1u << 30) {
-    const auto n = pod<uint32_t>();
-    if (n > limit) fail("implausible count " + std::to_string(n));
-    return n;
-  }
-  std::string str() {
-    std::string s(count(1u << 20), '\0');
-    in_.read(s.data(), static_cast<std::streamsize>(s.size()));
-    if (!in_) fail("truncated file");
-    return s;
-  }
-  std::vector<int64_t> i64s() {
-    std::vector<int64_t> v(count(1u << 16));
-    for (auto& x : v) x = pod<int64_t>();
-    return v;
-  }
-  [[noreturn]] void fail(const std::string& why) const {
-    throw std::runtime_error(path_ + ": " + why + " (not a ModelSpec file written by bench/export_spec.py?)");
-  }
-  std::ifstream& stream() { return in_; }
-
- private:
-  std::string path_;
-  std::ifstream in_;
-};
-
-LayerKind kind_from_string(const std::string& s, const Reader& r) {
-  for (int k = 0; k <= static_cast<int>(LayerKind::logsoftmax); ++k)
-    if (s == dtd::to_string(static_cast<LayerKind>(k))) return static_cast<LayerKind>(k);
-  r.fail("unknown layer kind '" + s + "'");
-}
-
-}  // namespace
-
-ModelSpec read_spec_file(const std::string& path) {
-  Reader r(path);
-  char magic[8];
-  r.stream().read(magic, 8);
-  if (!r.stream() || std::memcmp(magic, "DTDSPEC1", 8) != 0) r.fail("bad magic");
-  ModelSpec spec;
-  spec.input_name = r.str();
-  spec.input_shape = r.i64s();
-  spec.output = r.str();
-  spec.layers.resize(r.count(1u << 20));
-  for (LayerSpec& l : spec.layers) {
-    l.name = r.str();
-    l.kind = kind_from_string(r.str(), r);
-    l.inputs.resize(r.count(1u << 16));
-    for (auto& s : l.inputs) s = r.str();
-    l.output = r.str();
-    for (uint32_t n = r.count(1u << 16); n > 0; --n) {
-      std::string key = r.str();
-      l.ints[key] = r.i64s();
-    }
-    for (uint32_t n = r.count(1u << 16); n > 0; --n) {
-      std::string key = r.str();
-      l.floats[key] = r.pod<double>();
-    }
-    for (uint32_t n = r.count(1u << 16); n > 0; --n) {
-      std::string key = r.str();
-      dtd::Array a;
-      a.shape = r.i64s();
-      const int64_t size = dtd::numel(a.shape);
-      if (size < 0 || size > (int64_t{1} << 34)) r.fail("implausible weight size");
-      a.data.resize(static_cast<size_t>(size));
-      r.stream().read(reinterpret_cast<char*>(a.data.data()), static_cast<std::streamsize>(size * 8));
-      if (!r.stream()) r.fail("truncated weight '" + key + "' of layer '" + l.name + "'");
-      l.weights[key] = std::move(a);
-    }
-  }
-  return spec;
 }
 
 }  // namespace bench

@@ -1,5 +1,5 @@
-// The standard networks of the benchmark, built as dtd::ModelSpec in C++ with seeded Kaiming-normal weights, and
-// a reader for ModelSpec files written by bench/export_spec.py (the C++ side has no ONNX reader).
+// The standard networks of the benchmark, built as dtd::ModelSpec in C++ with seeded Kaiming-normal weights (ONNX
+// models given with --model are imported by dtd::load_onnx).
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,5 @@ const std::vector<std::string>& model_names();
 /// Builds one of `model_names()`; the weights depend only on `seed`. Throws std::invalid_argument for an
 /// unknown name.
 dtd::ModelSpec build_model(const std::string& name, uint64_t seed);
-
-/// Reads a ModelSpec file ("DTDSPEC1" format, see export_spec.py). Throws std::runtime_error naming the path
-/// on a malformed or unreadable file.
-dtd::ModelSpec read_spec_file(const std::string& path);
 
 }  // namespace bench

@@ -17,7 +17,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from dtd import _core
+
 DEFAULT_OPSET = 13
+#: The oldest default-domain opset dtd imports (tests/test_opsets.py checks that the one before is refused).
+MIN_OPSET = 6
+#: The newest: that of the onnx release the importer's tables were generated from.
+MAX_OPSET = int(_core._import_schema_versions()[0])
 
 
 class GraphBuilder:

@@ -15,16 +15,26 @@ from typing import Any
 import numpy as np
 import onnx
 
+import spec_digest
 from dtd import _core
 from dtd.errors import ModelLoadError
 from dtd.limits import Limits
-from dtd.onnx import import_model
+from spec_digest import spec_view
+
+try:
+    from dtd.onnx import import_model
+except ImportError:  # the Python importer is gone: the C++ importer is checked against the record it left
+    import_model = None
 
 #: The text of the C++ importer's refusal for what it does not convert yet (cpp/src/import/context.cpp).
 NOT_PORTED = "is not supported by the C++ importer yet"
 #: How both importers begin the message of a file or bytes that do not decode; what follows is the decoder's own
 #: account (protobuf's for the Python importer, the C++ reader's, which names the field and byte offset).
 _DECODE_PREFIXES = ("cannot parse the ONNX model bytes: ", "cannot load ONNX model ")
+
+
+#: The C++ importer's refusal of the last model :func:`compare` reported as ``"not ported"`` (for the log).
+last_not_ported: list[str] = []
 
 
 def _decode_error(message: str) -> str | None:
@@ -34,35 +44,6 @@ def _decode_error(message: str) -> str | None:
     if message.startswith(_DECODE_PREFIXES[1]) and "): " in message:
         return message[: message.index("): ") + 3]
     return None
-
-
-def spec_view(spec: Any) -> dict[str, Any]:
-    """A ModelSpec as plain data; weights as (dtype, shape, bytes), so that equality is bit for bit."""
-    layers = []
-    for layer in spec.layers:
-        weights = {
-            key: (str(value.dtype), tuple(value.shape), np.ascontiguousarray(value).tobytes())
-            for key, value in layer.weights.items()
-        }
-        layers.append(
-            {
-                "name": layer.name,
-                "kind": layer.kind.name,
-                "inputs": list(layer.inputs),
-                "output": layer.output,
-                "ints": {k: list(v) for k, v in layer.ints.items()},
-                "floats": dict(layer.floats),
-                "weights": weights,
-            }
-        )
-    return {
-        "input_name": spec.input_name,
-        "input_shape": list(spec.input_shape),
-        "output": spec.output,
-        "max_activation": spec.max_activation,
-        "max_total_activation": spec.max_total_activation,
-        "layers": layers,
-    }
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -90,7 +71,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return out
 
 
-def compare(
+def _compare(
     src: bytes | str | os.PathLike[str] | onnx.ModelProto,
     limits: Limits | None = None,
     base_dir: str | os.PathLike[str] | None = None,
@@ -121,6 +102,7 @@ def compare(
     except ModelLoadError as exc:
         cpp_error = exc
     if cpp_error is not None and NOT_PORTED in str(cpp_error):
+        last_not_ported[:] = [str(cpp_error)]
         return "not ported"
     if py_error is not None or cpp_error is not None:
         assert py_error is not None and cpp_error is not None, (
@@ -142,3 +124,33 @@ def compare(
     problems = _differences(a, b)
     assert not problems, "the importers disagree:\n  " + "\n  ".join(problems)
     return "same"
+
+
+def _cpp_facts(src: Any, limits: Any, base_dir: Any) -> dict[str, Any]:
+    return _core._import_onnx(  # type: ignore[no-any-return]
+        src, base_dir=None if base_dir is None else str(Path(base_dir)), limits=limits
+    )
+
+
+def compare(
+    src: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    limits: Limits | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Import ``src`` with both importers (see :func:`_compare` for what is returned and raised); in record mode
+    (``DTD_IMPORT_GOLDEN=record``) an agreed result goes to the record. Once the Python importer is deleted, the
+    C++ importer's result must be the recorded one (``"recorded"``; an AssertionError if it differs or is not in the
+    record)."""
+    if isinstance(src, onnx.ModelProto):
+        src = src.SerializeToString()
+    if isinstance(src, os.PathLike):
+        src = str(src)
+    key = spec_digest.model_key(src, limits, base_dir)
+    digest = spec_digest.run_digest(_cpp_facts, src, limits, base_dir)[0]
+    if import_model is None:
+        spec_digest.check(key, digest, strict=True)
+        return "recorded"
+    outcome = _compare(src, limits, base_dir)
+    if spec_digest.RECORD and key is not None and outcome != "not ported":
+        spec_digest.record(key, digest)
+    return outcome

@@ -105,14 +105,22 @@ def test_clip6_zero_min_is_relu() -> None:
     np.testing.assert_allclose(m.forward(x), run_ort(model, x), rtol=1e-6)
 
 
-def test_clip_opsets_are_table_driven() -> None:
-    from dtd.onnx import registry
-    from dtd.onnx.ops import activation
-
-    assert registry.lookup("Clip", 10) is activation.convert_clip_attributes
-    assert registry.lookup("Clip", 11) is activation.convert_clip
-    assert registry.lookup("HardSwish", 13) is None and registry.lookup("HardSwish", 14) is not None
-    assert registry.lookup("Gelu", 19) is None and registry.lookup("Gelu", 20) is not None
+def test_activation_ops_exist_from_their_opset() -> None:
+    # Clip's bounds: attributes until opset 10, inputs from 11 (each form refused at the other opsets)
+    x = _x(SHAPE)
+    for model in (_one_node("Clip", 10, min=-1.0, max=1.0), _one_node("Clip", 11, [-1.0, 1.0])):
+        np.testing.assert_allclose(dtd.load(model).forward(x), run_ort(model, x), rtol=1e-6)
+    raises_on_load(
+        _one_node("Clip", 11, min=-1.0, max=1.0), ModelLoadError, "Clip", "unknown attribute '(min|max)'"
+    )
+    raises_on_load(_one_node("Clip", 10, [-1.0, 1.0]), ModelLoadError, "Clip", "3 inputs, expected 1")
+    # HardSwish from opset 14, Gelu from 20: unknown ops before
+    for op, since in (("HardSwish", 14), ("Gelu", 20)):
+        raises_on_load(
+            _one_node(op, since - 1), UnsupportedModelError, rf"unsupported op {op} .*opset {since - 1}"
+        )
+        model = _one_node(op, since)
+        np.testing.assert_allclose(dtd.load(model).forward(x), run_ort(model, x), rtol=1e-5, atol=1e-6)
 
 
 def test_activation_parameters_and_errors() -> None:
@@ -158,9 +166,15 @@ def test_cpp_checks_activation_specs() -> None:
     net = _core.Network64(spec(12))
     x = np.linspace(-5, 5, 12).reshape(2, 3, 2)
     np.testing.assert_allclose(net.forward(x), ref.activation("Silu", {}, x), rtol=1e-14)
-    from dtd.onnx.ops.activation import ACTIVATION_OP
-
-    assert sorted(ACTIVATION_OP.values()) == list(range(13))
+    # every op code but SiLU's is what the importer writes for one ONNX op form (the forward of each is checked
+    # against onnxruntime above): 0 to 11, one per form
+    codes: dict[str, set[int]] = {}
+    for _, op, opset, consts, attrs, _ in CASES:
+        form = f"{op} {attrs.get('approximate', '')}".strip().replace(" none", "")
+        (layer,) = dtd.load(_one_node(op, opset, consts, **attrs)).spec.layers
+        codes.setdefault(form, set()).update(int(code) for code in layer.ints["op"])
+    assert all(len(found) == 1 for found in codes.values()), codes
+    assert sorted(code for (code,) in codes.values()) == list(range(12)), codes
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import onnx
 import pytest
 
 import dtd
-import dtd.onnx.graph
 from builders import GraphBuilder, raises_on_load, random_input, run_ort, to_bytes
 from dtd import ModelLoadError, UnsupportedModelError
 

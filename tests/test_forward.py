@@ -519,18 +519,17 @@ def test_load_accepts_path_bytes_and_proto(tmp_path) -> None:
         np.testing.assert_array_equal(out, outs[0])
 
 
-def test_import_model_metadata(tmp_path) -> None:
-    from dtd.onnx import import_model
-
+def test_load_model_metadata(tmp_path) -> None:
     model, _ = CASES["softmax_output"](0)
     path = tmp_path / "m.onnx"
     path.write_bytes(to_bytes(model))
-    imported = import_model(path)
-    assert imported.opset == 13
-    assert imported.source == str(path)
-    assert imported.output_shape == (4,)
-    assert import_model(to_bytes(model)).source == "<bytes>"
-    spec = imported.spec
+    loaded = dtd.load(path)
+    assert loaded.opset == 13
+    assert loaded.source == str(path)
+    assert loaded.output_shape == (4,)
+    assert dtd.load(to_bytes(model)).source == "<bytes>"
+    assert dtd.load(model).source == "<ModelProto>"
+    spec = loaded.spec
     assert spec.input_name == "x"
     assert list(spec.input_shape) == [7]
     assert len(spec.layers) == 4

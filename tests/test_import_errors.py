@@ -10,9 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 
 import dtd
-from builders import GraphBuilder, one_node, raises_on_load, run_ort, to_bytes
-from dtd import ModelLoadError, UnsupportedModelError
-from dtd.onnx import MAX_OPSET, MIN_OPSET
+from builders import MAX_OPSET, MIN_OPSET, GraphBuilder, one_node, raises_on_load, run_ort, to_bytes
+from dtd import ModelLoadError, UnsupportedModelError, _core
 
 
 def _conv_model(seed: int = 0, opset: int = 13) -> onnx.ModelProto:
@@ -350,23 +349,45 @@ def test_forward_wrong_dtype(dtype: type) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the converter registry
+# the ops dtd converts
 # ---------------------------------------------------------------------------------------------------------
-def test_registry_lists_and_finds_converters() -> None:
-    from dtd.onnx import registry
-
-    ops = registry.supported_ops()
+def test_supported_ops_are_listed_and_load() -> None:
+    ops = _core._import_supported_ops()
     assert ops == sorted(ops)
-    for op in ("Conv", "Gemm", "MatMul", "BatchNormalization", "Dropout", "Identity", "Flatten", "Reshape"):
-        assert op in ops
-        assert registry.lookup(op, 13) is not None
-    assert registry.lookup("Erf", 13) is None
-    # Clip's bounds are attributes until opset 10 and inputs from 11: two converters
-    assert registry.lookup("Clip", 10) is not registry.lookup("Clip", 11)
+    core_ops = ("Conv", "Gemm", "MatMul", "BatchNormalization", "Dropout", "Identity", "Flatten", "Reshape")
+    assert set(core_ops) <= set(ops)
+    # all of them at opset 13, in one model
+    b = GraphBuilder((2, 6, 6), seed=4)
+    h = b.node("Dropout", [b.batchnorm(b.conv("x", 3, name="conv"), 3)])
+    h = b.node(
+        "Reshape", [b.node("Flatten", [b.node("Identity", [h])]), b.const(np.array([0, 3, 16], np.int64))]
+    )
+    h = b.node("MatMul", [h, b.weight((16, 5))])
+    model = b.build(b.gemm(b.node("Reshape", [h, b.const(np.array([0, 15], np.int64))]), 4))
+    assert sorted({node.op_type for node in model.graph.node}) == sorted(core_ops)
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(dtd.load(model).forward(x), run_ort(model, x), rtol=1e-5, atol=1e-5)
+    # Erf has no converter: only the erf form of GELU reads it
+    assert "Erf" not in ops
+    raises_on_load(one_node("Erf", (3,)), UnsupportedModelError, "Erf")
 
 
-def test_registry_rejects_overlapping_registrations() -> None:
-    from dtd.onnx import registry
-
-    with pytest.raises(ValueError, match="registered twice"):
-        registry.register("Conv", since=13)(lambda ctx, node: None)
+def test_clip_bounds_are_attributes_until_opset_10_and_inputs_from_11() -> None:
+    x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32) * 2
+    attributes = one_node("Clip", (6,), opset=10, min=-1.0, max=0.5)
+    inputs = one_node("Clip", (6,), consts=[np.float32(-1.0), np.float32(0.5)], opset=11)
+    for model in (attributes, inputs):
+        np.testing.assert_allclose(dtd.load(model).forward(x), run_ort(model, x), rtol=1e-6)
+    np.testing.assert_array_equal(dtd.load(attributes).forward(x), dtd.load(inputs).forward(x))
+    raises_on_load(
+        one_node("Clip", (6,), opset=11, min=-1.0, max=0.5),
+        ModelLoadError,
+        "Clip",
+        "unknown attribute '(min|max)'",
+    )
+    raises_on_load(
+        one_node("Clip", (6,), consts=[np.float32(-1.0), np.float32(0.5)], opset=10),
+        ModelLoadError,
+        "Clip",
+        "3 inputs, expected 1",
+    )

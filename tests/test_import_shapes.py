@@ -519,13 +519,24 @@ def test_reshape_target_from_data() -> None:
 
 def test_node_names_stay_unique_and_linear_for_shared_names() -> None:
     # Issue 10, defect 5: 40,000 nodes sharing one name (or none) took minutes to name (each probed every suffix).
-    from dtd.onnx import graph
-
-    nodes = [onnx.helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name="same") for i in range(40_000)]
-    nodes += [onnx.helper.make_node("Relu", ["a"], ["b"], name="same_3")]
-    names = graph.node_names(nodes)
-    assert len(set(names)) == len(names) == 40_001
+    # A chain of 40,000 Relus named "same", then one named "same_3" (the name the fourth was given): every layer
+    # is named after its node, uniquely.
+    count = 40_000
+    nodes = [onnx.helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name="same") for i in range(count)]
+    nodes += [onnx.helper.make_node("Relu", [f"v{count}"], ["y"], name="same_3")]
+    nodes[0].input[0] = "x"
+    graph = onnx.helper.make_graph(
+        nodes,
+        "chain",
+        [onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    names = [layer.name for layer in dtd.load(model, limits=dtd.Limits(max_nodes=count + 1)).layers]
+    assert len(set(names)) == len(names) == count + 1
     assert names[:3] == ["same", "same_1", "same_2"]
+    assert names[3] == "same_3"
 
 
 def test_as_strided_gather_with_a_static_batch_of_one() -> None:

@@ -1,6 +1,6 @@
 """ONNX's own backend node tests (onnx 1.17.0) as a dtd test suite.
 
-Every node test whose ops dtd claims (``dtd.onnx.supported_ops()``) either matches its ``output_0``
+Every node test whose ops dtd claims (``dtd._core._import_supported_ops()``) either matches its ``output_0``
 (float32: rtol 1e-4, atol 1e-5) or, when tests/data/onnx_node_expected.json lists it as outside dtd's
 documented scope, raises UnsupportedModelError for the listed reason: never ModelLoadError (ONNX's test
 models are valid) nor anything else. Node tests of ops dtd does not claim must raise UnsupportedModelError
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import onnx_node
-from dtd.onnx import supported_ops
+from dtd import _core
 
 pytestmark = pytest.mark.skipif(
     not onnx_node.available(),
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 ALL = onnx_node.discover()
-SUPPORTED = set(supported_ops())
+SUPPORTED = set(_core._import_supported_ops())
 CLAIMED = [t for t in ALL if onnx_node.claimed(t, SUPPORTED)]
 UNCLAIMED = [t for t in ALL if not onnx_node.claimed(t, SUPPORTED)]
 REASONS, TABLE = onnx_node.load_expected()

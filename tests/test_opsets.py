@@ -20,8 +20,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import dtd
-from builders import random_input, run_numpy, run_ort, to_bytes
-from dtd.onnx import MAX_OPSET, MIN_OPSET
+from builders import MAX_OPSET, MIN_OPSET, random_input, run_numpy, run_ort, to_bytes
+from dtd import _core
 
 OPSETS = list(range(MIN_OPSET, MAX_OPSET + 1))
 #: Opsets at which onnxruntime must run the models (it implements every op form used here there).
@@ -199,8 +199,24 @@ def test_network_at_every_opset(name: str, opset: int) -> None:
 
 
 def test_opset_range() -> None:
-    assert MIN_OPSET == 6
-    assert onnx.defs.onnx_opset_version() == MAX_OPSET
+    """dtd imports opsets 6 to the newest of the onnx release its tables come from; 5 and MAX + 1 are refused."""
+    max_opset, _, onnx_version = _core._import_schema_versions()
+    if onnx_version != onnx.__version__:
+        pytest.skip(
+            f"the importer's tables come from onnx {onnx_version}, onnx {onnx.__version__} is installed"
+        )
+    assert onnx.defs.onnx_opset_version() == MAX_OPSET == max_opset
+    for opset in (MIN_OPSET - 1, MIN_OPSET, MAX_OPSET, MAX_OPSET + 1):
+        net = Net(min(opset, MAX_OPSET), seed=1)
+        model = net.build([4], net.gemm("x", 4, 3), 3, check=False)
+        model.opset_import[0].version = opset
+        if MIN_OPSET <= opset <= MAX_OPSET:
+            assert dtd.load(model).opset == opset
+            continue
+        with pytest.raises(
+            dtd.UnsupportedModelError, match=rf"opset {opset} .*\(supported: 6\.\.{MAX_OPSET}\)"
+        ):
+            dtd.load(model)
 
 
 def test_gemm6_broadcast_zero_needs_full_c() -> None:
@@ -264,95 +280,144 @@ def test_shape_arithmetic_at_every_opset(opset: int) -> None:
     np.testing.assert_allclose(net.forward(x64), reference, rtol=1e-12, atol=1e-14)
 
 
-def _node(op: str, opset: int, **attrs: object) -> dtd.onnx.context.Node:
-    from dtd.onnx.context import Node
+# Import-time evaluation, observed through dtd.load: a folded value becomes either a bias added to a Gemm's
+# output (any float values: ``_check_bias``) or the per-sample target of a Reshape of the input (positive
+# integers: ``_check_target``), so that a wrong value changes the forward pass or the output shape.
+def _i64(*values: int) -> np.ndarray:
+    return np.asarray(values, np.int64)
 
-    return Node(helper.make_node(op, [], ["y"], **attrs), op.lower(), opset)
+
+def _f32(values: object) -> np.ndarray:
+    return np.asarray(values, np.float32)
 
 
-def _evaluate(op: str, opset: int, args: list[np.ndarray | None], **attrs: object) -> np.ndarray:
-    from dtd.onnx import fold
+def _bias_model(opset: int, value: Callable[[Net], str], size: int) -> tuple[onnx.ModelProto, np.ndarray]:
+    """x [N, 4] -> Gemm -> Add(h, value flattened to [size]): the model and the Gemm's weights and bias [W | b]."""
+    net = Net(opset, seed=21)
+    bias = net.node("Reshape", [value(net), net.init(_i64(size))])
+    w, b = net.weight(size, 4), net.weight(size)
+    h = net.node("Gemm", ["x", net.init(w), net.init(b)], transB=1, **net.legacy())
+    model = net.build([4], net.node("Add", [h, bias], **net.legacy()), size, check=False)
+    return model, np.concatenate([w, b[:, None]], axis=1)
 
-    fn = fold.evaluator(op, opset)
-    assert fn is not None, f"no evaluator for {op} at opset {opset}"
-    (out,) = fn(_node(op, opset, **attrs), args)
-    return out
+
+def _check_bias(opset: int, value: Callable[[Net], str], expected: object) -> None:
+    """``value`` folds to ``expected``: the model's forward is x W^T + b + expected."""
+    flat = np.asarray(expected, np.float64).reshape(-1)
+    model, wb = _bias_model(opset, value, flat.size)
+    x = random_input((BATCH, 4), seed=opset).astype(np.float64)
+    got = dtd.load(to_bytes(model)).forward(x)
+    wb = wb.astype(np.float64)
+    np.testing.assert_allclose(got, x @ wb[:, :4].T + wb[:, 4] + flat, rtol=1e-12, atol=1e-12)
+
+
+def _target_model(opset: int, value: Callable[[Net], str], size: int) -> onnx.ModelProto:
+    """x [N, size] -> Reshape(x, Concat([0], value))."""
+    net = Net(opset, seed=22)
+    target = net.node("Concat", [net.init(_i64(0)), value(net)], axis=0)
+    return net.build([size], net.node("Reshape", ["x", target]), size, check=False)
+
+
+def _check_target(opset: int, value: Callable[[Net], str], expected: tuple[int, ...]) -> None:
+    """``value`` folds to the int64 vector ``expected``: the Reshape gives per-sample shape ``expected``."""
+    size = int(np.prod(expected))
+    model = _target_model(opset, value, size)
+    model.graph.output[0].type.tensor_type.ClearField("shape")  # the rank is that of ``expected``
+    net = dtd.load(to_bytes(model))
+    assert net.output_shape == expected
+    x = random_input((BATCH, size), seed=opset)
+    np.testing.assert_array_equal(net.forward(x), x.reshape(BATCH, *expected))
+
+
+def _op(op: str, *inputs: np.ndarray | str, **attrs: object) -> Callable[[Net], str]:
+    """A node ``op`` of constant inputs (arrays become initializers; "" is a missing optional input)."""
+
+    def build(net: Net) -> str:
+        names = [x if isinstance(x, str) else net.init(np.asarray(x)) for x in inputs]
+        return net.node(op, names, **attrs)
+
+    return build
 
 
 def test_fold_legacy_broadcasting_before_opset_7() -> None:
-    a, b = np.arange(6).reshape(2, 3), np.asarray([10, 20])
-    out = _evaluate("Add", 6, [a, b], broadcast=1, axis=0)
-    np.testing.assert_array_equal(out, a + b[:, None])
-    row = np.asarray([1, 2, 3])
-    np.testing.assert_array_equal(_evaluate("Mul", 6, [a, row], broadcast=1), a * row)
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), _f32([10, 20])
+    _check_bias(6, _op("Add", a, b, broadcast=1, axis=0), a + b[:, None])
+    row = _f32([1, 2, 3])
+    _check_bias(6, _op("Mul", a, row, broadcast=1), a * row)
     with pytest.raises(dtd.ModelLoadError, match="broadcast=1"):
-        _evaluate("Add", 6, [a, np.asarray([1, 2, 3])])
-    np.testing.assert_array_equal(_evaluate("Add", 7, [a, np.asarray([1, 2, 3])]), a + np.asarray([1, 2, 3]))
+        dtd.load(_bias_model(6, _op("Add", a, row), 6)[0])
+    _check_bias(7, _op("Add", a, row), a + row)
 
 
 def test_fold_shape_start_end_from_opset_15() -> None:
-    x = np.zeros((2, 3, 4, 5))
-    np.testing.assert_array_equal(_evaluate("Shape", 15, [x], start=1, end=-1), [3, 4])
-    np.testing.assert_array_equal(_evaluate("Shape", 15, [x], start=-10, end=10), [2, 3, 4, 5])
-    np.testing.assert_array_equal(_evaluate("Shape", 21, [x], start=3), [5])
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    _check_target(15, _op("Shape", x, start=1, end=-1), (3, 4))
+    _check_target(15, _op("Shape", x, start=-10, end=10), (2, 3, 4, 5))
+    _check_target(21, _op("Shape", x, start=3), (5,))
 
 
 def test_fold_slice_attributes_before_opset_10() -> None:
-    data = np.arange(12).reshape(3, 4)
-    out = _evaluate("Slice", 9, [data], starts=[1, 0], ends=[INT64_MAX, 3], axes=[0, 1])
-    np.testing.assert_array_equal(out, data[1:, :3])
-    out = _evaluate("Slice", 9, [data], starts=[-2], ends=[-1])
-    np.testing.assert_array_equal(out, data[-2:-1])
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    _check_bias(9, _op("Slice", data, starts=[1, 0], ends=[INT64_MAX, 3], axes=[0, 1]), data[1:, :3])
+    _check_bias(9, _op("Slice", data, starts=[-2], ends=[-1]), data[-2:-1])
     with pytest.raises(dtd.ModelLoadError, match="starts"):
-        _evaluate("Slice", 9, [data])
-    steps = np.asarray([-1], np.int64)
-    out = _evaluate("Slice", 10, [data, np.asarray([-1]), np.asarray([-INT64_MAX]), np.asarray([1]), steps])
-    np.testing.assert_array_equal(out, data[:, ::-1])
+        dtd.load(_bias_model(9, _op("Slice", data), 12)[0])
+    steps = _i64(-1)
+    _check_bias(10, _op("Slice", data, _i64(-1), _i64(-INT64_MAX), _i64(1), steps), data[:, ::-1])
 
 
 def test_fold_reduce_axes_attribute_or_input() -> None:
-    data = np.arange(1, 7).reshape(2, 3)
-    np.testing.assert_array_equal(_evaluate("ReduceSum", 12, [data], axes=[1], keepdims=0), [6, 15])
-    np.testing.assert_array_equal(_evaluate("ReduceSum", 13, [data, np.asarray([1])], keepdims=0), [6, 15])
-    np.testing.assert_array_equal(_evaluate("ReduceMax", 17, [data], axes=[0], keepdims=0), [4, 5, 6])
-    np.testing.assert_array_equal(_evaluate("ReduceMax", 18, [data, np.asarray([0])], keepdims=0), [4, 5, 6])
-    assert _evaluate("ReduceProd", 18, [data, None], keepdims=0) == 720
-    out = _evaluate("ReduceMin", 18, [data, np.asarray([], np.int64)], noop_with_empty_axes=1)
-    np.testing.assert_array_equal(out, data)
+    data = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    _check_bias(12, _op("ReduceSum", data, axes=[1], keepdims=0), [6, 15])
+    _check_bias(13, _op("ReduceSum", data, _i64(1), keepdims=0), [6, 15])
+    _check_bias(17, _op("ReduceMax", data, axes=[0], keepdims=0), [4, 5, 6])
+    _check_bias(18, _op("ReduceMax", data, _i64(0), keepdims=0), [4, 5, 6])
+    _check_bias(18, _op("ReduceProd", data, "", keepdims=0), [720])
+    _check_bias(18, _op("ReduceMin", data, np.asarray([], np.int64), noop_with_empty_axes=1), data)
 
 
-def test_fold_ops_exist_from_their_opset() -> None:
-    from dtd.onnx import fold
+#: Ops evaluated at import that appeared after dtd's oldest opset: the opset that introduced each, and a
+#: use of it with its folded value (checked by ``_check_bias``).
+FOLD_SINCE: dict[str, tuple[int, Callable[[Net], str], list[float]]] = {
+    "Range": (11, _op("Range", _f32(1), _f32(7), _f32(2)), [1, 3, 5]),
+    "ConstantOfShape": (
+        9,
+        _op("ConstantOfShape", _i64(2), value=numpy_helper.from_array(_f32([-1]))),
+        [-1, -1],
+    ),
+    "Expand": (8, _op("Expand", _f32([[1], [2]]), _i64(1, 3)), [1, 1, 1, 2, 2, 2]),
+    "Where": (9, _op("Where", np.asarray([True, False]), _f32([1, 2]), _f32([3, 4])), [1, 4]),
+    "Mod": (10, _op("Mod", _f32([7, -7]), _f32([4, 4]), fmod=1), [3, -3]),
+}
 
-    for op, since in [("Range", 11), ("ConstantOfShape", 9), ("Expand", 8), ("Where", 9), ("Mod", 10)]:
-        assert fold.evaluator(op, since - 1) is None
-        assert fold.evaluator(op, since) is not None
-    np.testing.assert_array_equal(
-        _evaluate("Range", 11, [np.asarray(1), np.asarray(7), np.asarray(2)]), [1, 3, 5]
-    )
-    value = numpy_helper.from_array(np.asarray([-1], np.int64))
-    np.testing.assert_array_equal(_evaluate("ConstantOfShape", 9, [np.asarray([2])], value=value), [-1, -1])
-    np.testing.assert_array_equal(
-        _evaluate("Expand", 8, [np.asarray([[1], [2]]), np.asarray([1, 3])]).shape, (2, 3)
-    )
-    np.testing.assert_array_equal(
-        _evaluate("Tile", 6, [np.asarray([[1, 2]]), np.asarray([2, 1])]), [[1, 2], [1, 2]]
-    )
+
+@pytest.mark.parametrize("op", sorted(FOLD_SINCE))
+def test_fold_ops_exist_from_their_opset(op: str) -> None:
+    since, value, expected = FOLD_SINCE[op]
+    with pytest.raises(dtd.UnsupportedModelError, match=rf"unsupported op {op} .*opset {since - 1}"):
+        dtd.load(_bias_model(since - 1, value, len(expected))[0])
+    _check_bias(since, value, expected)
+
+
+def test_fold_range_constant_of_shape_expand_tile() -> None:
+    _check_target(11, _op("Range", _i64(1), _i64(7), _i64(2)), (1, 3, 5))
+    _check_target(9, _op("ConstantOfShape", _i64(2), value=numpy_helper.from_array(_i64(3))), (3, 3))
+    _check_bias(8, _op("Expand", _f32([[1], [2]]), _i64(1, 3)), [[1, 1, 1], [2, 2, 2]])
+    _check_bias(6, _op("Tile", _f32([[1, 2]]), _i64(2, 1)), [[1, 2], [1, 2]])
     with pytest.raises(dtd.ModelLoadError, match="repeats"):
-        _evaluate("Tile", 13, [np.asarray([[1, 2]]), np.asarray([2])])
+        dtd.load(_bias_model(13, _op("Tile", _f32([[1, 2]]), _i64(2)), 4)[0])
 
 
 def test_fold_cast_targets() -> None:
-    out = _evaluate("Cast", 6, [np.asarray([1.7, -1.7])], to=TensorProto.INT64)
-    assert out.dtype == np.int64
-    np.testing.assert_array_equal(out, [1, -1])
+    # [1.7, -1.7] -> int64 [1, -1] (truncation): the Reshape target [0, 1, -1] (a float target is refused)
+    _check_target(6, _op("Cast", _f32([1.7, -1.7]), to=TensorProto.INT64), (1, 5))
     with pytest.raises(dtd.UnsupportedModelError, match="STRING"):
-        _evaluate("Cast", 13, [np.asarray([1.0])], to=TensorProto.STRING)
+        dtd.load(_bias_model(13, _op("Cast", _f32([1.0]), to=TensorProto.STRING), 1)[0])
     with pytest.raises(dtd.ModelLoadError, match="'to' is required"):
-        _evaluate("Cast", 13, [np.asarray([1.0])])
-    assert _evaluate("Concat", 11, [np.asarray([1]), np.asarray([2, 3])], axis=-1).tolist() == [1, 2, 3]
+        dtd.load(_bias_model(13, _op("Cast", _f32([1.0])), 1)[0])
+    _check_target(11, _op("Concat", _i64(1), _i64(2, 3), axis=-1), (1, 2, 3))
     with pytest.raises(dtd.ModelLoadError, match="'axis' is required"):
-        _evaluate("Concat", 11, [np.asarray([1]), np.asarray([2])])
+        dtd.load(_target_model(11, _op("Concat", _i64(1), _i64(2)), 2))
 
 
 def test_op_before_its_opset_is_unsupported() -> None:
@@ -436,11 +501,10 @@ def test_constant_value_float_before_opset_12() -> None:
 
 
 def test_fold_variadic_ops() -> None:
-    a, b, c = np.asarray([1, 5]), np.asarray([4, 2]), np.asarray([3, 3])
-    np.testing.assert_array_equal(_evaluate("Sum", 6, [a, b, c]), [8, 10])
-    np.testing.assert_array_equal(_evaluate("Max", 8, [a, b, None, c]), [4, 5])
-    np.testing.assert_array_equal(_evaluate("Min", 13, [a]), a)
-    assert (
-        _evaluate("Sum", 13, [np.asarray([1.5], np.float32), np.asarray([2.0], np.float32)]).dtype
-        == np.float32
-    )
+    a, b, c = _f32([1, 5]), _f32([4, 2]), _f32([3, 3])
+    _check_bias(6, _op("Sum", a, b, c), [8, 10])
+    _check_bias(8, _op("Max", a, b, "", c), [4, 5])
+    _check_bias(13, _op("Min", a), a)
+    # the result keeps the operands' type: float32 1.5 + 2.0 is 3.5 (a bias), int64 1 + 2 is 3 (a Reshape target)
+    _check_bias(13, _op("Sum", _f32([1.5]), _f32([2.0])), [3.5])
+    _check_target(13, _op("Sum", _i64(1), _i64(2)), (3,))

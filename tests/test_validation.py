@@ -13,10 +13,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 import dtd
 from builders import GraphBuilder, raises_on_load
-from dtd import ModelLoadError, UnsupportedModelError
-from dtd.onnx import schema
+from dtd import ModelLoadError, UnsupportedModelError, _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import onnx_schema_table  # tools/
+from import_table import schema_module  # tools/
+
+#: The node table of cpp/src/import/schema_table.inc, as Python (tools/import_table.py finds it).
+schema = schema_module()
 
 
 def _mlp() -> tuple[GraphBuilder, str]:
@@ -25,19 +29,14 @@ def _mlp() -> tuple[GraphBuilder, str]:
 
 
 def test_schema_table_matches_onnx() -> None:
-    import onnx_schema_table
-
-    from dtd.onnx import supported_ops
-
-    expected = onnx_schema_table.table(sorted({*supported_ops(), *onnx_schema_table.EXTRA_OPS}))
+    """Every op of the table has the rows onnx's operator schemas give (tools/onnx_schema_table.py)."""
+    expected = onnx_schema_table.table(sorted({*schema.NODES, *onnx_schema_table.EXTRA_OPS}))
     actual = {op: [tuple(row) for row in rows] for op, rows in schema.NODES.items()}
     assert actual == {op: [tuple(row) for row in rows] for op, rows in expected.items()}
 
 
 def test_every_importer_op_is_in_the_table() -> None:
-    from dtd.onnx import supported_ops
-
-    assert set(supported_ops()) <= set(schema.NODES)
+    assert {*_core._import_supported_ops(), *onnx_schema_table.EXTRA_OPS} <= set(schema.NODES)
 
 
 @pytest.mark.parametrize(
@@ -204,28 +203,90 @@ def test_broadcast_error_in_folding_is_dtd_error() -> None:
     raises_on_load(b.build(out), ModelLoadError, "Add 'bad'", "broadcast")
 
 
-def test_numpy_errors_in_converters_become_dtd_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever NumPy or onnx raises inside a converter reaches the caller as a ModelLoadError naming the node."""
-    from dtd.onnx.ops import activation
+def _internal_failure(case: str) -> tuple[onnx.ModelProto, str]:
+    """A model whose node ``n`` makes a converter or the import-time evaluation index, allocate or read outside
+    what its operands allow; returns the model and the op type."""
+    b = GraphBuilder((3, 4))
+    i64 = lambda *v: b.const(np.array(v, np.int64))  # noqa: E731
+    data, op = b.relu("x"), case.split("_")[0]
+    inputs: dict[str, tuple[list[str], dict[str, object]]] = {
+        "Transpose_perm_out_of_range": ([data], {"perm": [0, 1, 5]}),
+        "Transpose_perm_repeated": ([data], {"perm": [0, 2, 2]}),
+        "Transpose_perm_short": ([data], {"perm": [0, 1]}),
+        "Gather_index_out_of_range": ([data, i64(7)], {"axis": 2}),
+        "Gather_axis_out_of_range": ([data, i64(0)], {"axis": 5}),
+        "Gather_folded_index_out_of_range": ([i64(1, 2, 3), i64(5)], {"axis": 0}),
+        "Slice_axis_out_of_range": ([data, i64(0), i64(1), i64(7)], {}),
+        "Slice_folded_starts_ends_differ": ([i64(1, 2, 3), i64(0, 1), i64(2)], {}),
+        "Split_sizes_beyond_the_axis": ([data, i64(2, 5)], {"axis": 2}),
+        "Squeeze_axis_of_extent_4": ([data, i64(2)], {}),
+        "Concat_axis_out_of_range": ([data, data], {"axis": 9}),
+        "Flatten_axis_out_of_range": ([data], {"axis": 7}),
+        "Softmax_axis_out_of_range": ([data], {"axis": 5}),
+        "Reshape_target_of_another_size": ([data, i64(0, 7)], {}),
+        "Reshape_huge_target": ([data, i64(0, 2**40, 2**40)], {}),
+        "Expand_huge": ([b.const(np.ones((1, 1), np.float32)), i64(2**31, 2**31)], {}),
+        "Tile_huge": ([b.const(np.ones((2, 2), np.float32)), i64(2**40, 2**40)], {}),
+        "ConstantOfShape_huge": ([i64(2**40, 2**40)], {}),
+        "Range_huge": ([i64(0), i64(2**62), i64(1)], {}),
+    }
+    args, attrs = inputs[case]
+    out = b.node(op, args, name="n", **attrs)
+    if op in ("Gather", "Slice", "Range", "ConstantOfShape", "Expand", "Tile") and not args[0].startswith(
+        "relu"
+    ):
+        # folded: the value becomes a Reshape target or a bias, so the import must evaluate it
+        out = (
+            b.node("Reshape", [data, b.node("Concat", [i64(0), out], axis=0)])
+            if op in ("Gather", "Slice", "Range")
+            else b.node("Add", [data, out])
+        )
+    return b.build(out), op
 
-    def broken(*_args: object) -> None:
-        raise IndexError("index 3 is out of bounds")
 
-    monkeypatch.setattr(activation, "_add_activation", broken, raising=False)
-    from dtd.onnx import registry
+@pytest.mark.parametrize(
+    "case",
+    [
+        "Transpose_perm_out_of_range",
+        "Transpose_perm_repeated",
+        "Transpose_perm_short",
+        "Gather_index_out_of_range",
+        "Gather_axis_out_of_range",
+        "Gather_folded_index_out_of_range",
+        "Slice_axis_out_of_range",
+        "Slice_folded_starts_ends_differ",
+        "Split_sizes_beyond_the_axis",
+        "Squeeze_axis_of_extent_4",
+        "Concat_axis_out_of_range",
+        "Flatten_axis_out_of_range",
+        "Softmax_axis_out_of_range",
+        "Reshape_target_of_another_size",
+        "Reshape_huge_target",
+        "Expand_huge",
+        "Tile_huge",
+        "ConstantOfShape_huge",
+        "Range_huge",
+    ],
+)
+def test_internal_failures_in_converters_become_dtd_errors(case: str) -> None:
+    """Whatever a converter or the import-time evaluation hits (an index or axis outside its operand, a size that
+    does not fit, an allocation too large) reaches the caller as a ModelLoadError naming the node, never as an
+    IndexError, MemoryError or a crash."""
+    model, op = _internal_failure(case)
+    raises_on_load(model, ModelLoadError, rf"(^|\b{op} |layer )'n'")
 
-    entries = registry._REGISTRY["Relu"]
-    monkeypatch.setitem(
-        registry._REGISTRY,
-        "Relu",
-        [entries[0]._replace(fn=broken)]
-        if hasattr(entries[0], "_replace")
-        else [type(entries[0])(entries[0].since, entries[0].until, broken)],
-    )
-    b = GraphBuilder((8,))
-    raises_on_load(
-        b.build(b.node("Relu", ["x"], name="r")), ModelLoadError, "Relu 'r'", "IndexError", "out of bounds"
-    )
+
+@pytest.mark.parametrize(
+    "kind", [onnx.AttributeProto.UNDEFINED, onnx.AttributeProto.GRAPH, onnx.AttributeProto.TENSOR]
+)
+def test_malformed_attribute_types_become_dtd_errors(kind: int) -> None:
+    """An attribute whose type field says it holds what its op does not read there (nothing, a graph, a tensor)."""
+    b = GraphBuilder((3, 4))
+    out = b.node("Gather", [b.relu("x"), b.const(np.array([1], np.int64))], name="n", axis=1)
+    model = b.build(out)
+    attribute = model.graph.node[-1].attribute[0]
+    attribute.type = kind
+    raises_on_load(model, ModelLoadError, "Gather 'n'", "axis")
 
 
 def test_onnx_checker_agrees_on_the_refused_models() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import onnx_node  # the harness lives with the tests
-from dtd.onnx import supported_ops
+from dtd import _core
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
         return 2
     warnings.simplefilter("ignore")
     reasons, table = onnx_node.load_expected()
-    supported = set(supported_ops())
+    supported = set(_core._import_supported_ops())
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     problems: list[str] = []
     suggestions: dict[str, str] = {}

@@ -1,8 +1,11 @@
-"""Print the node table of :mod:`dtd.onnx.schema` from the installed onnx package's operator schemas.
+"""Print the importer's node table (``NODES``) from the installed onnx package's operator schemas.
 
-The importer must not depend on onnx's schemas at run time (the C++ port will carry the same table), so the table
-is generated once with this script and pasted into ``python/dtd/onnx/schema.py``; ``tests/test_validation.py``
-checks that the two agree. Run: ``python tools/onnx_schema_table.py``.
+The importer must not depend on onnx's schemas at run time (the C++ importer carries the table, generated into
+cpp/src/import/schema_table.inc by tools/gen_import_schema.py), so the table is generated once with this script and
+pasted into its Python source (tools/import_schema.py, or python/dtd/onnx/schema.py while the Python importer exists:
+see tools/import_table.py); ``tests/test_validation.py`` checks that the two agree. It prints the rows of the ops
+already in the table, of those the C++ importer converts (``dtd._core._import_supported_ops()``) and of
+:data:`EXTRA_OPS`. Run: ``python tools/onnx_schema_table.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import onnx
 from onnx import defs
 
-#: Ops the importer reads beyond those with a converter: the Erf-GELU fusion (python/dtd/onnx/fuse.py).
+#: Ops the importer reads beyond those with a converter: the Erf of the erf-GELU fusion.
 EXTRA_OPS = ("Erf",)
 MIN_OPSET = 6
 
@@ -46,9 +49,12 @@ def table(ops: list[str]) -> dict[str, list[tuple[int, int, int, int, int, dict[
 
 
 def main() -> None:
-    from dtd.onnx import supported_ops
+    from import_table import schema_module
 
-    for op, rows in table(sorted({*supported_ops(), *EXTRA_OPS})).items():
+    from dtd import _core
+
+    ops = {*schema_module().NODES, *_core._import_supported_ops(), *EXTRA_OPS}
+    for op, rows in table(sorted(ops)).items():
         print(f"    {op!r}: (")
         for row in rows:
             print(f"        _V{row!r},")

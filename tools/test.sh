@@ -14,7 +14,7 @@ echo "== lint: ruff, mypy, clang-format"
 "$VENV/bin/ruff" check python tests bench tools examples
 "$VENV/bin/ruff" format --check python tests bench tools examples
 "$VENV/bin/mypy" python/dtd
-cpp_files=$(find cpp python/bindings tests/cpp bench -name '*.cpp' -o -name '*.hpp' | sort)
+cpp_files=$(find cpp python/bindings tests/cpp bench examples -name '*.cpp' -o -name '*.hpp' | sort)
 "$VENV/bin/clang-format" --dry-run --Werror $cpp_files
 
 echo "== C++ tests (warnings are errors)"
@@ -51,11 +51,11 @@ echo "== bounded fuzz campaign (tools/fuzz.py: 3000 deterministic mutations; any
 echo "== bounded fuzz campaign of the C++ ONNX reader (tools/fuzz.py --target reader: 2000 wire-level mutations)"
 "$VENV/bin/python" tools/fuzz.py --target reader --cases 2000 --workers "$(nproc)" --seed 0 --out build/fuzz-reader-ci
 
-# libFuzzer on the reader, 60 s, where clang++ is installed; CI (as root, with apt-get) installs Debian's clang for it
+# libFuzzer on the reader and on the importer, 45 s each, where clang++ is installed; CI (as root, with apt-get) installs Debian's clang for it
 # (about 10 s here) and elsewhere tools/libfuzz.sh skips with a message.
-echo "== libFuzzer on the C++ ONNX reader (tools/libfuzz.sh)"
+echo "== libFuzzer on the C++ ONNX reader and importer (tools/libfuzz.sh)"
 if [ -n "${CI:-}" ]; then export DTD_LIBFUZZ_INSTALL=1; fi
-bash tools/libfuzz.sh 60
+bash tools/libfuzz.sh 45
 
 # ASan + UBSan build of the C++ tests and the Python module, both GEMM paths, with a fuzz campaign on each
 # (tools/sanitize.sh, a few minutes on 2 cores): always in CI, on request (DTD_SANITIZE=1) elsewhere.

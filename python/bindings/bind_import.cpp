@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -36,7 +37,7 @@ dtd::ImportLimits limits_of(const py::object& limits) {
 
 /// Imports `src` (bytes: a serialized ModelProto; str: a path) without the GIL.
 dtd::ImportedModel run_import(const py::object& src, const std::optional<std::string>& base_dir,
-                              const py::object& limits) {
+                              const py::object& limits, const std::string& source = "<bytes>") {
   const dtd::ImportLimits lim = limits_of(limits);
   std::optional<dtd::ImportedModel> result;
   std::string error;
@@ -55,10 +56,10 @@ dtd::ImportedModel run_import(const py::object& src, const std::optional<std::st
     char* p = nullptr;
     py::ssize_t n = 0;
     if (PyBytes_AsStringAndSize(src.ptr(), &p, &n) != 0) throw py::error_already_set();
-    guarded([&] { return dtd::import_onnx(p, static_cast<size_t>(n), base_dir, lim); });
+    guarded([&] { return dtd::import_onnx(p, static_cast<size_t>(n), base_dir, lim, source); });
   } else if (py::isinstance<py::str>(src)) {
     const std::string path = src.cast<std::string>();
-    guarded([&] { return dtd::import_onnx(path, lim); });
+    guarded([&] { return dtd::import_onnx(path, lim, base_dir); });
   } else {
     throw py::type_error("expected the model's bytes or a path (str)");
   }
@@ -80,17 +81,36 @@ void bind_import(py::module_& m) {
       "dtd.Limits. Raises dtd.UnsupportedModelError / dtd.ModelLoadError.");
   m.def(
       "_import_onnx",
-      [](const py::object& src, std::optional<std::string> base_dir, const py::object& limits) {
-        dtd::ImportedModel imported = run_import(src, base_dir, limits);
+      [](const py::object& src, std::optional<std::string> base_dir, const py::object& limits,
+         const std::string& source) {
+        dtd::ImportedModel imported = run_import(src, base_dir, limits, source);
         py::dict d;
         d["opset"] = imported.opset;
         d["input_dtype"] = imported.input_dtype;
         d["merged_batch_output"] = imported.merged_batch_output;
+        d["source"] = imported.source;
+        d["declared"] = imported.declared;
         d["spec"] = py::cast(std::move(imported.spec));
         return d;
       },
-      py::arg("src"), py::arg("base_dir") = py::none(), py::arg("limits") = py::none(),
-      "_load_onnx with the facts about the model: {'spec', 'opset', 'input_dtype', 'merged_batch_output'}.");
+      py::arg("src"), py::arg("base_dir") = py::none(), py::arg("limits") = py::none(), py::arg("source") = "<bytes>",
+      "_load_onnx with the facts about the model: {'spec', 'opset', 'input_dtype', 'merged_batch_output', "
+      "'source', 'declared'}. source: the name of bytes in messages (e.g. '<ModelProto>').");
+  m.def(
+      "_check_declared_shapes",
+      [](const std::map<std::string, std::vector<std::optional<int64_t>>>& declared,
+         const std::map<std::string, std::vector<int64_t>>& computed) {
+        dtd::ImportedModel imported;
+        imported.declared = declared;
+        try {
+          dtd::check_declared_shapes(imported, computed);
+        } catch (const dtd::ModelLoadError& e) {
+          raise("ModelLoadError", e.what());
+        }
+      },
+      py::arg("declared"), py::arg("computed"),
+      "dtd::check_declared_shapes: declared (name -> shape with the batch axis, None for unknown) against the "
+      "per-sample shapes a network computes (name -> shape). Raises dtd.ModelLoadError naming the value.");
   m.def("_import_supported_ops", &dtd::import_supported_ops, "The op types the C++ importer converts, sorted.");
   m.def(
       "_import_schema_versions",

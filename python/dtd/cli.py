@@ -89,15 +89,14 @@ def _unsupported_ops(path: Path) -> list[str]:
     """Op types in the file that dtd has no converter for (the importer would stop at the first)."""
     import onnx
 
+    from . import _core
     from .errors import ModelLoadError
-    from .onnx import import_model  # noqa: F401  (registers the converters)
-    from .onnx.registry import supported_ops
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as err:
         raise ModelLoadError(f"{path}: not a readable ONNX model ({type(err).__name__}: {err})") from None
-    known = set(supported_ops())
+    known = set(_core._import_supported_ops())
     return sorted({node.op_type for node in proto.graph.node} - known)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+from . import _core
 from .errors import ModelLoadError
 from .limits import Limits
 from .model import Model
@@ -44,27 +46,62 @@ def load(
     dtd.ModelLoadError
         A missing, truncated or malformed file, a missing initializer, a weight of the wrong shape, a cycle.
     """
-    from .onnx import import_model
-    from .onnx.importer import check_declared_shapes
-
-    imported = import_model(src, limits, base_dir)
+    imported = _import(src, limits, base_dir)
     try:
         model = Model(
-            imported.spec,
-            source=imported.source,
-            opset=imported.opset,
-            merged_batch_output=imported.merged_batch_output,
-            reload=lambda: import_model(src, limits, base_dir).spec,
+            imported["spec"],
+            source=imported["source"],
+            opset=imported["opset"],
+            merged_batch_output=imported["merged_batch_output"],
+            reload=lambda: _import(src, limits, base_dir)["spec"],
         )
-        if imported.declared:
-            outputs = [str(layer.output) for layer in imported.spec.layers]
+        if imported["declared"]:
+            outputs = [str(layer.output) for layer in imported["spec"].layers]
             computed = {
-                name: tuple(info.output_shape) for name, info in zip(outputs, model.layers, strict=True)
+                name: list(info.output_shape) for name, info in zip(outputs, model.layers, strict=True)
             }
-            check_declared_shapes(imported.declared, computed)
+            _core._check_declared_shapes(imported["declared"], computed)
         return model
     except ValueError as err:
         if isinstance(err, ModelLoadError):
             raise
-        where = "" if imported.source.startswith("<") else f"{imported.source}: "
+        where = "" if imported["source"].startswith("<") else f"{imported['source']}: "
         raise ModelLoadError(f"{where}{err}") from err
+
+
+def _import(
+    src: str | os.PathLike[str] | bytes | Any,
+    limits: Limits | None,
+    base_dir: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """The C++ importer's result for ``src``: {'spec', 'opset', 'input_dtype', 'merged_batch_output', 'source',
+    'declared'}. Until the C++ importer covers everything the Python one (dtd.onnx) converts, the Python one is the
+    default; ``DTD_IMPORTER=cpp`` selects the C++ one."""
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a dtd.Limits, got {type(limits).__name__}")
+    folder = None if base_dir is None else str(base_dir)
+    if os.environ.get("DTD_IMPORTER", "python").strip() != "cpp":
+        from .onnx import import_model
+
+        py = import_model(src, limits, base_dir)
+        return {
+            "spec": py.spec,
+            "opset": py.opset,
+            "input_dtype": py.input_dtype,
+            "merged_batch_output": py.merged_batch_output,
+            "source": py.source,
+            "declared": py.declared,
+        }
+    if isinstance(src, (str, os.PathLike)):
+        return _core._import_onnx(str(Path(src)), base_dir=folder, limits=limits)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return _core._import_onnx(bytes(src), base_dir=folder, limits=limits)
+    if type(src).__name__ == "ModelProto" and hasattr(src, "SerializeToString"):
+        try:
+            data = src.SerializeToString()
+        except Exception as exc:  # protobuf refuses a message over 2 GiB, or one with unset required fields
+            raise ModelLoadError(
+                f"cannot serialize the onnx.ModelProto: {type(exc).__name__}: {exc}"
+            ) from exc
+        return _core._import_onnx(data, base_dir=folder, limits=limits, source="<ModelProto>")
+    raise TypeError(f"expected a path, bytes or an onnx.ModelProto, got {type(src).__name__}")

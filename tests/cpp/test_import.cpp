@@ -2,6 +2,7 @@
 // (folded) + Relu + MaxPool + Flatten + Gemm, with the folded weights computed here as the Python importer computes
 // them; the network built from the spec runs; unsupported ops and missing initializers are the Python importer's
 // errors.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../../cpp/src/import/ops_affine.hpp"
 #include "check.hpp"
 #include "dtd/import.hpp"
 #include "dtd/network.hpp"
@@ -37,6 +39,11 @@ Bytes int64_tensor(const std::string& name, const std::vector<int64_t>& values) 
   Bytes raw(values.size() * 8, '\0');
   std::memcpy(raw.data(), values.data(), raw.size());
   return vint(1, static_cast<int64_t>(values.size())) + vint(2, 7) + len(8, name) + len(9, raw);
+}
+Bytes int64_scalar(const std::string& name, int64_t value) {
+  Bytes raw(8, '\0');
+  std::memcpy(raw.data(), &value, 8);
+  return vint(2, 7) + len(8, name) + len(9, raw);
 }
 // AttributeProto: name = 1, i = 3, ints = 8, type = 20 (INT 2, INTS 7).
 Bytes int_attr(const std::string& name, int64_t v) {
@@ -198,6 +205,38 @@ void test_errors() {
         "an opset older than 6");
 }
 
+/// The importer's internal folds where no ONNX model reaches them: the documented order of sequential_row_sums, and
+/// a BatchNormalization folded into a layer whose output units are not its channels (NumPy broadcasting, or its
+/// ValueError, as norm.py gets them).
+void test_internal_folds() {
+  namespace imp = dtd::importer;
+  const std::vector<double> m{1e16, 1.0, -1e16, 2.0, 3.0, 4.0};
+  const auto sums = imp::sequential_row_sums(m.data(), 2, 3, [](size_t r, size_t) { return r ? 0.5 : 1.0; });
+  check(sums == std::vector<double>{0.0, 4.5}, "row sums left to right: (1e16 + 1) - 1e16 is 0");
+  check(imp::sequential_row_sums(m.data(), 2, 0, [](size_t, size_t) { return 1.0; }) == std::vector<double>{0.0, 0.0},
+        "an empty row sums to 0");
+  dtd::onnx::Node proto;
+  proto.op_type = "BatchNormalization";
+  const imp::Node bn(proto, "bn", 13, 0);
+  imp::Draft one;
+  one.spec.weights["weight"] = dtd::Array{dtd::Shape{1, 2}, {2.0, 3.0}};
+  imp::fold_batchnorm(bn, one, {1.0, 2.0, 3.0}, {0.5, 0.25, -1.0}, 3);
+  check(one.spec.weights.at("weight").shape == dtd::Shape{3, 2} &&
+            one.spec.weights.at("weight").data == std::vector<double>{2, 3, 4, 6, 6, 9},
+        "one unit broadcast to the channels");
+  check(one.spec.weights.at("bias").data == std::vector<double>{0.5, 0.25, -1.0}, "the bias (zeros(3) * k + offset)");
+  imp::Draft four;
+  four.spec.weights["weight"] = dtd::Array{dtd::Shape{4, 2}, std::vector<double>(8, 1.0)};
+  bool refused = false;
+  try {
+    imp::fold_batchnorm(bn, four, {1.0, 2.0}, {0.0, 0.0}, 2);
+  } catch (const dtd::ModelLoadError& e) {
+    refused = std::string(e.what()) ==
+              "BatchNormalization 'bn': ValueError: operands could not be broadcast together with shapes (4,2) (2,1) ";
+  }
+  check(refused, "four units against two channels: NumPy's ValueError");
+}
+
 /// With a folder argument (tools/sanitize.sh-style runs: `dtd_test_import tests/data`): every .onnx below it, and
 /// each with a few bytes overwritten (a fixed generator), imports or raises dtd::ModelLoadError, nothing else.
 void test_files(const std::string& folder) {
@@ -234,13 +273,41 @@ void test_files(const std::string& folder) {
 
 }  // namespace
 
+void test_folding_and_slice() {
+  // The bias is evaluated at import: (b * c) in float32 (NumPy's float32 multiply), then Sub of an integer Range cast
+  // to float32; the data is sliced on a per-sample axis first.
+  const std::vector<float> b{0.1f, 0.7f}, c{3.3f, -1.9f};
+  const Bytes m =
+      model({node("Slice", "slice", {"x", "starts", "ends", "axes"}, {"s"}), node("MatMul", "mm", {"s", "w"}, {"z"}),
+             node("Mul", "mul", {"b", "c"}, {"bc"}), node("Range", "range", {"r0", "r1", "r2"}, {"r"}),
+             node("Cast", "cast", {"r"}, {"rf"}, {int_attr("to", 1)}), node("Sub", "sub", {"bc", "rf"}, {"bias"}),
+             node("Add", "add", {"z", "bias"}, {"y"})},
+            {int64_tensor("starts", {1}), int64_tensor("ends", {4}), int64_tensor("axes", {1}),
+             tensor("w", {3, 2}, ramp(6, 0.5f, 0.25f)), tensor("b", {2}, b), tensor("c", {2}, c), int64_scalar("r0", 2),
+             int64_scalar("r1", 6), int64_scalar("r2", 3)},
+            value_info("x", {5}), value_info("y", {2}));
+  const dtd::ModelSpec spec = load(m);
+  check(spec.layers.size() == 2 && spec.layers[0].kind == dtd::LayerKind::slice, "slice, dense");
+  if (spec.layers.size() != 2) return;
+  check(spec.layers[0].ints.at("starts") == std::vector<int64_t>({1}) &&
+            spec.layers[0].ints.at("axes") == std::vector<int64_t>({1}),
+        "the slice's parameters");
+  const std::vector<double>& bias = spec.layers[1].weights.at("bias").data;
+  check(bias.size() == 2 && bias[0] == double(b[0] * c[0] - 2.0f) && bias[1] == double(b[1] * c[1] - 5.0f),
+        "the folded bias in float32, bit for bit");
+}
+
 int main(int argc, char** argv) {
   if (argc > 1) test_files(argv[1]);
   test_cnn();
   test_matmul_bias_and_reshape();
   test_errors();
+  test_internal_folds();
+  test_folding_and_slice();
   const std::vector<std::string> ops = dtd::import_supported_ops();
-  check(!ops.empty() && ops.front() == "Add", "the supported ops, sorted");
+  check(std::is_sorted(ops.begin(), ops.end()) && std::count(ops.begin(), ops.end(), "Add") == 1 &&
+            std::count(ops.begin(), ops.end(), "Slice") == 1 && std::count(ops.begin(), ops.end(), "Range") == 1,
+        "the supported ops, sorted, each once (the shape-only ops evaluated at import among them)");
   if (dtd_test::failures)
     std::printf("%d failure(s)\n", dtd_test::failures);
   else

@@ -4,6 +4,7 @@
 #include "dtd/build_info.hpp"
 #include "dtd/error.hpp"
 #include "dtd/explain.hpp"
+#include "dtd/import.hpp"
 #include "dtd/layer.hpp"
 #include "dtd/model_spec.hpp"
 #include "dtd/network.hpp"

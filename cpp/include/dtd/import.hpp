@@ -9,17 +9,23 @@
 // importer computes them (float64, the same operations in the same order, no contraction into FMA).
 //
 // What it covers today: Conv, Gemm, MatMul, Relu, the activations (Clip, LeakyRelu, Elu, Selu, Sigmoid, Tanh,
-// HardSigmoid, HardSwish, Softplus), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN,
-// Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add/Sum, constant Add/Sub/Mul/Div and BatchNormalization
-// (folded into a neighbouring conv/dense layer where exact, else an affine layer), gates, Identity, Dropout, Constant
-// nodes and initializers, and the shape arithmetic of x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Mul on
-// integers, evaluated at import). A model that needs more (another op, other constant folding, fuse.py's patterns, a
-// constant shift folded into the next layer's bias) is an UnsupportedModelError whose message says that the C++
-// importer does not cover it yet; dtd.load still uses the Python importer.
+// HardSigmoid, HardSwish, Softplus, PRelu with a constant slope, Gelu-20), Softmax and LogSoftmax at the head,
+// LayerNormalization-17, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, spatial ReduceMean, LRN, Flatten,
+// Reshape, Squeeze, Unsqueeze, Transpose, Concat, Slice, Split, Gather (also the gather from a batch flattened with
+// its samples), Pad (every opset's form and mode; a constant pad folded into the Conv / AveragePool / MaxPool after it
+// where exact), Add/Sum, constant Add/Sub/Mul/Div (the legacy broadcast attribute of opset < 7 too) and
+// BatchNormalization (folded into a neighbouring conv/dense layer where exact, a constant shift into the next layer's
+// bias in the documented sequential order, else an affine layer), gates, Identity, Dropout, Constant nodes and
+// initializers, fuse.py's patterns (the erf form of GELU and the LayerNormalization written out with ReduceMean, each
+// fused into one layer), and all of fold.py's import-time evaluation of constants and shape arithmetic (every
+// evaluator, on NumPy's bool, integer and float16/32/64 types with NumPy's promotion and floating-point errors). A
+// model that needs more (a constant of another element type in the shape arithmetic) is an UnsupportedModelError
+// whose message says that the C++ importer does not cover it yet; dtd.load still uses the Python importer.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,15 +57,26 @@ struct ImportedModel {
   int64_t opset = 0;                 // of the default ONNX domain
   std::string input_dtype;           // "float32", "float64", "float16", "bfloat16"
   bool merged_batch_output = false;  // the ONNX output's leading axis merges the batch with per-sample axes
+  std::string source;                // the path, "<bytes>", or the name given for bytes
+  /// Declared shapes (value_info and graph outputs, the batch axis included; nullopt: an unknown extent) of layer
+  /// outputs whose batch axis is the ONNX leading axis: check_declared_shapes compares them with what a network
+  /// built from the spec computes.
+  std::map<std::string, std::vector<std::optional<int64_t>>> declared;
 };
 
-/// Imports the .onnx file at `path` (external data from its folder). Errors are prefixed with the path, as the Python
-/// importer does.
-ImportedModel import_onnx(const std::string& path, const ImportLimits& limits = {});
+/// Imports the .onnx file at `path` (external data from `base_dir`, by default the file's folder). Errors are
+/// prefixed with the path.
+ImportedModel import_onnx(const std::string& path, const ImportLimits& limits = {},
+                          const std::optional<std::string>& base_dir = std::nullopt);
 /// Imports a serialized ModelProto; external data is read from `base_dir` (none given: a model with external data is
-/// an error).
+/// an error). `source` names the bytes in messages and in ImportedModel::source (e.g. "<ModelProto>").
 ImportedModel import_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir = std::nullopt,
-                          const ImportLimits& limits = {});
+                          const ImportLimits& limits = {}, const std::string& source = "<bytes>");
+
+/// Throws ModelLoadError when a declared shape of `imported` (value_info or graph output) contradicts the per-sample
+/// shape `computed` gives the same layer output, wherever both know an extent and the ranks agree (a declaration of
+/// another rank is ignored, as onnxruntime ignores it). `computed`: layer output name -> per-sample shape.
+void check_declared_shapes(const ImportedModel& imported, const std::map<std::string, std::vector<int64_t>>& computed);
 
 /// import_onnx(path).spec.
 ModelSpec load_onnx(const std::string& path, const ImportLimits& limits = {});

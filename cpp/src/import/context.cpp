@@ -84,19 +84,93 @@ std::string Constant::dtype_name() const {
   return ox::data_type_name(dtype);
 }
 
+namespace {
+
+/// Python's int() of a str, base 10: surrounding whitespace, a sign, digits with single underscores between them.
+/// Only ASCII text is handled (int() also reads other Unicode digits and whitespace): anything else is not ported.
+int64_t parse_int(const std::string& text, const std::string& where) {
+  for (unsigned char ch : text)
+    if (ch >= 0x80 || ch == '\'' || ch == '\\' || (ch < 0x20 && !std::isspace(ch)) || ch == 0x7f)
+      throw UnsupportedModelError(
+          concat(where, ": a string constant of other than plain ASCII text is not supported by the C++ importer yet"));
+  auto invalid = [&]() {
+    // repr(text) of plain ASCII text without quotes or backslashes: '...', control characters escaped.
+    std::string shown;
+    for (char ch : text) {
+      if (ch == '\n')
+        shown += "\\n";
+      else if (ch == '\t')
+        shown += "\\t";
+      else if (ch == '\r')
+        shown += "\\r";
+      else if (static_cast<unsigned char>(ch) < 0x20) {
+        static const char* const hex = "0123456789abcdef";
+        shown += concat("\\x", hex[(ch >> 4) & 0xf], hex[ch & 0xf]);
+      } else
+        shown += ch;
+    }
+    return ModelLoadError(concat(where, ": ValueError: invalid literal for int() with base 10: '", shown, "'"));
+  };
+  size_t begin = 0, end = text.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  bool negative = false;
+  if (begin < end && (text[begin] == '+' || text[begin] == '-')) negative = text[begin++] == '-';
+  if (begin == end) throw invalid();
+  uint64_t value = 0;
+  const uint64_t limit = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
+  auto too_large = [&]() {
+    return UnsupportedModelError(
+        concat(where, ": an integer string beyond int64 is not supported by the C++ importer yet"));
+  };
+  bool digit_before = false;
+  for (size_t i = begin; i < end; ++i) {
+    const char ch = text[i];
+    if (ch == '_') {
+      if (!digit_before || i + 1 == end || text[i + 1] == '_') throw invalid();
+      digit_before = false;
+      continue;
+    }
+    if (ch < '0' || ch > '9') throw invalid();
+    digit_before = true;
+    const auto d = static_cast<uint64_t>(ch - '0');
+    if (value > (limit - d) / 10) {
+      // Still parse the rest: an invalid character later makes it the ValueError, as int() reports it.
+      for (size_t k = i; k < end; ++k)
+        if ((text[k] < '0' || text[k] > '9') && text[k] != '_') throw invalid();
+      throw too_large();
+    }
+    value = value * 10 + d;
+  }
+  return negative ? static_cast<int64_t>(0 - value) : static_cast<int64_t>(value);
+}
+
+}  // namespace
+
 std::vector<int64_t> Constant::as_ints(const std::string& where) const {
-  if (is_integer()) return integer;
+  if (!integer.empty() || is_integer()) return integer;
   std::vector<int64_t> out;
+  if (dtype == ox::kString) {
+    for (const std::string& s : text) out.push_back(parse_int(s, where));
+    return out;
+  }
   out.reserve(real.size());
   for (double v : real) {
     if (std::isnan(v)) throw ModelLoadError(where + ": ValueError: cannot convert float NaN to integer");
     if (std::isinf(v)) throw ModelLoadError(where + ": OverflowError: cannot convert float infinity to integer");
     out.push_back(static_cast<int64_t>(std::trunc(v)));
   }
-  if (!is_float() && numel() != 0)
+  if (real.size() != static_cast<size_t>(numel()))
     throw UnsupportedModelError(
         concat(where, ": a constant of element type ", dtype_name(), " is not supported by the C++ importer yet"));
   return out;
+}
+
+bool Constant::first_truth() const {
+  if (dtype == ox::kString) return !text.at(0).empty();
+  if (!integer.empty()) return integer.at(0) != 0;
+  const bool imaginary = !imag.empty() && imag.at(0) != 0;
+  return real.at(0) != 0 || imaginary;  // NaN is true
 }
 
 namespace {
@@ -120,6 +194,37 @@ double bfloat16_to_double(uint16_t b) {
   float f;
   std::memcpy(&f, &bits, 4);
   return static_cast<double>(f);
+}
+
+/// ml_dtypes' 8-bit floats: `mantissa_bits` of mantissa, the exponent `bias`; fnuz: NaN is 0x80 alone, no -0 and no
+/// inf; otherwise e4m3fn has NaN at S.1111.111 and no inf, e5m2 IEEE's inf and NaN.
+double float8_to_double(uint8_t bits, int32_t dtype) {
+  const bool e4m3 = dtype == ox::kFloat8E4M3FN || dtype == ox::kFloat8E4M3FNUZ;
+  const bool fnuz = dtype == ox::kFloat8E4M3FNUZ || dtype == ox::kFloat8E5M2FNUZ;
+  const int mantissa_bits = e4m3 ? 3 : 2;
+  const int bias = (e4m3 ? 7 : 15) + (fnuz ? 1 : 0);
+  const int exponent = (bits & 0x7f) >> mantissa_bits;
+  const int mantissa = bits & ((1 << mantissa_bits) - 1);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (fnuz && bits == 0x80) return nan;
+  if (!fnuz) {
+    if (e4m3 && (bits & 0x7f) == 0x7f) return nan;
+    if (!e4m3 && exponent == 31) {
+      if (mantissa) return nan;
+      return (bits & 0x80) ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    }
+  }
+  const double v =
+      exponent == 0 ? std::ldexp(static_cast<double>(mantissa), 1 - bias - mantissa_bits)
+                    : std::ldexp(static_cast<double>(mantissa + (1 << mantissa_bits)), exponent - bias - mantissa_bits);
+  return (bits & 0x80) ? -v : v;
+}
+
+/// float4_e2m1fn: 1 sign, 2 exponent (bias 1), 1 mantissa bit; no inf or NaN.
+double float4_to_double(uint8_t nibble) {
+  const int exponent = (nibble >> 1) & 3, mantissa = nibble & 1;
+  const double v = exponent == 0 ? 0.5 * mantissa : std::ldexp(1.0 + 0.5 * mantissa, exponent - 1);
+  return (nibble & 8) ? -v : v;
 }
 
 template <class T>
@@ -228,7 +333,65 @@ Constant decode_tensor(const ox::Tensor& t) {
       }
       break;
     }
-    default: break;  // strings, complex, float8, 4-bit: the dtype and dims only
+    case ox::kComplex64:
+    case ox::kComplex128: {
+      const bool single = t.data_type == ox::kComplex64;
+      c.real.resize(count);
+      c.imag.resize(count);
+      if (raw)
+        sized(t.raw_data.size() / (single ? 8 : 16));
+      else
+        sized((single ? t.float_data.size() : t.double_data.size()) / 2);
+      for (size_t i = 0; i < count; ++i) {
+        for (size_t part = 0; part < 2; ++part) {
+          const size_t k = 2 * i + part;
+          const double v =
+              raw ? (single ? static_cast<double>(raw_at<float>(t.raw_data, k)) : raw_at<double>(t.raw_data, k))
+                  : (single ? static_cast<double>(t.float_data[k]) : t.double_data[k]);
+          (part ? c.imag : c.real)[i] = v;
+        }
+      }
+      break;
+    }
+    case ox::kFloat8E4M3FN:
+    case ox::kFloat8E4M3FNUZ:
+    case ox::kFloat8E5M2:
+    case ox::kFloat8E5M2FNUZ:
+      c.real.resize(count);
+      if (raw)
+        sized(t.raw_data.size());
+      else
+        sized(t.int32_data.size());
+      for (size_t i = 0; i < count; ++i)
+        c.real[i] = float8_to_double(raw ? static_cast<uint8_t>(t.raw_data[i]) : static_cast<uint8_t>(t.int32_data[i]),
+                                     t.data_type);
+      break;
+    case ox::kInt4:
+    case ox::kUint4:
+    case ox::kFloat4E2M1: {
+      // Two elements per byte, the first in the low nibble.
+      const size_t bytes = (count + 1) / 2;
+      if ((raw ? t.raw_data.size() : t.int32_data.size()) != bytes)
+        throw ModelLoadError(concat("cannot read tensor '", t.name,
+                                    "': ", raw ? t.raw_data.size() : t.int32_data.size(), " bytes for dims ",
+                                    py_list(t.dims)));
+      for (size_t i = 0; i < count; ++i) {
+        const auto byte = raw ? static_cast<uint8_t>(t.raw_data[i / 2]) : static_cast<uint8_t>(t.int32_data[i / 2]);
+        const auto nibble = static_cast<uint8_t>(i % 2 ? byte >> 4 : byte & 0xf);
+        if (t.data_type == ox::kFloat4E2M1)
+          c.real.push_back(float4_to_double(nibble));
+        else if (t.data_type == ox::kInt4)
+          c.integer.push_back(nibble >= 8 ? nibble - 16 : nibble);
+        else
+          c.integer.push_back(nibble);
+      }
+      break;
+    }
+    case ox::kString:
+      sized(t.string_data.size());
+      c.text = t.string_data;
+      break;
+    default: break;  // other types: the dtype and dims only
   }
   return c;
 }
@@ -464,7 +627,13 @@ Grid broadcast(const Grid& a, const Grid& b, bool multiply) {
 namespace {
 /// context.py's _aligned: `c` with the data tensor's rank, checked to broadcast to it without changing its shape.
 Grid aligned(const Node& node, const Grid& c, const std::optional<Dims>& shape, const char* what) {
-  if (!shape) not_ported(node, "a constant affine map on a value of unknown shape");
+  if (!shape) {
+    if (c.values.size() != 1)
+      throw UnsupportedModelError(concat(node.describe(), ": the constant ", what, " of shape ", py_list(c.dims),
+                                         " needs the data tensor's shape, which shape inference does not know; only a "
+                                         "scalar is supported there"));
+    return Grid{{}, c.values};
+  }
   const size_t rank = shape->size();
   bool ok = c.dims.size() <= rank;
   Grid full = c;
@@ -578,6 +747,8 @@ Draft& Context::add_layer(const Node& node, LayerKind kind, std::vector<std::str
   draft.spec.ints = std::move(ints);
   draft.spec.floats = std::move(floats);
   draft.spec.weights = std::move(weights);
+  for (auto& [key, array] : draft.spec.weights)
+    if (array.shape.empty()) array.shape = {1};  // np.ascontiguousarray makes a 0-d weight 1-d
   draft.source = node.describe();
   used_names.insert(draft.spec.name);
   bool merged = kind == LayerKind::flatten && draft.spec.ints.at("axis").at(0) >= 2;

@@ -40,16 +40,21 @@ std::string n_list(const Dims& shape);
 struct Constant {
   int32_t dtype = 0;  // TensorProto.DataType
   std::vector<int64_t> dims;
-  std::vector<double> real;
-  std::vector<int64_t> integer;
+  std::vector<double> real;       // float types; also float8, float4 (ml_dtypes) and the real parts of complex types
+  std::vector<int64_t> integer;   // integer and bool types; also int4, uint4
+  std::vector<double> imag;       // the imaginary parts of complex types
+  std::vector<std::string> text;  // strings
 
   bool is_float() const;
   bool is_integer() const;
   int64_t numel() const;
   /// NumPy's name of the dtype ("float32", "int64", "bool", "object" for strings, ...).
   std::string dtype_name() const;
-  /// The elements flattened as Python ints (floats truncated toward zero, as int() does).
+  /// The elements flattened as Python ints, as [int(v) for v in a.reshape(-1)] gives them (floats and the real parts
+  /// of complex values truncated toward zero, strings parsed); the first element int() refuses raises its error.
   std::vector<int64_t> as_ints(const std::string& where) const;
+  /// bool(a.reshape(-1)[0]) of a constant with at least one element.
+  bool first_truth() const;
 };
 
 /// Decodes a tensor (its data already read; external data loaded). ModelLoadError for an inconsistent tensor.
@@ -174,11 +179,18 @@ class Context {
   ImportLimits limits;
   std::deque<Draft> layers;  // a deque: drafts keep their address as layers are appended
   std::set<std::string> merged_batch;
-  std::map<std::string, std::string> batch_flattened;  // value -> the refusal for any consumer
+  std::map<std::string, std::string> batch_flattened;         // value -> the refusal for any consumer
+  std::map<std::string, std::string> batch_flattened_source;  // value -> the Reshape's source
+  /// Every node of the graph (context.py's model.graph.node): shape.py's reaches_output_through_reshapes and the
+  /// checks that look at a value's consumers read it.
+  const std::vector<ox::Node>* graph_nodes = nullptr;
   /// Values computed from the batch size (shape arithmetic, fold.cpp): their values for the two sentinel batches.
   std::map<std::string, std::pair<Constant, Constant>> batch_values;
   /// Elements of all constants folded so far (against limits.max_folded_constant).
   int64_t folded_elements = 0;
+  /// The graph input's batch extent as ONNX shape inference shows it in graph.py's messages: 'N' (its dim_param),
+  /// a number, or '?'.
+  std::string batch_text = "'?'";
   bool is_batch_value(const std::string& name) const { return !name.empty() && batch_values.count(resolve(name)) != 0; }
 
   std::string static_resolve(const std::string& name) const;
@@ -229,9 +241,6 @@ class Context {
   /// Every value name of the graph (inputs, initializers, node outputs, value_info): what ONNX shape inference gives
   /// the Python importer a shape for, which no generated name may take.
   std::set<std::string> value_names;
-  /// Outputs of ReduceMean nodes whose one consumer is Sub(x, that output): where fuse.py may find a decomposed
-  /// LayerNormalization.
-  std::set<std::string> sub_of_mean;
 
   /// A layer/value name derived from `base` that no node, layer or value uses yet (context.py's unique_name).
   std::string unique_name(const std::string& base);

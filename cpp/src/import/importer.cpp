@@ -11,7 +11,9 @@
 #include <sstream>
 
 #include "context.hpp"
+#include "fuse.hpp"
 #include "ops.hpp"
+#include "ops_pad.hpp"
 
 namespace dtd {
 
@@ -289,9 +291,9 @@ void check_declared_types(const ox::Graph& graph, const std::set<std::string>& d
   }
 }
 
-std::vector<const Draft*> reachable(const std::deque<Draft>& layers, const std::string& output) {
+std::vector<const Draft*> reachable(const std::vector<Draft*>& layers, const std::string& output) {
   std::map<std::string, const Draft*> by_output;
-  for (const Draft& d : layers) by_output[d.spec.output] = &d;
+  for (const Draft* d : layers) by_output[d->spec.output] = d;
   std::set<std::string> keep;
   std::vector<std::string> stack{output};
   while (!stack.empty()) {
@@ -303,8 +305,8 @@ std::vector<const Draft*> reachable(const std::deque<Draft>& layers, const std::
     for (const std::string& in : it->second->spec.inputs) stack.push_back(in);
   }
   std::vector<const Draft*> out;
-  for (const Draft& d : layers)
-    if (keep.count(d.spec.output)) out.push_back(&d);
+  for (const Draft* d : layers)
+    if (keep.count(d->spec.output)) out.push_back(d);
   return out;
 }
 
@@ -365,42 +367,48 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
     if ((n.op_type == "Identity" || n.op_type == "Dropout") && !n.input.empty() && !n.output.empty())
       ctx.static_alias[n.output[0]] = n.input[0];
   }
+  // fuse.py's patterns, found before anything is converted: their nodes but the last are not converted, and the
+  // fused node takes the last one's place (also in the consumer counts).
+  const Fusion fusion = find_fusions(graph, order, ctx.constants, out_value.name, names, opset);
+  order.erase(std::remove_if(order.begin(), order.end(), [&](size_t i) { return fusion.absorbed.count(i) != 0; }),
+              order.end());
   for (size_t i : order) {
     const std::string& op = nodes[i].op_type;
     if (op == "Identity" || op == "Dropout" || op == "Shape" || op == "Size") continue;
-    for (const std::string& name : nodes[i].input)
+    auto fused = fusion.replacements.find(i);
+    for (const std::string& name : fused != fusion.replacements.end() ? fused->second.proto.input : nodes[i].input)
       if (!name.empty()) ++ctx.consumers[ctx.static_resolve(name)];
   }
   ctx.graph_output = ctx.static_resolve(out_value.name);
   ++ctx.consumers[ctx.graph_output];
   ctx.input_name = input.name;
+  for (const ox::ValueInfo& v : graph.input) {
+    if (v.name != input.name || !v.type || v.type->shape.empty()) continue;
+    const ox::Dimension& d = v.type->shape[0];
+    ctx.batch_text = d.kind == ox::Dimension::Kind::value ? std::to_string(d.value)
+                     : d.param.empty()                    ? std::string("'?'")
+                                                          : "'" + d.param + "'";
+    break;
+  }
+  ctx.graph_nodes = &nodes;
   ctx.shapes[input.name] = input.shape;
   ctx.used_names.insert(names.begin(), names.end());
   for (const ox::ValueInfo& v : graph.input) ctx.value_names.insert(v.name);
   for (const ox::ValueInfo& v : graph.output) ctx.value_names.insert(v.name);
   for (const ox::ValueInfo& v : graph.value_info) ctx.value_names.insert(v.name);
   for (const ox::Tensor& t : graph.initializer) ctx.value_names.insert(t.name);
-  std::map<std::string, std::vector<size_t>> users;
   for (const ox::Node& n : nodes)
     for (const std::string& out : n.output) ctx.value_names.insert(out);
-  for (size_t i : order) {
-    for (const std::string& in : nodes[i].input)
-      if (!in.empty()) users[in].push_back(i);
-  }
-  for (size_t i : order) {
-    if (nodes[i].op_type != "ReduceMean" || nodes[i].output.size() != 1 || nodes[i].input.empty()) continue;
-    const auto& u = users[nodes[i].output[0]];
-    if (u.size() == 1 && nodes[u[0]].op_type == "Sub" &&
-        nodes[u[0]].input == std::vector<std::string>{nodes[i].input[0], nodes[i].output[0]})
-      ctx.sub_of_mean.insert(nodes[i].output[0]);
-  }
 
-  // fuse.py fuses the erf form of GELU (keyed on its Erf node) before anything is converted: not ported yet.
-  for (size_t i : order)
-    if (nodes[i].op_type == "Erf")
-      not_ported(Node(nodes[i], names[i], opset, static_cast<int>(i)),
-                 "an Erf (the erf form of GELU that fuse.py fuses)");
-  for (size_t i : order) convert_node(ctx, nodes[i], names[i], opset, i);
+  for (size_t i : order) {
+    auto fused = fusion.replacements.find(i);
+    if (fused != fusion.replacements.end()) {
+      const Node node(fused->second.proto, fused->second.proto.name, opset, static_cast<int>(i));
+      fused->second.convert(ctx, node);
+    } else {
+      convert_node(ctx, nodes[i], names[i], opset, i);
+    }
+  }
 
   const std::string output = ctx.resolve(out_value.name);
   if (ctx.pending_of(out_value.name)) ctx.materialize(output);  // a constant affine map at the output: a layer
@@ -417,7 +425,7 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   if (!ctx.producer(output))
     throw ModelLoadError(
         concat("the model computes no layer: its output '", out_value.name, "' is not a layer output"));
-  const std::vector<const Draft*> layers = reachable(ctx.layers, output);
+  const std::vector<const Draft*> layers = reachable(fold_pads_into_consumers(ctx, output), output);
   std::set<std::string> data_values{input.name};
   for (size_t i : order)
     for (const std::string& name : nodes[i].output)
@@ -428,6 +436,14 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
   result.opset = opset;
   result.input_dtype = input.dtype;
   result.merged_batch_output = ctx.merged_batch.count(output) != 0;
+  std::set<std::string> outputs;
+  for (const Draft* d : layers)
+    if (!ctx.merged_batch.count(d->spec.output)) outputs.insert(d->spec.output);
+  for (const auto* values : {&graph.value_info, &graph.output})
+    for (const ox::ValueInfo& value : *values) {
+      if (!outputs.count(value.name)) continue;
+      if (auto shape = declared_shape(value)) result.declared[value.name] = std::move(*shape);
+    }
   ModelSpec& spec = result.spec;
   spec.input_name = input.name;
   spec.input_shape = input.sample;
@@ -442,7 +458,9 @@ ImportedModel import_decoded(ox::Model model, const std::optional<std::string>& 
                              const ImportLimits& limits) {
   if (model.graph) check_graph_size(model, limits);
   ox::load_external_data(model, base_dir, source);
-  return convert_graph(model, limits);
+  ImportedModel result = convert_graph(model, limits);
+  result.source = source;
+  return result;
 }
 
 /// The reader's message without its leading "<source>: ".
@@ -477,17 +495,18 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 ImportedModel import_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir,
-                          const ImportLimits& limits) {
+                          const ImportLimits& limits, const std::string& source) {
   ox::Model model;
   try {
-    model = ox::decode_model(data, size, "<bytes>");
+    model = ox::decode_model(data, size, source);
   } catch (const ModelLoadError& e) {
-    throw ModelLoadError("cannot parse the ONNX model bytes: " + reader_detail(e.what(), "<bytes>"));
+    throw ModelLoadError("cannot parse the ONNX model bytes: " + reader_detail(e.what(), source));
   }
-  return import_decoded(std::move(model), base_dir, "<bytes>", limits);
+  return import_decoded(std::move(model), base_dir, source, limits);
 }
 
-ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
+ImportedModel import_onnx(const std::string& path, const ImportLimits& limits,
+                          const std::optional<std::string>& base_dir) {
   // Decoded from a copy of the file, so that external data is read after the graph checks, as graph.py does (the
   // reader's read_model_file maps the file but reads external data at once).
   const std::string bytes = read_file(path);
@@ -500,7 +519,10 @@ ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
                "' (truncated, not an ONNX file, or missing external data): ", reader_detail(e.what(), path)));
   }
   const size_t slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string folder = base_dir                     ? *base_dir
+                             : slash == std::string::npos ? "."
+                             : slash == 0                 ? "/"
+                                                          : path.substr(0, slash);
   try {
     if (model.graph) check_graph_size(model, limits);
   } catch (const ModelLoadError& e) {
@@ -508,7 +530,9 @@ ImportedModel import_onnx(const std::string& path, const ImportLimits& limits) {
   }
   ox::load_external_data(model, folder, path);
   try {
-    return convert_graph(model, limits);
+    ImportedModel result = convert_graph(model, limits);
+    result.source = path;
+    return result;
   } catch (const UnsupportedModelError& e) {
     throw UnsupportedModelError(path + ": " + e.what());
   } catch (const ModelLoadError& e) {
@@ -523,6 +547,23 @@ ModelSpec load_onnx(const std::string& path, const ImportLimits& limits) {
 ModelSpec load_onnx(const void* data, size_t size, const std::optional<std::string>& base_dir,
                     const ImportLimits& limits) {
   return import_onnx(data, size, base_dir, limits).spec;
+}
+
+void check_declared_shapes(const ImportedModel& imported, const std::map<std::string, std::vector<int64_t>>& computed) {
+  for (const auto& [name, shape] : imported.declared) {
+    auto it = computed.find(name);
+    if (it == computed.end() || shape.size() != it->second.size() + 1) continue;
+    const std::vector<int64_t>& sample = it->second;
+    bool differs = false;
+    for (size_t i = 1; i < shape.size(); ++i)
+      if (shape[i] && *shape[i] > 0 && *shape[i] != sample[i - 1]) differs = true;
+    if (!differs) continue;
+    std::string dims = "['N'", got = "['N'";
+    for (size_t i = 1; i < shape.size(); ++i) dims += ", " + (shape[i] ? std::to_string(*shape[i]) : "'?'");
+    for (int64_t d : sample) got += ", " + std::to_string(d);
+    throw ModelLoadError(
+        concat("value '", name, "' is declared with shape ", dims, "], but the graph computes ", got, "]"));
+  }
 }
 
 std::vector<std::string> import_supported_ops() {

@@ -1,6 +1,7 @@
-// The converters of the core op set (python/dtd/onnx/ops/: conv.py, linear.py, activation.py, pool.py, shape.py,
-// arith.py, norm.py, misc.py), each with the Python importer's checks in the same order and its messages, and the
-// per-sample shape each layer gives its output (what ONNX shape inference gives the Python importer).
+// The converters of the core op set (python/dtd/onnx/ops/: conv.py, linear.py, pool.py, shape.py, arith.py, norm.py's
+// BatchNormalization, misc.py; activation.py is in ops_act.cpp, LayerNormalization in ops_norm.cpp), each with the
+// Python importer's checks in the same order and its messages, and the per-sample shape each layer gives its output
+// (what ONNX shape inference gives the Python importer).
 //
 // Weight arithmetic follows the Python importer's float64 NumPy expressions operation by operation; this file is
 // compiled with -ffp-contract=off (cpp/CMakeLists.txt) so that no product and sum is fused into one FMA.
@@ -12,19 +13,21 @@
 #include <numeric>
 
 #include "../geometry.hpp"
+#include "ops_affine.hpp"
+#include "ops_pad.hpp"
 
 namespace dtd::importer {
 
 using detail::concat;
 
+std::string shape_text(const std::optional<Dims>& shape) {
+  return shape ? py_tuple(*shape) : "None";
+}
+
 namespace {
 
 const char* dims_name(int64_t spatial) {
   return spatial == 1 ? "1-D" : spatial == 2 ? "2-D" : "3-D";
-}
-
-std::string shape_text(const std::optional<Dims>& shape) {
-  return shape ? py_tuple(*shape) : "None";
 }
 
 /// ['N', 3, None]: the Python list ['N', *shape[1:]].
@@ -180,11 +183,21 @@ void convert_conv(Context& ctx, const Node& node) {
     if (!vectors || (padded && pending->has_shift())) {
       source = ctx.data_input(node, 0);  // an affine layer
     } else {
-      if (pending->has_shift())
-        not_ported(node, "folding a constant shift on its input into the convolution's bias (NumPy's summation)");
       Array& w = weights["weight"];
       const int64_t per_group_out = c_out / group;
       const auto per_channel = static_cast<size_t>(product(kernel));
+      if (pending->has_shift()) {
+        // b' = b + sum of w t over each output channel's input channels and taps, in C order (sequential_row_sums),
+        // from the weight before its scaling.
+        add_to_bias(
+            weights,
+            sequential_row_sums(
+                w.data.data(), static_cast<size_t>(c_out), static_cast<size_t>(c_per_group) * per_channel,
+                [&](size_t o, size_t j) {
+                  return vectors->second[static_cast<size_t>((static_cast<int64_t>(o) / per_group_out) * c_per_group +
+                                                             static_cast<int64_t>(j / per_channel))];
+                }));
+      }
       for (int64_t o = 0; o < c_out; ++o)
         for (int64_t k = 0; k < c_per_group; ++k) {
           const double factor = vectors->first[static_cast<size_t>((o / per_group_out) * c_per_group + k)];
@@ -217,13 +230,21 @@ void add_dense(Context& ctx, const Node& node, DenseWeights w) {
     throw ModelLoadError(concat(node.describe(), ": the weight expects ", n_in, " input features but the input '",
                                 node.input(0), "' has ", *actual, " (shape ", shape_text(ctx.shape_of(source)), ")"));
   if (pending) {
-    // fold_input_affine_dense: w' = w s per input feature (exact); a shift needs w @ t (not ported yet).
+    // fold_input_affine_dense: w' = w s per input feature, b' = b + w t (sequential_row_sums' order).
     auto vectors = input_vectors(ctx, *pending, false, n_in);
     if (!vectors) {
       source = ctx.data_input(node, 0);  // an affine layer
     } else {
-      if (pending->has_shift())
-        not_ported(node, "folding a constant shift on its input into the dense layer's bias (a matrix product)");
+      if (pending->has_shift()) {
+        std::vector<double> extra =
+            sequential_row_sums(w.weight.data.data(), static_cast<size_t>(w.weight.shape[0]), static_cast<size_t>(n_in),
+                                [&](size_t, size_t j) { return vectors->second[j]; });
+        if (w.bias) {
+          for (size_t o = 0; o < extra.size(); ++o) w.bias->data[o] = w.bias->data[o] + extra[o];
+        } else {
+          w.bias = Array{Shape{w.weight.shape[0]}, std::move(extra)};
+        }
+      }
       for (size_t o = 0; o < static_cast<size_t>(w.weight.shape[0]); ++o)
         for (size_t i = 0; i < static_cast<size_t>(n_in); ++i)
           w.weight.data[o * static_cast<size_t>(n_in) + i] =
@@ -323,90 +344,6 @@ void convert_matmul(Context& ctx, const Node& node) {
     throw UnsupportedModelError(
         concat(node.describe(), ": only a 2-D constant weight is supported, got ", py_tuple(w.dims)));
   add_dense(ctx, node, {transposed(w, true, std::nullopt), std::nullopt});
-}
-
-// -- activation.py ---------------------------------------------------------------------------------------------------
-void convert_relu(Context& ctx, const Node& node) {
-  const std::string source = ctx.data_input(node, 0);
-  ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
-}
-
-/// Python's repr of a float that is not finite: inf, -inf, nan.
-std::string float_repr(double v) {
-  return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
-}
-
-/// add_activation: an ``activation`` layer computing `op` of `source`.
-void add_activation(Context& ctx, const Node& node, ActivationOp op, const std::string& source,
-                    std::map<std::string, double> floats) {
-  for (const auto& [key, value] : floats)
-    if (!std::isfinite(value) && key != "min" && key != "max")
-      throw ModelLoadError(concat(node.describe(), ": attribute '", key, "' is ", float_repr(value)));
-  ctx.add_layer(node, LayerKind::activation, {source}, ctx.shape_of(source), {{"op", {op}}}, std::move(floats));
-}
-
-/// _clip: a ReLU when the bounds are [0, inf), else an ``activation`` clip (nullopt: no bound).
-void add_clip(Context& ctx, const Node& node, std::optional<double> low, std::optional<double> high) {
-  const std::string source = ctx.data_input(node, 0);
-  if (low && std::isinf(*low) && *low < 0) low.reset();
-  if (high && std::isinf(*high) && *high > 0) high.reset();
-  if (low && *low == 0.0 && !high) {
-    ctx.add_layer(node, LayerKind::relu, {source}, ctx.shape_of(source));
-    return;
-  }
-  std::map<std::string, double> floats;
-  if (low) floats["min"] = *low;
-  if (high) floats["max"] = *high;
-  add_activation(ctx, node, kClip, source, std::move(floats));
-}
-
-std::optional<double> clip_bound(const Context& ctx, const Node& node, size_t index, const char* what) {
-  const Constant* value = ctx.optional_constant(node, index, what);
-  if (!value) return std::nullopt;
-  if (value->numel() != 1)
-    throw ModelLoadError(
-        concat(node.describe(), ": the ", what, " must be a scalar, got shape ", py_list(value->dims)));
-  if (std::isnan(value->real[0])) throw ModelLoadError(concat(node.describe(), ": the ", what, " is NaN"));
-  return value->real[0];
-}
-
-void convert_clip(Context& ctx, const Node& node) {
-  if (node.opset() <= 10) {  // Clip-6: the bounds are attributes (defaults: the float range)
-    const double float_max = static_cast<double>(std::numeric_limits<float>::max());
-    const double low = node.float_attr("min", -float_max), high = node.float_attr("max", float_max);
-    add_clip(ctx, node, low <= -float_max ? std::nullopt : std::optional<double>(low),
-             high >= float_max ? std::nullopt : std::optional<double>(high));
-    return;
-  }
-  const auto low = clip_bound(ctx, node, 1, "min");
-  const auto high = clip_bound(ctx, node, 2, "max");
-  add_clip(ctx, node, low, high);
-}
-
-/// The ONNX ops that are one ``activation`` with float attributes (their defaults are float32, as ONNX's are).
-void convert_unary(Context& ctx, const Node& node) {
-  struct Unary {
-    const char* op;
-    ActivationOp code;
-    std::vector<std::pair<const char*, float>> params;
-  };
-  static const std::vector<Unary> table = {
-      {"LeakyRelu", kLeakyRelu, {{"alpha", 0.01f}}},
-      {"Elu", kElu, {{"alpha", 1.0f}}},
-      {"Selu", kSelu, {{"alpha", 1.67326319217681884765625f}, {"gamma", 1.05070102214813232421875f}}},
-      {"Sigmoid", kSigmoid, {}},
-      {"Tanh", kTanh, {}},
-      {"HardSigmoid", kHardSigmoid, {{"alpha", 0.2f}, {"beta", 0.5f}}},
-      {"HardSwish", kHardSwish, {}},
-      {"Softplus", kSoftplus, {}},
-  };
-  for (const Unary& u : table) {
-    if (node.op_type() != u.op) continue;
-    std::map<std::string, double> floats;
-    for (const auto& [key, fallback] : u.params) floats[key] = node.float_attr(key, static_cast<double>(fallback));
-    add_activation(ctx, node, u.code, ctx.data_input(node, 0), std::move(floats));
-    return;
-  }
 }
 
 // -- pool.py ---------------------------------------------------------------------------------------------------------
@@ -528,9 +465,7 @@ void convert_lrn(Context& ctx, const Node& node) {
 /// reshape to [N, C] with keepdims=0).
 void convert_reducemean(Context& ctx, const Node& node) {
   const std::string source = ctx.data_input(node, 0);
-  // fuse.py keys the decomposed LayerNormalization (x - mean(x), ...) on a ReduceMean feeding Sub(x, mean).
   const std::string& mean = node.outputs().empty() ? std::string() : node.outputs()[0];
-  if (ctx.sub_of_mean.count(mean)) not_ported(node, "a ReduceMean that may start a decomposed LayerNormalization");
   auto rank = ctx.rank_of(source);
   std::optional<std::vector<int64_t>> axes;
   if (node.opset() < 18)
@@ -679,6 +614,7 @@ void convert_reshape(Context& ctx, const Node& node) {
     if (shape.size() != 1) throw UnsupportedModelError(*refusal);
     // The whole batch in one axis: only a Gather taking each sample back (not ported yet) may follow.
     ctx.batch_flattened[node.outputs()[0]] = *refusal;
+    ctx.batch_flattened_source[node.outputs()[0]] = source;
     return;
   }
   auto out = reshape_shape(ctx, source, shape);
@@ -896,14 +832,6 @@ void fold_constant(Context& ctx, const Node& node, size_t data, const Grid& valu
   ctx.alias(node.outputs()[0], layer->spec.output);
 }
 
-/// arith.py's _operand: a constant operand (the legacy broadcast attribute of opset < 7 is not ported yet).
-Grid operand(const Context& ctx, const Node& node, size_t index, const char* what) {
-  const Constant& c = ctx.constant(node, index, what);
-  if (node.opset() < 7 && node.op_type() != "Sum" && node.int_attr("broadcast", 0))
-    not_ported(node, "the legacy broadcast attribute (opset < 7)");
-  return Grid{c.dims, c.real};
-}
-
 void split_inputs(const Context& ctx, const Node& node, std::vector<size_t>& data, std::vector<size_t>& consts) {
   for (size_t i = 0; i < node.inputs().size(); ++i) {
     const std::string& name = node.inputs()[i];
@@ -917,7 +845,7 @@ void convert_sub(Context& ctx, const Node& node) {
   split_inputs(ctx, node, data, consts);
   if (data.size() != 1 || consts.size() != 1)
     throw UnsupportedModelError(concat(node.describe(), ": only data - constant or constant - data is supported"));
-  Grid value = operand(ctx, node, consts[0], "constant operand");
+  Grid value = constant_operand(ctx, node, consts[0], data[0], "constant operand");
   if (data[0] == 0) {
     for (double& v : value.values) v = -v;
     fold_constant(ctx, node, 0, value, false);
@@ -959,15 +887,6 @@ std::optional<std::pair<std::string, double>> hard_sigmoid_scale(Context& ctx, c
       std::abs(factor * high->second - 1.0) > 1e-6)
     return std::nullopt;
   return std::make_pair(source, factor);
-}
-
-/// broadcasts_to: `shape` broadcasts (NumPy rules) to exactly `target`.
-bool broadcasts_to(const std::vector<int64_t>& shape, const std::vector<int64_t>& target) {
-  if (shape.size() > target.size()) return false;
-  const size_t offset = target.size() - shape.size();
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] != 1 && shape[i] != target[offset + i]) return false;
-  return true;
 }
 
 /// arith.py's _convert_gate: a Mul of two data tensors is a gate when exactly one operand is a gate function.
@@ -1018,7 +937,7 @@ void convert_mul(Context& ctx, const Node& node) {
   if (data.size() != 1 || consts.size() != 1)
     throw UnsupportedModelError(
         concat(node.describe(), ": only the product of a data tensor with a constant is supported"));
-  fold_constant(ctx, node, data[0], operand(ctx, node, consts[0], "constant factor"), true);
+  fold_constant(ctx, node, data[0], constant_operand(ctx, node, consts[0], data[0], "constant factor"), true);
 }
 
 void convert_div(Context& ctx, const Node& node) {
@@ -1026,7 +945,7 @@ void convert_div(Context& ctx, const Node& node) {
   split_inputs(ctx, node, data, consts);
   if (data != std::vector<size_t>{0} || consts != std::vector<size_t>{1})
     throw UnsupportedModelError(concat(node.describe(), ": only data / constant is supported"));
-  Grid divisor = operand(ctx, node, 1, "constant divisor");
+  Grid divisor = constant_operand(ctx, node, 1, 0, "constant divisor");
   for (double v : divisor.values)
     if (v == 0) throw UnsupportedModelError(concat(node.describe(), ": division by a constant containing zeros"));
   for (double& v : divisor.values) v = 1.0 / v;
@@ -1055,22 +974,8 @@ void convert_add(Context& ctx, const Node& node) {
     throw UnsupportedModelError(concat(node.describe(),
                                        ": a sum with constant operands is only supported as one data tensor plus "
                                        "constants"));
-  // total = sum(constants): 0 + c1 + c2 ... in float64, NumPy broadcasting (equal shapes only here).
-  std::vector<int64_t> dims;
-  std::vector<double> total;
-  for (size_t k = 0; k < consts.size(); ++k) {
-    const Constant& c = ctx.constant(node, consts[k], "constant operand");
-    if (node.opset() < 7 && node.op_type() != "Sum" && node.int_attr("broadcast", 0))
-      not_ported(node, "the legacy broadcast attribute (opset < 7)");
-    if (k == 0) {
-      dims = c.dims;
-      total.assign(c.real.size(), 0.0);
-    } else if (c.dims != dims) {
-      not_ported(node, "a sum of constants of different shapes");
-    }
-    for (size_t i = 0; i < total.size(); ++i) total[i] = total[i] + c.real[i];
-  }
-  fold_constant(ctx, node, data[0], Grid{dims, total}, false);
+  // total = sum(constants): 0 + c1 + c2 ... in float64 with NumPy broadcasting.
+  fold_constant(ctx, node, data[0], constant_sum(ctx, node, consts, data[0]), false);
 }
 
 // -- norm.py ---------------------------------------------------------------------------------------------------------
@@ -1152,21 +1057,7 @@ void convert_batchnorm(Context& ctx, const Node& node) {
     return;
   }
   // Into the preceding conv/dense: weight * factor per output unit; bias = (bias or 0) * factor + offset.
-  Array& weight = layer->spec.weights.at("weight");
-  const size_t units = static_cast<size_t>(weight.shape[0]);
-  if (units != n || units == 0)
-    not_ported(node, "a BatchNormalization whose channels are not the layer's output units");
-  const size_t per_unit = weight.data.size() / units;
-  for (size_t o = 0; o < units; ++o)
-    for (size_t k = 0; k < per_unit; ++k) weight.data[o * per_unit + k] = weight.data[o * per_unit + k] * factor[o];
-  auto it = layer->spec.weights.find("bias");
-  Array bias = it != layer->spec.weights.end() ? it->second : Array{Shape{channels}, std::vector<double>(n, 0.0)};
-  for (size_t o = 0; o < n; ++o) {
-    const double scaled = bias.data[o] * factor[o];
-    bias.data[o] = scaled + offset[o];
-  }
-  bias.shape = Shape{static_cast<int64_t>(n)};
-  layer->spec.weights["bias"] = std::move(bias);
+  fold_batchnorm(node, *layer, factor, offset, channels);
   ctx.alias(node.outputs()[0], layer->spec.output);
 }
 
@@ -1193,9 +1084,10 @@ void convert_dropout(Context& ctx, const Node& node) {
     if (!ctx.is_constant(node.input(2)))
       throw UnsupportedModelError(concat(node.describe(), ": training_mode must be a constant"));
     const Constant& mode = ctx.raw_constant(node, 2, "training_mode");
-    if (mode.numel() == 0) not_ported(node, "an empty training_mode");
-    const bool training = mode.is_float() ? mode.real[0] != 0 : (mode.is_integer() && mode.integer[0] != 0);
-    if (training) throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
+    if (mode.numel() == 0)  // np.asarray(mode).reshape(-1)[0]
+      throw ModelLoadError(concat(node.describe(), ": IndexError: index 0 is out of bounds for axis 0 with size 0"));
+    if (mode.first_truth())
+      throw UnsupportedModelError(concat(node.describe(), ": Dropout in training mode is not supported"));
   }
   pass_through(ctx, node);
 }
@@ -1260,6 +1152,8 @@ const std::vector<Entry>& registry() {
       {"Dropout", convert_dropout},
       {"Elu", convert_unary},
       {"Flatten", convert_flatten},
+      {"Gather", convert_gather},
+      {"Gelu", convert_gelu, 20},
       {"Gemm", convert_gemm},
       {"GlobalAveragePool", convert_globalavgpool},
       {"GlobalMaxPool", convert_globalmaxpool},
@@ -1267,16 +1161,23 @@ const std::vector<Entry>& registry() {
       {"HardSwish", convert_unary, 14},
       {"Identity", convert_identity},
       {"LRN", convert_lrn},
+      {"LayerNormalization", convert_layernorm, 17},
       {"LeakyRelu", convert_unary},
+      {"LogSoftmax", convert_softmax},
       {"MatMul", convert_matmul},
       {"MaxPool", convert_maxpool},
       {"Mul", convert_mul},
+      {"PRelu", convert_prelu},
+      {"Pad", convert_pad},
       {"ReduceMean", convert_reducemean},
       {"Relu", convert_relu},
       {"Reshape", convert_reshape},
       {"Selu", convert_unary},
       {"Sigmoid", convert_unary},
+      {"Slice", convert_slice},
+      {"Softmax", convert_softmax},
       {"Softplus", convert_unary},
+      {"Split", convert_split},
       {"Squeeze", convert_squeeze},
       {"Sub", convert_sub},
       {"Sum", convert_add},
@@ -1292,13 +1193,17 @@ const std::vector<Entry>& registry() {
 Converter lookup(const std::string& op_type, int64_t opset) {
   for (const Entry& e : registry())
     if (op_type == e.op && opset >= e.since) return e.convert;
+  for (const FoldOp& f : fold_ops())  // fold.py's register_shape_only_ops
+    if (op_type == f.op && opset >= f.since) return convert_shape_only;
   return nullptr;
 }
 
 std::vector<std::string> cpp_supported_ops() {
   std::vector<std::string> out;
   for (const Entry& e : registry()) out.push_back(e.op);
+  for (const FoldOp& f : fold_ops()) out.push_back(f.op);  // shape-only ops: evaluated at import
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

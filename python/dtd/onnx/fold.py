@@ -402,8 +402,38 @@ def _eval_reduce(node: Node, args: Args) -> list[np.ndarray]:
         "ReduceMin": np.min,
         "ReduceMax": np.max,
     }
+    if data.dtype.kind == "f" and node.op_type in ("ReduceSum", "ReduceProd"):
+        return [
+            _reduce_in_order(np.add if node.op_type == "ReduceSum" else np.multiply, data, axis, keepdims)
+        ]
     fn = reducers[node.op_type]
     return [np.asarray(fn(data, axis=axis, keepdims=keepdims)).astype(data.dtype, copy=False)]
+
+
+def _reduce_in_order(
+    ufunc: np.ufunc, data: np.ndarray, axis: tuple[int, ...] | None, keepdims: bool
+) -> np.ndarray:
+    """A float sum or product in one fixed order: the reduced positions in C order, one ufunc step each, starting
+    from the first (NumPy's own reduction sums pairwise, in an order that depends on the memory layout; the C++
+    importer reproduces this one exactly)."""
+    axes = tuple(range(data.ndim)) if axis is None else axis
+    if len(set(axes)) != len(axes):
+        raise ValueError("duplicate value in 'axis'")
+    kept = [a for a in range(data.ndim) if a not in axes]
+    count = math.prod(data.shape[a] for a in axes)
+    rows = np.transpose(data, [*kept, *axes]).reshape(math.prod(data.shape[a] for a in kept), count)
+    if count == 0:
+        out = np.full(rows.shape[0], 0 if ufunc is np.add else 1, dtype=data.dtype)
+    else:
+        out = rows[:, 0].copy()
+        for j in range(1, count):
+            out = ufunc(out, rows[:, j])
+    shape = (
+        [1 if a in axes else data.shape[a] for a in range(data.ndim)]
+        if keepdims
+        else [data.shape[a] for a in kept]
+    )
+    return out.reshape(shape)
 
 
 # -- folding ---------------------------------------------------------------------------------------------
@@ -426,6 +456,10 @@ def _data_shape_pair(ctx: ConversionContext, node: Node, name: str) -> tuple[np.
 
 
 # -- sizes before evaluation ------------------------------------------------------------------------------
+#: The binary ops whose operands :func:`_operands` aligns (legacy broadcasting before opset 7).
+_LEGACY_BINARY = ("Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater", "And", "Or")
+
+
 def _broadcast_elements(node: Node, shapes: list[tuple[int, ...]]) -> int:
     """Elements of the NumPy broadcast of ``shapes`` (Python integers: no overflow, nothing allocated)."""
     rank = max((len(s) for s in shapes), default=0)
@@ -476,6 +510,9 @@ def output_elements(node: Node, args: Args) -> int | None:
         )
     if op == "Concat":
         return sum(a.size for a in present)
+    if node.opset <= _LEGACY_BROADCAST_UNTIL and op in _LEGACY_BINARY and len(present) == 2:
+        # legacy broadcasting: B is aligned to A at ``axis`` (checked by the evaluator); the result has A's shape
+        return int(present[0].size)
     if op in (
         "Add",
         "Sub",
@@ -554,18 +591,9 @@ def try_fold(ctx: ConversionContext, node: Node) -> bool:
         firsts.append(pair[0])
         seconds.append(pair[1])
     try:
-        # Decide the size from the shapes before anything is materialised (a tiny file can ask for gigabytes).
-        for args in (firsts, seconds) if varying else (firsts,):
-            elements = output_elements(node, args)
-            if elements is not None:
-                _check_folded_size(ctx, node, elements, "make")
-        out_first = evaluate(node, firsts)
-        out_second = evaluate(node, seconds) if varying else out_first
-        made = sum(
-            int(np.asarray(out).size) for out in {id(o): o for o in (*out_first, *out_second)}.values()
-        )
-        _check_folded_size(ctx, node, made, "have made")
-        ctx.folded_elements += made
+        # Floating-point exceptions raise, whatever the warning filters (the C++ importer raises the same ones).
+        with np.errstate(all="raise", under="ignore"):
+            out_first, out_second = _evaluate_checked(ctx, node, evaluate, firsts, seconds, varying)
     except (ModelLoadError, UnsupportedModelError):
         raise
     except Exception as exc:
@@ -576,6 +604,23 @@ def try_fold(ctx: ConversionContext, node: Node) -> bool:
         if name:
             ctx.set_value_pair(name, first, second)
     return True
+
+
+def _evaluate_checked(
+    ctx: ConversionContext, node: Node, evaluate: Evaluator, firsts: Args, seconds: Args, varying: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Evaluate ``node`` for both sentinel batches (once when nothing varies), the sizes checked before and after."""
+    # Decide the size from the shapes before anything is materialised (a tiny file can ask for gigabytes).
+    for args in (firsts, seconds) if varying else (firsts,):
+        elements = output_elements(node, args)
+        if elements is not None:
+            _check_folded_size(ctx, node, elements, "make")
+    out_first = evaluate(node, firsts)
+    out_second = evaluate(node, seconds) if varying else out_first
+    made = sum(int(np.asarray(out).size) for out in {id(o): o for o in (*out_first, *out_second)}.values())
+    _check_folded_size(ctx, node, made, "have made")
+    ctx.folded_elements += made
+    return out_first, out_second
 
 
 def reshape_target(ctx: ConversionContext, node: Node) -> list[int]:

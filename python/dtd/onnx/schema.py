@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import onnx
 
-from ..errors import ModelLoadError, UnsupportedModelError
+# Absolute, so that the file works unchanged as tools/import_schema.py once python/dtd/onnx/ is deleted.
+from dtd.errors import ModelLoadError, UnsupportedModelError
 
 
 class NodeSchema(NamedTuple):

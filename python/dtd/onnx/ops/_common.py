@@ -66,6 +66,35 @@ def shift_outputs(layer: LayerDraft, shift: np.ndarray) -> None:
     layer.weights["bias"] = np.ascontiguousarray(new_bias, dtype=np.float64)
 
 
+def sequential_row_sums(matrix: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``sum_j matrix[:, j] * factors[..., j]`` for every row, in float64, in one fixed order: each product rounded,
+    then the products added left to right, ``((p_0 + p_1) + p_2) + ...`` (an empty row sums to 0.0).
+
+    NumPy's ``sum`` (pairwise, its blocking an implementation detail) and ``@`` (BLAS: the order depends on the
+    library and the CPU) give sums that another implementation cannot reproduce bit for bit; ``np.add.accumulate``
+    is this recurrence by definition (every partial sum is an output), and the C++ importer repeats it
+    (cpp/src/import/ops_affine.cpp, compiled without FMA contraction). Rows go in blocks of about 2^22 elements.
+
+    Parameters
+    ----------
+    matrix : np.ndarray
+        A 2-D float64 array [rows, columns] (any strides).
+    factors : np.ndarray
+        The factors: [columns] (the same for every row) or [rows, columns].
+    """
+    rows, columns = matrix.shape
+    out = np.zeros(rows)
+    if columns == 0:
+        return out
+    step = max(1, (1 << 22) // columns)
+    for begin in range(0, rows, step):
+        block = matrix[begin : begin + step] * (
+            factors if factors.ndim == 1 else factors[begin : begin + step]
+        )
+        out[begin : begin + step] = np.add.accumulate(block, axis=1)[:, -1]
+    return out
+
+
 def _input_vectors(
     ctx: ConversionContext, pending: PendingAffine, axis: str, channels: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -103,8 +132,11 @@ def fold_input_affine_conv(
     factors = scale.reshape(group, c_per_group)[groups]
     if pending.has_shift:
         offsets = shift.reshape(group, c_per_group)[groups]
-        spread = offsets.reshape(offsets.shape + (1,) * (weight.ndim - 2))
-        extra = (weight * spread).sum(axis=tuple(range(1, weight.ndim)))
+        # extra[o] = sum over (c, taps) of w[o, c, taps] t[c], in C order (sequential_row_sums).
+        taps = int(np.prod(weight.shape[2:]))
+        extra = sequential_row_sums(
+            weight.reshape(c_out, c_per_group * taps), np.repeat(offsets, taps, axis=1)
+        )
         bias = extra if bias is None else bias + extra
     return weight * factors.reshape(factors.shape + (1,) * (weight.ndim - 2)), bias
 
@@ -119,7 +151,7 @@ def fold_input_affine_dense(
         return None
     scale, shift = vectors
     if pending.has_shift:
-        extra = weight @ shift
+        extra = sequential_row_sums(weight, shift)  # weight @ shift, in an order the C++ importer repeats
         bias = extra if bias is None else bias + extra
     return weight * scale[None, :], bias
 
