@@ -706,11 +706,21 @@ void Explainer<T>::check_in_box(const Tensor<T>& x, const Trace<T>& trace) const
   }
 }
 
+Algorithm parse_algorithm(const std::string& name) {
+  if (name == "exact") return Algorithm::exact;
+  if (name == "winograd") return Algorithm::winograd;
+  throw std::invalid_argument("unknown algorithm '" + name + "': expected 'exact' or 'winograd'");
+}
+
 template <class T>
-Explanation<T> Explainer<T>::explain(const Tensor<T>& x, const Target& target, bool report) const {
+Explanation<T> Explainer<T>::explain(const Tensor<T>& x, const Target& target, bool report, Algorithm algorithm) const {
+  DTD_CHECK(algorithm == Algorithm::exact || (std::is_same_v<T, float>), std::invalid_argument,
+            "algorithm 'winograd' is float32 only: float64 explanations use the exact products (pass float32 input, "
+            "or algorithm 'exact')");
+  if (gradient_) algorithm = Algorithm::exact;
   check_finite(x, "input");
   const Network<T>& net = *net_;
-  const Trace<T> trace = net.trace(x, gradient_ ? nullptr : &plan_);
+  const Trace<T> trace = net.trace(x, gradient_ ? nullptr : &plan_, algorithm);
   const Tensor<T>& y = trace.values[static_cast<size_t>(net.logits_value())];
   const int64_t n = x.batch(), n_out = numel(net.logits_shape());
   Explanation<T> out;
@@ -724,7 +734,7 @@ Explanation<T> Explainer<T>::explain(const Tensor<T>& x, const Target& target, b
   std::vector<std::vector<LayerReport>> reports(passes.size());
   std::vector<Tensor<T>> results;
   for (size_t p = 0; p < passes.size(); ++p)
-    results.push_back(net.relevance(trace, passes[p], plan_, report ? &reports[p] : nullptr));
+    results.push_back(net.relevance(trace, passes[p], plan_, report ? &reports[p] : nullptr, algorithm));
   if (multi) {
     const auto kk = static_cast<int64_t>(results.size());
     const int64_t per = x.sample_size();

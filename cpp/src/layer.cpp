@@ -73,12 +73,13 @@ void LinearLayer<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>&
 }
 
 template <class T>
-bool LinearLayer<T>::keeps_product(const RuleSpec& rule, int64_t batch, WeightSet& set) const {
+bool LinearLayer<T>::keeps_product(const RuleSpec& rule, int64_t batch, WeightSet& set, Algorithm algorithm) const {
   if (rule.kind == RuleKind::zbox || rule.kind == RuleKind::epsilon) {
     set = WeightSet::plain;
     return true;
   }
-  if (rule.kind == RuleKind::zplus && fused_positive(batch)) {
+  const bool winograd = algorithm == Algorithm::winograd && winograd_ok();
+  if (rule.kind == RuleKind::zplus && (winograd || fused_positive(batch))) {
     set = WeightSet::positive;
     return true;
   }
@@ -86,21 +87,35 @@ bool LinearLayer<T>::keeps_product(const RuleSpec& rule, int64_t batch, WeightSe
 }
 
 template <class T>
+void LinearLayer<T>::forward_by(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, Algorithm algorithm) const {
+  if (algorithm != Algorithm::winograd || !winograd_ok()) return forward(in, out);
+  const int64_t n = in[0]->batch();
+  winograd_apply(in[0]->ptr(), n, WeightSet::plain, out.ptr());
+  if (has_bias()) add_bias(bias_.data(), n, out.ptr());
+}
+
+template <class T>
 bool LinearLayer<T>::forward_keeping(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, WeightSet set,
-                                     Tensor<T>& kept) const {
+                                     Tensor<T>& kept, Algorithm algorithm) const {
   const Tensor<T>& a = *in[0];
   const int64_t n = a.batch();
+  const bool winograd = algorithm == Algorithm::winograd && winograd_ok();
   if (set == WeightSet::plain) {
-    apply(a.ptr(), n, weight_.data(), out.ptr());
+    if (winograd)
+      winograd_apply(a.ptr(), n, WeightSet::plain, out.ptr());
+    else
+      apply(a.ptr(), n, weight_.data(), out.ptr());
     kept = out;  // before the bias
   } else {
     // w+ (*) a is z+'s denominator only for a >= 0 (else z+ needs w- (*) a- too).
     if (detail::any_negative(a.ptr(), a.size())) {
-      forward(in, out);
+      forward_by(in, out, algorithm);
       return false;
     }
     kept = Tensor<T>::uninitialized(out.shape);
-    if (!apply_with_positive(a.ptr(), n, out.ptr(), kept.ptr())) {
+    if (winograd) {
+      winograd_apply_with_positive(a.ptr(), n, out.ptr(), kept.ptr());
+    } else if (!apply_with_positive(a.ptr(), n, out.ptr(), kept.ptr())) {
       kept = Tensor<T>();
       forward(in, out);
       return false;

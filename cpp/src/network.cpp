@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <type_traits>
 
 #include "checked.hpp"
 #include "dtd/error.hpp"
@@ -234,14 +235,16 @@ int Network<T>::first_parametric() const {
 }
 
 template <class T>
-Trace<T> Network<T>::trace(const Tensor<T>& x, const Plan<T>* plan) const {
+Trace<T> Network<T>::trace(const Tensor<T>& x, const Plan<T>* plan, Algorithm algorithm) const {
   DTD_CHECK(!plan || plan->size() == layers_.size(), std::invalid_argument, "plan has ", plan ? plan->size() : 0,
             " rules for ", layers_.size(), " layers");
-  return trace_impl(x, false, plan);
+  DTD_CHECK(algorithm == Algorithm::exact || (std::is_same_v<T, float>), std::invalid_argument,
+            "the winograd algorithm is float32 only (float64 keeps the exact products)");
+  return trace_impl(x, false, plan, algorithm);
 }
 
 template <class T>
-Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan) const {
+Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan, Algorithm algorithm) const {
   detail::adopt_thread_count();
   DTD_CHECK(x.shape.size() == input_shape_.size() + 1 &&
                 std::equal(input_shape_.begin(), input_shape_.end(), x.shape.begin() + 1),
@@ -249,6 +252,7 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>*
             to_string(input_shape_).substr(1));
   DTD_CHECK(x.batch() >= 1, std::invalid_argument, "input batch is empty");
   Trace<T> tr;
+  tr.algorithm = algorithm;
   tr.values.reserve(layers_.size() + 1);
   tr.values.push_back(x);
   const int64_t n = x.batch();
@@ -272,13 +276,16 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>*
     for (int id : layer.inputs()) in.push_back(&tr.values[static_cast<size_t>(id)]);
     auto out = Tensor<T>::uninitialized(batched<T>(n, layer.output_shape()));
     WeightSet set{};
-    if (plan && layer.parametric() && static_cast<const LinearLayer<T>&>(layer).keeps_product((*plan)[li], n, set)) {
+    if (plan && layer.parametric() &&
+        static_cast<const LinearLayer<T>&>(layer).keeps_product((*plan)[li], n, set, algorithm)) {
       if (tr.kept.empty()) {
         tr.kept.resize(layers_.size());
         tr.kept_set.assign(layers_.size(), -1);
       }
-      if (static_cast<const LinearLayer<T>&>(layer).forward_keeping(in, out, set, tr.kept[li]))
+      if (static_cast<const LinearLayer<T>&>(layer).forward_keeping(in, out, set, tr.kept[li], algorithm))
         tr.kept_set[li] = static_cast<int>(set);
+    } else if (layer.parametric() && algorithm != Algorithm::exact) {
+      static_cast<const LinearLayer<T>&>(layer).forward_by(in, out, algorithm);
     } else {
       layer.forward(in, out);
     }
@@ -292,7 +299,7 @@ Trace<T> Network<T>::trace_impl(const Tensor<T>& x, bool release, const Plan<T>*
 template <class T>
 Tensor<T> Network<T>::forward(const Tensor<T>& x) const {
   // Like trace(), but each activation is released after its last consumer ran.
-  Trace<T> tr = trace_impl(x, true, nullptr);
+  Trace<T> tr = trace_impl(x, true, nullptr, Algorithm::exact);
   return std::move(tr.values[static_cast<size_t>(output_value_)]);
 }
 
@@ -332,8 +339,10 @@ Plan<T> Network<T>::prepare(const std::vector<RuleSpec>& rules) const {
 
 template <class T>
 Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, const Plan<T>& rules,
-                                std::vector<LayerReport>* report) const {
+                                std::vector<LayerReport>* report, Algorithm algorithm) const {
   detail::adopt_thread_count();
+  DTD_CHECK(algorithm == Algorithm::exact || (std::is_same_v<T, float>), std::invalid_argument,
+            "the winograd algorithm is float32 only (float64 keeps the exact products)");
   DTD_CHECK(rules.size() == layers_.size(), std::invalid_argument, "plan has ", rules.size(), " rules for ",
             layers_.size(), " layers");
   DTD_CHECK(tr.values.size() == layers_.size() + 1 && !tr.values[0].shape.empty(), std::invalid_argument,
@@ -392,10 +401,15 @@ Tensor<T> Network<T>::relevance(const Trace<T>& tr, const Tensor<T>& r_logits, c
               "': the trace lacks its output value, which its relevance pass reads");
     const Tensor<T>& out_value = reads_out ? tr.values[out_id] : released;
     WeightSet set{};
-    if (layer.parametric() && li < tr.kept_set.size() && tr.kept_set[li] >= 0 &&
-        static_cast<const LinearLayer<T>&>(layer).keeps_product(rules[li], n, set) &&
+    // A kept product is used only by a pass with the algorithm that made it (a Winograd z+ denominator needs its
+    // guard, which a Winograd pass applies).
+    if (layer.parametric() && li < tr.kept_set.size() && tr.kept_set[li] >= 0 && tr.algorithm == algorithm &&
+        static_cast<const LinearLayer<T>&>(layer).keeps_product(rules[li], n, set, algorithm) &&
         static_cast<int>(set) == tr.kept_set[li] && tr.kept[li].shape == batched<T>(n, layer.output_shape()))
-      static_cast<const LinearLayer<T>&>(layer).relevance_from(in, rel[out_id], rules[li], r_in, &tr.kept[li]);
+      static_cast<const LinearLayer<T>&>(layer).relevance_from(in, rel[out_id], rules[li], r_in, &tr.kept[li],
+                                                               algorithm);
+    else if (layer.parametric() && algorithm != Algorithm::exact)
+      static_cast<const LinearLayer<T>&>(layer).relevance_from(in, rel[out_id], rules[li], r_in, nullptr, algorithm);
     else
       layer.relevance(in, out_value, rel[out_id], rules[li], r_in);
     if (report) totals(rel[out_id], (*report)[li].relevance_out);

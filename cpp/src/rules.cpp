@@ -25,6 +25,10 @@ const char* to_string(RuleKind kind) {
   return "?";
 }
 
+const char* to_string(Algorithm algorithm) {
+  return algorithm == Algorithm::winograd ? "winograd" : "exact";
+}
+
 namespace {
 
 // f applied to every element (the modified biases: b+, b^2, b + gamma b+).
@@ -40,13 +44,13 @@ std::vector<T> mapped(const std::vector<T>& v, F f) {
 template <class T>
 void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>& in, const Tensor<T>&, const Tensor<T>& r_out,
                                const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in) const {
-  relevance_from(in, r_out, rule, r_in, nullptr);
+  relevance_from(in, r_out, rule, r_in, nullptr, Algorithm::exact);
 }
 
 template <class T>
 void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, const Tensor<T>& r_out,
-                                    const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in,
-                                    const Tensor<T>* kept) const {
+                                    const PreparedRule<T>& rule, std::vector<Tensor<T>>& r_in, const Tensor<T>* kept,
+                                    Algorithm algorithm) const {
   const Tensor<T>& a = *in[0];
   const int64_t n = a.batch(), ni = in_size(), no = out_size();
   const T eps = static_cast<T>(rule.eps);
@@ -72,6 +76,14 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
     });
   };
   static const std::vector<T> kNone;
+  // Winograd where the layer has it (float 3x3 stride-1 convolutions); the rules that use it say so below.
+  const bool winograd = algorithm == Algorithm::winograd && winograd_ok();
+  auto transposed = [&](const T* g, WeightSet set, T* x, const ExactOutputs* exact) {
+    if (winograd)
+      winograd_apply_transposed(g, n, set, x, exact);
+    else
+      apply_transposed_set(g, n, set, x);
+  };
 
   switch (rule.kind) {
     case RuleKind::gradient: apply_transposed_set(r, n, WeightSet::plain, rin); break;
@@ -86,10 +98,17 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
       }
       const T* a_pos = negative ? ap.data() : a.ptr();
       z.resize(s.size());
+      // Winograd for non-negative inputs only (the usual ReLU case); winograd_guard then makes every denominator
+      // >= 0 and each exact zero exactly zero (Algorithm, README).
+      const bool wz = winograd && !negative;
+      ExactOutputs exact;
       if (kept && !negative)
         std::copy(kept->data.begin(), kept->data.end(), z.begin());
+      else if (wz)
+        winograd_apply(a_pos, n, WeightSet::positive, z.data());
       else
         apply_set(a_pos, n, WeightSet::positive, z.data());
+      if (wz) winograd_guard(a_pos, n, z.data(), exact);
       if (negative) {
         am.resize(a.data.size());
         for (size_t i = 0; i < am.size(); ++i) am[i] = std::min(a.data[i], T(0));
@@ -102,7 +121,10 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
         add_bias(bp.data(), n, z.data());
       }
       divide(z.data(), kNone, T(1), eps);
-      apply_transposed_set(s.data(), n, WeightSet::positive, rin);
+      if (wz)
+        transposed(s.data(), WeightSet::positive, rin, &exact);
+      else
+        apply_transposed_set(s.data(), n, WeightSet::positive, rin);
       times_input(a_pos);
       if (negative) {
         Buffer<T> c(ap.size());
@@ -162,7 +184,10 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
     case RuleKind::flat: {
       // The denominator does not depend on the input: prepared once, stabilizer included (see prepare()).
       divide(nullptr, rule.constant, T(1), T(0));
-      apply_transposed_set(s.data(), n, rule.kind == RuleKind::wsquare ? WeightSet::square : WeightSet::ones, rin);
+      if (rule.kind == RuleKind::wsquare)
+        transposed(s.data(), WeightSet::square, rin, nullptr);
+      else
+        apply_transposed_set(s.data(), n, WeightSet::ones, rin);
       break;
     }
     case RuleKind::zbox: {
@@ -172,15 +197,18 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
       const T* zv = kept ? kept->ptr() : nullptr;  // the forward's own product w (*) a
       if (!kept) {
         z.resize(s.size());
-        apply_set(a.ptr(), n, WeightSet::plain, z.data());
+        if (winograd)
+          winograd_apply(a.ptr(), n, WeightSet::plain, z.data());
+        else
+          apply_set(a.ptr(), n, WeightSet::plain, z.data());
         zv = z.data();
       }
       divide(zv, rule.constant, T(-1), eps);
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
       Buffer<T> c(a.data.size());
-      apply_transposed_set(s.data(), n, WeightSet::positive, rin);
-      apply_transposed_set(s.data(), n, WeightSet::negative, c.data());
+      transposed(s.data(), WeightSet::positive, rin, nullptr);
+      transposed(s.data(), WeightSet::negative, c.data(), nullptr);
       detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
         for (int64_t j = i0, b = i0 % ni; j < i1; ++j, b = b + 1 == ni ? 0 : b + 1) {
           const T aj = a.ptr()[j];
@@ -260,8 +288,8 @@ PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec& rule) const {
   template void LinearLayer<T>::relevance(const std::vector<const Tensor<T>*>&, const Tensor<T>&, const Tensor<T>&, \
                                           const PreparedRule<T>&, std::vector<Tensor<T>>&) const;                   \
   template void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>&, const Tensor<T>&,              \
-                                               const PreparedRule<T>&, std::vector<Tensor<T>>&, const Tensor<T>*)   \
-      const;                                                                                                        \
+                                               const PreparedRule<T>&, std::vector<Tensor<T>>&, const Tensor<T>*,   \
+                                               Algorithm) const;                                                    \
   template PreparedRule<T> LinearLayer<T>::prepare(const RuleSpec&) const;
 DTD_INSTANTIATE(float)
 DTD_INSTANTIATE(double)

@@ -52,12 +52,13 @@ void bind_explainer(py::module_& m, const char* name) {
           "A copy of the prepared rules, for Network.trace / Network.relevance.")
       .def(
           "explain",
-          [](const E& e, const CArray<T>& x, const Target& target, bool report) {
+          [](const E& e, const CArray<T>& x, const Target& target, bool report, const std::string& algorithm) {
+            const Algorithm algo = parse_algorithm(algorithm);
             Tensor<T> in = py_interop::from_numpy(x);
             Explanation<T> ex;
             {
               py::gil_scoped_release release;
-              ex = e.explain(in, target, report);
+              ex = e.explain(in, target, report, algo);
             }
             py::object targets = py::none();
             if (ex.has_targets) {
@@ -76,7 +77,7 @@ void bind_explainer(py::module_& m, const char* name) {
             return py::make_tuple(py_interop::to_numpy(std::move(ex.relevance)),
                                   py_interop::to_numpy(std::move(ex.logits)), targets, layers);
           },
-          py::arg("x"), py::arg("target"), py::arg("report") = false);
+          py::arg("x"), py::arg("target"), py::arg("report") = false, py::arg("algorithm") = "exact");
   m.def("resolve_rules", &resolve_rules<T>, py::arg("net"), py::arg("composite"));
   m.def(
       "check_finite",

@@ -93,6 +93,9 @@ Composite preset(const std::string& name, const std::optional<Array>& low = std:
 /// The preset names, in the order messages list them.
 const std::vector<std::string>& preset_names();
 
+/// An Algorithm by name ("exact", "winograd"); throws std::invalid_argument naming the valid ones.
+Algorithm parse_algorithm(const std::string& name);
+
 /// What to explain with: a composite, and the explain-level bounds (taken by z^beta rules that have none).
 struct ExplainRules {
   Composite composite;
@@ -202,8 +205,11 @@ class Explainer {
 
   /// Explains a batch x [N, input...]: checks x is finite and inside the z^beta bounds, runs the forward pass once,
   /// and one relevance pass per target column. Throws std::invalid_argument for bad targets, inputs outside the
-  /// bounds, or non-finite relevance.
-  Explanation<T> explain(const Tensor<T>& x, const Target& target = Target::argmax(), bool report = false) const;
+  /// bounds, or non-finite relevance. `algorithm` (this call only): Algorithm::winograd computes the qualifying
+  /// 3x3 convolutions by Winograd F(2x2, 3x3) (float only: an Explainer<double> throws std::invalid_argument; a
+  /// sensitivity Explainer always uses the exact products).
+  Explanation<T> explain(const Tensor<T>& x, const Target& target = Target::argmax(), bool report = false,
+                         Algorithm algorithm = Algorithm::exact) const;
 
   const Network<T>& network() const { return *net_; }
   /// The rule name of each layer, as the report shows it.

@@ -69,6 +69,13 @@ class Layer {
 /// The weight sets rules need: w, w+, w-, w^2, and all ones (flat rule).
 enum class WeightSet { plain, positive, negative, square, ones };
 
+/// The outputs of a Winograd z+ denominator that LinearLayer::winograd_guard recomputed by the direct sum (flat
+/// indices into [N, output...], ascending), and whether that sum is nonzero (only those carry relevance down).
+struct ExactOutputs {
+  std::vector<int64_t> index;
+  std::vector<char> nonzero;
+};
+
 /// A linear map with a bias (dense, conv). Exposes the two primitives every rule is built from (DESIGN.md):
 /// `apply` (the forward product with a weight set, no bias) and `apply_transposed` (the product with the
 /// transposed weights). The derived weight sets are computed once, on first use, and then shared.
@@ -107,6 +114,28 @@ class LinearLayer : public Layer<T> {
     (void)batch;
     return false;
   }
+  /// Whether the layer has a Winograd path (Algorithm::winograd); the winograd_* functions below require it.
+  virtual bool winograd_ok() const { return false; }
+  /// apply_set by Winograd F(2x2, 3x3) (sets plain, positive, negative, square).
+  virtual void winograd_apply(const T* x, int64_t batch, WeightSet set, T* y) const { apply_set(x, batch, set, y); }
+  /// y = x (*) w and z = x (*) w+ by Winograd, from one transform of x.
+  virtual void winograd_apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {
+    winograd_apply(x, batch, WeightSet::plain, y);
+    winograd_apply(x, batch, WeightSet::positive, z);
+  }
+  /// For z = x (*) w+ by Winograd with x >= 0: recomputes by the direct sum every output below the scale of
+  /// Winograd's rounding error there (so z >= 0 everywhere and an exact zero stays exactly zero), listed in `exact`.
+  virtual void winograd_guard(const T* x, int64_t batch, T* z, ExactOutputs& exact) const {
+    (void)x, (void)batch, (void)z, (void)exact;
+  }
+  /// apply_transposed_set by Winograd. With `exact` (from winograd_guard): g at those outputs is left out of the
+  /// Winograd pass (so a large g_j from a tiny denominator cannot spread rounding errors over its tile) and added
+  /// by the direct sum where nonzero (where the denominator is exactly 0 its terms are all exactly 0).
+  virtual void winograd_apply_transposed(const T* g, int64_t batch, WeightSet set, T* x,
+                                         const ExactOutputs* exact) const {
+    (void)exact;
+    apply_transposed_set(g, batch, set, x);
+  }
   /// y[n] += b broadcast over the output (per channel for conv).
   virtual void add_bias(const T* b, int64_t batch, T* y) const = 0;
 
@@ -118,13 +147,19 @@ class LinearLayer : public Layer<T> {
   /// bias and constant terms), when forward_keeping() can produce it for less than a separate product: w for
   /// z^beta and epsilon (it is the forward's own product), w+ for z+ where the layer computes both products in one
   /// sweep over its weights (Dense at small batch). Returns false otherwise.
-  bool keeps_product(const RuleSpec& rule, int64_t batch, WeightSet& set) const;
+  bool keeps_product(const RuleSpec& rule, int64_t batch, WeightSet& set, Algorithm algorithm = Algorithm::exact) const;
   /// The forward pass, also writing `kept` = input (*) weights(set) (no bias) for a set keeps_product() named.
   /// Returns false, `kept` left empty, where the input rules it out (negative inputs for w+).
-  bool forward_keeping(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, WeightSet set, Tensor<T>& kept) const;
-  /// relevance() starting from a product kept by forward_keeping() for the same input (`kept` null: none).
+  bool forward_keeping(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, WeightSet set, Tensor<T>& kept,
+                       Algorithm algorithm = Algorithm::exact) const;
+  /// forward() by `algorithm` (Winograd where winograd_ok()).
+  void forward_by(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, Algorithm algorithm) const;
+  /// relevance() starting from a product kept by forward_keeping() for the same input (`kept` null: none), with
+  /// the products by `algorithm` where the layer and the rule have that path (z+ on non-negative inputs, z^beta,
+  /// w^2; see Algorithm).
   void relevance_from(const std::vector<const Tensor<T>*>& in, const Tensor<T>& r_out, const PreparedRule<T>& rule,
-                      std::vector<Tensor<T>>& r_in, const Tensor<T>* kept) const;
+                      std::vector<Tensor<T>>& r_in, const Tensor<T>* kept,
+                      Algorithm algorithm = Algorithm::exact) const;
   /// Converts the rule and precomputes what does not depend on the input (see PreparedRule).
   PreparedRule<T> prepare(const RuleSpec& rule) const;
 

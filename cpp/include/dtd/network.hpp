@@ -23,6 +23,8 @@ struct Trace {
   /// which weight set it used (-1: none kept).
   std::vector<Tensor<T>> kept;
   std::vector<int> kept_set;
+  /// The algorithm the forward pass ran with (the kept products are only used by a relevance pass with the same).
+  Algorithm algorithm = Algorithm::exact;
 };
 
 /// The rules of one relevance pass, prepared for a network: one per layer.
@@ -63,7 +65,8 @@ class Network {
   /// its shape does not match. With the plan of the relevance pass to come, the forward pass also keeps the
   /// products that pass would otherwise compute again (z^beta's and epsilon's denominators are the forward's own
   /// product; Dense at small batch computes z+'s in the same sweep over its weights).
-  Trace<T> trace(const Tensor<T>& x, const Plan<T>* plan = nullptr) const;
+  /// `algorithm`: Winograd for the layers that have it (Algorithm), for this call only.
+  Trace<T> trace(const Tensor<T>& x, const Plan<T>* plan = nullptr, Algorithm algorithm = Algorithm::exact) const;
   /// The network's output for `x` (what the ONNX model returns).
   Tensor<T> forward(const Tensor<T>& x) const;
 
@@ -72,9 +75,9 @@ class Network {
   Plan<T> prepare(const std::vector<RuleSpec>& rules) const;
 
   /// Backward relevance pass from `r_logits` ([N, logits_shape...]) down to the input, one rule per layer.
-  /// Fills `report` (one entry per layer) when given.
+  /// Fills `report` (one entry per layer) when given. `algorithm`: as for trace(), for this call only.
   Tensor<T> relevance(const Trace<T>& trace, const Tensor<T>& r_logits, const Plan<T>& plan,
-                      std::vector<LayerReport>* report = nullptr) const;
+                      std::vector<LayerReport>* report = nullptr, Algorithm algorithm = Algorithm::exact) const;
   /// The same with rules prepared for this call only.
   Tensor<T> relevance(const Trace<T>& trace, const Tensor<T>& r_logits, const std::vector<RuleSpec>& rules,
                       std::vector<LayerReport>* report = nullptr) const {
@@ -86,7 +89,7 @@ class Network {
   void check_rules(const std::vector<RuleSpec>& rules) const;
 
  private:
-  Trace<T> trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan) const;
+  Trace<T> trace_impl(const Tensor<T>& x, bool release, const Plan<T>* plan, Algorithm algorithm) const;
 
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;

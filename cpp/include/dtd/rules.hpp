@@ -25,6 +25,13 @@ enum class AddMode { zplus, proportional };
 /// flat: uniform over each window's in-bounds taps, whatever the input (the LRP Toolbox's flat/ww presets).
 enum class AvgPoolMode { proportional, flat };
 
+/// How a relevance pass computes the products of qualifying layers (chosen per call, Explainer::explain):
+/// `exact` the direct sums (im2col + GEMM); `winograd` Winograd F(2x2, 3x3) for float32 stride-1, undilated,
+/// ungrouped 2-D 3x3 convolutions (the forward, the z+ / z^beta denominators and the transposed passes of z+, z^beta
+/// and w^2), the exact path for every other layer and rule (Conv2d::winograd_ok, README "Algorithms").
+enum class Algorithm { exact, winograd };
+const char* to_string(Algorithm algorithm);
+
 struct RuleSpec {
   RuleKind kind = RuleKind::zplus;
   double eps = 1e-6;  // stabilizer: stab(z) = z + eps * (z >= 0 ? 1 : -1), see eps_absolute

@@ -7,6 +7,7 @@
 #include "../checked.hpp"
 #include "../eigen_maps.hpp"
 #include "../geometry.hpp"
+#include "../winograd.hpp"
 
 namespace dtd {
 
@@ -40,6 +41,8 @@ Conv2d<T>::Conv2d(const LayerSpec& spec, std::vector<int> inputs, std::vector<Sh
   pointwise_ = true;
   for (size_t a = 0; a < 3; ++a)
     pointwise_ = pointwise_ && g.kernel[a] == 1 && g.stride[a] == 1 && g.pad_begin[a] == 0 && g.out[a] == g.in[a];
+  winograd_ = std::is_same_v<T, float> && g.rank == 2 && kh_ == 3 && kw_ == 3 && stride_h_ == 1 && stride_w_ == 1 &&
+              dil_h_ == 1 && dil_w_ == 1 && group_ == 1;
   this->load_weights(spec, ws, cout_);
   this->output_shape_ = {cout_};
   for (int64_t a = 3 - g.rank; a < 3; ++a) this->output_shape_.push_back(g.out[static_cast<size_t>(a)]);
@@ -407,6 +410,153 @@ void Conv2d<T>::add_bias(const T* b, int64_t batch, T* y) const {
         for (int64_t i = 0; i < p; ++i) yc[i] += bc;
       },
       batch * cout_ * p >= 2 * detail::kElementBlock);
+}
+
+template <class T>
+bool Conv2d<T>::winograd_ok() const {
+  return winograd_;
+}
+
+template <class T>
+const float* Conv2d<T>::winograd_weights(WeightSet set) const {
+  const auto slot = static_cast<size_t>(set);
+  if constexpr (std::is_same_v<T, float>) {
+    std::call_once(winograd_once_[slot], [&] {
+      winograd_u_[slot].resize(static_cast<size_t>(16 * cout_ * cin_));
+      detail::winograd_transform_kernels(this->weights(set), cout_, cin_, winograd_u_[slot].data());
+    });
+  }
+  return winograd_u_[slot].data();
+}
+
+template <class T>
+const float* Conv2d<T>::winograd_positive_max() const {
+  if constexpr (std::is_same_v<T, float>) {
+    std::call_once(winograd_once_[4], [&] {
+      const float* wp = this->weights(WeightSet::positive);
+      winograd_u_[4].resize(static_cast<size_t>(cout_ * cin_));
+      for (int64_t i = 0; i < cout_ * cin_; ++i)
+        winograd_u_[4][static_cast<size_t>(i)] = *std::max_element(wp + 9 * i, wp + 9 * i + 9);
+    });
+  }
+  return winograd_u_[4].data();
+}
+
+template <class T>
+void Conv2d<T>::winograd_apply(const T* x, int64_t batch, WeightSet set, T* y) const {
+  if constexpr (std::is_same_v<T, float>) {
+    const detail::WinogradShape s{cin_, h_, w_, cout_, oh_, ow_, pad_t_, pad_l_};
+    detail::winograd_correlate(s, batch, x, winograd_weights(set), false, y);
+  } else {
+    this->apply_set(x, batch, set, y);
+  }
+}
+
+template <class T>
+void Conv2d<T>::winograd_apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {
+  if constexpr (std::is_same_v<T, float>) {
+    const detail::WinogradShape s{cin_, h_, w_, cout_, oh_, ow_, pad_t_, pad_l_};
+    detail::winograd_correlate(s, batch, x, winograd_weights(WeightSet::plain), false, y,
+                               winograd_weights(WeightSet::positive), z);
+  } else {
+    LinearLayer<T>::winograd_apply_with_positive(x, batch, y, z);
+  }
+}
+
+// z+ = w+ (*) x for x >= 0 is a sum of non-negative terms: exactly 0 where every term is, never negative. Winograd's
+// value carries a rounding error of the order of u times its tile's bound (sum over channels of the largest w+
+// times the tile's input sum), of either sign. Where the value is within kGuard of that bound the direct sum
+// (in double, rounded once) replaces it: exact zeros come out exactly 0, and no denominator is negative (the others
+// exceed kGuard times a non-negative bound, and a zero bound gives an exactly zero Winograd value, recomputed).
+template <class T>
+void Conv2d<T>::winograd_guard(const T* x, int64_t batch, T* z, ExactOutputs& exact) const {
+  exact.index.clear();
+  exact.nonzero.clear();
+  if constexpr (std::is_same_v<T, float>) {
+    const detail::WinogradShape s{cin_, h_, w_, cout_, oh_, ow_, pad_t_, pad_l_};
+    const int64_t tw = (ow_ + 1) / 2, tiles = ((oh_ + 1) / 2) * tw, p = oh_ * ow_, plane = h_ * w_;
+    std::vector<float> bound(static_cast<size_t>(batch * cout_ * tiles));
+    detail::winograd_tile_bound(s, batch, x, winograd_positive_max(), bound.data());
+    const float* wp = this->weights(WeightSet::positive);
+    std::vector<std::vector<int64_t>> found(static_cast<size_t>(batch * cout_));
+    detail::parallel_for(batch * cout_, [&](int64_t nm) {
+      const int64_t n = nm / cout_, m = nm % cout_;
+      float* zp = z + nm * p;
+      const float* bp = bound.data() + nm * tiles;
+      for (int64_t oy = 0; oy < oh_; ++oy)
+        for (int64_t ox = 0; ox < ow_; ++ox) {
+          float& v = zp[oy * ow_ + ox];
+          if (v > kGuard * bp[(oy / 2) * tw + ox / 2]) continue;
+          double sum = 0;
+          for (int64_t c = 0; c < cin_; ++c) {
+            const float* xc = x + (n * cin_ + c) * plane;
+            const float* wc = wp + (m * cin_ + c) * 9;
+            for (int64_t ky = 0; ky < 3; ++ky) {
+              const int64_t iy = oy - pad_t_ + ky;
+              if (iy < 0 || iy >= h_) continue;
+              for (int64_t kx = 0; kx < 3; ++kx) {
+                const int64_t ix = ox - pad_l_ + kx;
+                if (ix >= 0 && ix < w_) sum += static_cast<double>(xc[iy * w_ + ix]) * wc[ky * 3 + kx];
+              }
+            }
+          }
+          v = static_cast<float>(sum);
+          found[static_cast<size_t>(nm)].push_back(nm * p + oy * ow_ + ox);
+        }
+    });
+    for (auto& f : found)
+      for (int64_t j : f) {
+        exact.index.push_back(j);
+        exact.nonzero.push_back(z[j] != 0.0f);
+      }
+  } else {
+    (void)x, (void)batch, (void)z;
+  }
+}
+
+template <class T>
+void Conv2d<T>::winograd_apply_transposed(const T* g, int64_t batch, WeightSet set, T* x,
+                                          const ExactOutputs* exact) const {
+  if constexpr (std::is_same_v<T, float>) {
+    // The transposed pass of a stride-1 3x3 convolution is the correlation of g (Cout channels, OH x OW, offset by
+    // 2 - pad) with the rotated, channel-swapped kernels, giving the input's Cin x H x W.
+    const detail::WinogradShape s{cout_, oh_, ow_, cin_, h_, w_, 2 - pad_t_, 2 - pad_l_};
+    const float* u = winograd_weights(set);
+    if (!exact || exact->index.empty()) return detail::winograd_correlate(s, batch, g, u, true, x);
+    const int64_t p = oh_ * ow_, plane = h_ * w_, outputs = batch * cout_ * p;
+    std::vector<float> gz(g, g + outputs);
+    for (int64_t j : exact->index) gz[static_cast<size_t>(j)] = 0.0f;
+    detail::winograd_correlate(s, batch, gz.data(), u, true, x);
+    // The outputs left out, by the direct sum, in their order within each sample (samples write apart).
+    const float* w = this->weights(set);
+    std::vector<size_t> first(static_cast<size_t>(batch + 1), exact->index.size());
+    for (size_t k = exact->index.size(); k-- > 0;) first[static_cast<size_t>(exact->index[k] / (cout_ * p))] = k;
+    for (int64_t n = batch; n-- > 0;)
+      first[static_cast<size_t>(n)] = std::min(first[static_cast<size_t>(n)], first[static_cast<size_t>(n + 1)]);
+    detail::parallel_for(batch, [&](int64_t n) {
+      for (size_t k = first[static_cast<size_t>(n)]; k < first[static_cast<size_t>(n + 1)]; ++k) {
+        const int64_t j = exact->index[k];
+        const float gj = g[j];
+        if (!exact->nonzero[k] || gj == 0.0f) continue;
+        const int64_t m = (j / p) % cout_, oy = (j % p) / ow_, ox = j % ow_;
+        for (int64_t c = 0; c < cin_; ++c) {
+          float* xc = x + (n * cin_ + c) * plane;
+          const float* wc = w + (m * cin_ + c) * 9;
+          for (int64_t ky = 0; ky < 3; ++ky) {
+            const int64_t iy = oy - pad_t_ + ky;
+            if (iy < 0 || iy >= h_) continue;
+            for (int64_t kx = 0; kx < 3; ++kx) {
+              const int64_t ix = ox - pad_l_ + kx;
+              if (ix >= 0 && ix < w_) xc[iy * w_ + ix] += wc[ky * 3 + kx] * gj;
+            }
+          }
+        }
+      }
+    });
+  } else {
+    this->apply_transposed_set(g, batch, set, x);
+    (void)exact;
+  }
 }
 
 template class Conv2d<float>;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <array>
+#include <mutex>
+#include <vector>
 
 #include "dtd/layer.hpp"
 
@@ -26,11 +28,29 @@ class Conv2d final : public LinearLayer<T> {
   bool fused_positive(int64_t batch) const override;
   bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
 
+  /// Winograd F(2x2, 3x3) (Algorithm::winograd): float, 2-D, 3x3 kernel, stride 1, dilation 1, group 1 (any
+  /// padding). The transformed weights, 16 / 9 of a weight set each, are made once per weight set on first use and
+  /// shared (with the largest |w+| per kernel for the guard): the transposed pass reads the same ones.
+  bool winograd_ok() const override;
+  void winograd_apply(const T* x, int64_t batch, WeightSet set, T* y) const override;
+  void winograd_apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
+  void winograd_guard(const T* x, int64_t batch, T* z, ExactOutputs& exact) const override;
+  void winograd_apply_transposed(const T* g, int64_t batch, WeightSet set, T* x,
+                                 const ExactOutputs* exact) const override;
+
  private:
   // im2col / its adjoint for the output positions [p0, p0 + width); rows of col are `ld` apart.
   void im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t width, int64_t ld) const;
   void col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const;
   int64_t chunk(int64_t batch) const;
+  // The Winograd transforms of weight set `set` (plain, positive, negative, square): [16][Cout][Cin].
+  const float* winograd_weights(WeightSet set) const;
+  // The largest w+ of each kernel, [Cout][Cin] (winograd_guard's bound).
+  const float* winograd_positive_max() const;
+
+  // An output is recomputed by the direct sum where Winograd's value is at most this times its tile's bound
+  // (detail::winograd_tile_bound): there Winograd's relative error could exceed about 1e-5.
+  static constexpr float kGuard = 1.0f / 256;
 
   static constexpr int64_t kColTile = 256;        // output positions per tile of the cache-resident forward
   static constexpr int64_t kColTileT = 256;       // output positions per band of the transposed pass, at least
@@ -44,6 +64,9 @@ class Conv2d final : public LinearLayer<T> {
   int64_t pad_f_ = 0, pad_t_ = 0, pad_l_ = 0, group_ = 1;
   int64_t macs_ = 0;  // checked in the constructor
   bool pointwise_ = false;
+  bool winograd_ = false;
+  mutable std::vector<float> winograd_u_[5];  // plain, positive, negative, square; [4]: max w+ per kernel
+  mutable std::once_flag winograd_once_[5];
 };
 
 }  // namespace dtd
