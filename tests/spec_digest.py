@@ -105,21 +105,37 @@ def _folder_listing(h: Any, folder: Path) -> None:
         h.update(f"{entry.name}:{size}:{link};".encode())
 
 
+def _has_external_data(data: bytes) -> bool:
+    """Whether the model's bytes hold a tensor stored in an external file (True when they do not decode)."""
+    import onnx
+
+    try:
+        model = onnx.ModelProto.FromString(data)
+    except Exception:
+        return True
+    external = onnx.TensorProto.EXTERNAL
+    return any(t.data_location == external for t in onnx.external_data_helper._get_all_tensors(model))
+
+
 def model_key(src: Any, limits: Any, base_dir: Any) -> str | None:
     """The key of a load: the model's bytes (a file's bytes, or a ModelProto serialized), the file name (it is in
-    messages), whether a base folder was given, and the limits; None for a source that cannot be keyed."""
+    messages), whether a base folder was given, and the limits; for a model with external data (or one that does
+    not decode), also the names, sizes and link targets of the folder its data are read from. None for a source
+    that cannot be keyed."""
     h = hashlib.sha256()
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         try:
-            h.update(path.read_bytes())
+            data = path.read_bytes()
         except OSError:
             return None
+        h.update(data)
         h.update(b"path:" + path.name.encode())
-        _folder_listing(h, Path(base_dir) if base_dir is not None else path.parent)
+        if _has_external_data(data):
+            _folder_listing(h, Path(base_dir) if base_dir is not None else path.parent)
     elif isinstance(src, (bytes, bytearray, memoryview)):
         h.update(b"bytes:" + bytes(src))
-        if base_dir is not None:
+        if base_dir is not None and _has_external_data(bytes(src)):
             _folder_listing(h, Path(base_dir))
     elif type(src).__name__ == "ModelProto":
         try:

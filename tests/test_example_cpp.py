@@ -286,3 +286,53 @@ def test_resnet18_with_external_data(explain_onnx: Path, tmp_path: Path) -> None
     ex = dtd.explain(dtd.load(model), x, rules="bounded", low=0.0, high=1.0, return_details=True)
     _assert_same_bits(got, ex.relevance)
     assert ex.report() in out
+
+
+#: torchvision's ResNet-18 as torch's default (dynamo) exporter writes it, with external data: the committed graph
+#: (tools/export_resnet18.py), whose data file the test writes (random values at the offsets the graph names).
+TORCHVISION_RESNET18 = ROOT / "tests" / "external_data" / "resnet18_dynamo" / "resnet18.onnx"
+
+
+def _torchvision_resnet18(folder: Path) -> Path:
+    """The committed export and a data file for it: He-scaled normal weights, small biases, float32."""
+    model = onnx.load(str(TORCHVISION_RESNET18), load_external_data=False)
+    rng = np.random.default_rng(18)
+    data = bytearray()
+    for tensor in model.graph.initializer:
+        entries = {e.key: e.value for e in tensor.external_data}
+        if not entries:
+            continue
+        assert entries["location"] == "resnet18.onnx.data" and tensor.data_type == onnx.TensorProto.FLOAT
+        offset, length, dims = int(entries["offset"]), int(entries["length"]), list(tensor.dims)
+        assert length == 4 * int(np.prod(dims))
+        if len(dims) > 1:
+            values = rng.standard_normal(dims) * np.sqrt(2.0 / np.prod(dims[1:]))
+        else:
+            values = rng.uniform(-0.1, 0.1, dims)
+        data[len(data) : offset] = bytes(max(0, offset - len(data)))
+        data[offset : offset + length] = values.astype("<f4").tobytes()
+    path = folder / TORCHVISION_RESNET18.name
+    shutil.copyfile(TORCHVISION_RESNET18, path)
+    (folder / "resnet18.onnx.data").write_bytes(bytes(data))
+    return path
+
+
+def test_torchvision_resnet18_dynamo_export(explain_onnx: Path, tmp_path: Path) -> None:
+    """The issue's case: a C++ program linking only dtd::core loads torchvision's ResNet-18 exported by the new
+    exporter (external data included) and writes the relevance dtd.explain gives, bit for bit; the forward pass is
+    onnxruntime's."""
+    ort = pytest.importorskip("onnxruntime")
+    model = _torchvision_resnet18(tmp_path)
+    assert (tmp_path / "resnet18.onnx.data").stat().st_size > 40_000_000
+    x = np.random.default_rng(1).uniform(0, 1, (2, 3, 224, 224)).astype(np.float32)
+    net = dtd.load(model)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (want,) = session.run(None, {session.get_inputs()[0].name: x})
+    got_logits = net.forward(x)
+    np.testing.assert_allclose(got_logits, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    for preset, extra in (("bounded", ["--low", "0", "--high", "1"]), ("deep_taylor", [])):
+        got, out = _explain(explain_onnx, model, x, tmp_path, "--preset", preset, *extra)
+        kwargs = {"low": 0.0, "high": 1.0} if extra else {}
+        ex = dtd.explain(net, x, rules=preset, return_details=True, **kwargs)
+        _assert_same_bits(got, ex.relevance)
+        assert ex.report() in out
