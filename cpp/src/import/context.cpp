@@ -1,5 +1,4 @@
-// The importer's state and helpers (python/dtd/onnx/context.py), and the decoding of tensors into constants
-// (numpy_helper.to_array).
+// The importer's state and helpers, and the decoding of tensors into constants (numpy_helper.to_array).
 #include "context.hpp"
 
 #include <cmath>
@@ -621,7 +620,7 @@ Grid broadcast(const Grid& a, const Grid& b, bool multiply) {
 }
 
 namespace {
-/// context.py's _aligned: `c` with the data tensor's rank, checked to broadcast to it without changing its shape.
+/// `c` with the data tensor's rank, checked to broadcast to it without changing its shape.
 Grid aligned(const Node& node, const Grid& c, const std::optional<Dims>& shape, const char* what) {
   if (!shape) {
     if (c.values.size() != 1)

@@ -1,5 +1,5 @@
-// The C++ importer's private state (the port of python/dtd/onnx/context.py): constants, value shapes, aliases of
-// removed and folded ops, the layer drafts, and the text helpers that word messages as the Python importer does.
+// The C++ importer's private state: constants, value shapes, aliases of removed and folded ops, the layer drafts,
+// and the text helpers that word the messages (the wording is fixed: tests check it).
 #pragma once
 
 #include <cstdint>
@@ -62,7 +62,7 @@ Constant decode_tensor(const ox::Tensor& t);
 /// A float64 Array of a float constant.
 Array to_array(const Constant& c);
 
-// -- schema (schema.py) ------------------------------------------------------------------------------------------
+// -- schema (schema.cpp) -----------------------------------------------------------------------------------------
 struct SchemaRow {
   const char* op;
   int since, min_inputs, max_inputs, min_outputs, max_outputs;
@@ -79,7 +79,7 @@ struct InputForm {
   int index;
   const char* form;  // "vector", "axes", "scalar"
 };
-/// An op fold.py evaluates at import when its inputs are constants (from opset `since`).
+/// An op fold.cpp evaluates at import when its inputs are constants (from opset `since`).
 struct FoldOp {
   const char* op;
   int since;
@@ -97,7 +97,7 @@ void check_constant_inputs(const ox::Node& node, const std::string& name, int64_
                            const std::map<std::string, std::vector<int64_t>>& dims);
 
 // -- nodes -------------------------------------------------------------------------------------------------------
-/// A read-only view of one node with its unique name (context.py's Node).
+/// A read-only view of one node with its unique name.
 class Node {
  public:
   Node(const ox::Node& proto, std::string name, int64_t opset, int index);
@@ -144,7 +144,7 @@ struct Grid {
 /// a * b or a + b, broadcasting arrays of one rank (every extent 1 or the other's).
 Grid broadcast(const Grid& a, const Grid& b, bool multiply);
 
-/// context.py's PendingAffine: a value `source * scale + shift` (constant Mul/Div/Add/Sub, a BatchNormalization that
+/// A pending affine map: a value `source * scale + shift` (constant Mul/Div/Add/Sub, a BatchNormalization that
 /// could not fold into the layer before it), the constants of `source`'s rank (batch axis extent 1).
 struct Pending {
   std::string source;
@@ -154,7 +154,7 @@ struct Pending {
   bool has_shift() const;
 };
 
-/// A layer being built (context.py's LayerDraft).
+/// A layer being built.
 struct Draft {
   LayerSpec spec;
   std::string source;  // "Conv 'conv1'"
@@ -176,15 +176,14 @@ class Context {
   std::set<std::string> merged_batch;
   std::map<std::string, std::string> batch_flattened;         // value -> the refusal for any consumer
   std::map<std::string, std::string> batch_flattened_source;  // value -> the Reshape's source
-  /// Every node of the graph (context.py's model.graph.node): shape.py's reaches_output_through_reshapes and the
-  /// checks that look at a value's consumers read it.
+  /// Every node of the graph: reaches_output_through_reshapes and the checks that look at a value's consumers read it.
   const std::vector<ox::Node>* graph_nodes = nullptr;
   /// Values computed from the batch size (shape arithmetic, fold.cpp): their values for the two sentinel batches.
   std::map<std::string, std::pair<Constant, Constant>> batch_values;
   /// Elements of all constants folded so far (against limits.max_folded_constant).
   int64_t folded_elements = 0;
-  /// The graph input's batch extent as ONNX shape inference shows it in graph.py's messages: 'N' (its dim_param),
-  /// a number, or '?'.
+  /// The graph input's batch extent as ONNX shape inference shows it in the graph checks' messages: 'N' (its
+  /// dim_param), a number, or '?'.
   std::string batch_text = "'?'";
   bool is_batch_value(const std::string& name) const { return !name.empty() && batch_values.count(resolve(name)) != 0; }
 
@@ -206,9 +205,9 @@ class Context {
   const Constant& constant(const Node& node, size_t index, const std::string& what) const;
   const Constant* optional_constant(const Node& node, size_t index, const std::string& what) const;
 
-  /// The resolved name of data input `index` (context.py's data_input / _check_data).
+  /// The resolved name of data input `index`, checked (check_data), a pending affine map on it materialized.
   std::string data_input(const Node& node, size_t index = 0);
-  /// _check_data: the resolved name of data input `index`, checked, a pending affine map left pending.
+  /// The resolved name of data input `index`, checked, a pending affine map left pending.
   std::string check_data(const Node& node, size_t index) const;
   /// The pending affine map on data input `index`, for a consumer that may fold it (nullptr for a plain value).
   const Pending* pending_affine(const Node& node, size_t index = 0) const;
@@ -233,10 +232,10 @@ class Context {
 
   std::set<std::string> used_names;
   /// Every value name of the graph (inputs, initializers, node outputs, value_info): what ONNX shape inference gives
-  /// the Python importer a shape for, which no generated name may take.
+  /// a shape for, which no generated name may take.
   std::set<std::string> value_names;
 
-  /// A layer/value name derived from `base` that no node, layer or value uses yet (context.py's unique_name).
+  /// A layer/value name derived from `base` that no node, layer or value uses yet.
   std::string unique_name(const std::string& base);
 
  private:

@@ -1,8 +1,8 @@
-// Import-time evaluation of constant and shape subgraphs (python/dtd/onnx/fold.py): every evaluator of fold.py with
-// NumPy's semantics (fold_values.hpp), each value evaluated twice with the two sentinel batch sizes: a result that
-// is the same both times is a constant, one that differs depends on the batch (Context::batch_values) and is
-// accepted only as a Reshape target whose first entry is the batch size. The size of every result is decided from
-// the shapes before anything is allocated (output_elements, Limits.max_folded_constant).
+// Import-time evaluation of constant and shape subgraphs: every evaluator with NumPy's semantics (fold_values.hpp),
+// each value evaluated twice with the two sentinel batch sizes: a result that is the same both times is a constant, one
+// that differs depends on the batch (Context::batch_values) and is accepted only as a Reshape target whose first entry
+// is the batch size. The size of every result is decided from the shapes before anything is allocated (output_elements,
+// Limits.max_folded_constant).
 //
 // Compiled with -ffp-contract=off (cpp/CMakeLists.txt): float results are NumPy's bit for bit.
 #include <algorithm>
@@ -46,7 +46,7 @@ const Constant& data_of(const Node& node, const Constant& c) {
   return c;
 }
 
-/// fold.py's _ints: the elements as Python ints (int() of each).
+/// The elements as Python ints (int() of each).
 std::vector<int64_t> ints_of(const Node& node, const Constant* c) {
   if (!c) return {};
   data_of(node, *c);
@@ -641,7 +641,7 @@ Constant elementwise(const Node& node, Op op, const Constant& a0, const Constant
   return out;
 }
 
-/// fold.py's _operands: the second operand aligned for the legacy broadcasting of opset < 7.
+/// The two operands, the second aligned for the legacy broadcasting of opset < 7.
 std::pair<Constant, Constant> operands(const Node& node, const Args& args) {
   Constant a = arg(node, args, 0), b = arg(node, args, 1);
   if (node.opset() > 6) return {a, b};
@@ -689,7 +689,7 @@ Constant abs_of(const Constant& c) {
   return out;
 }
 
-/// fold.py's _divide for two integer tensors: sign(a) * sign(b) * (abs(a) // abs(b)), each step in NumPy's types.
+/// Integer division of two integer tensors: sign(a) * sign(b) * (abs(a) // abs(b)), each step in NumPy's types.
 Constant int_divide(const Node& node, const Constant& a, const Constant& b) {
   for (int64_t v : b.integer)
     if (v == 0) fail("ZeroDivisionError", "integer division by zero");
@@ -972,7 +972,7 @@ Constant eval_reduce(const Node& node, const Args& args) {
   const Constant moved = transpose(data, perm);
   const bool sum = op == "ReduceSum";
   if (is_float_type(data.dtype)) {
-    // Sum and product in fold.py's fixed order (_reduce_in_order); min and max ignore the order.
+    // Sum and product in a fixed order (each row's elements left to right); min and max ignore the order.
     Constant out = make(data.dtype, out_dims);
     unsigned flags = 0;
     std::feclearexcept(FE_ALL_EXCEPT);

@@ -1,6 +1,6 @@
-// NumPy's semantics for the constants fold.cpp evaluates (python/dtd/onnx/fold.py works on NumPy arrays): element
-// types and their promotion (NEP 50: arrays only, no value-based casting), casts as NumPy does them on x86-64,
-// broadcasting, and the floating-point exceptions that np.errstate(all="raise", under="ignore") turns into errors.
+// NumPy's semantics for the constants fold.cpp evaluates: element types and their promotion (NEP 50: arrays only, no
+// value-based casting), casts as NumPy does them on x86-64, broadcasting, and the floating-point exceptions that
+// np.errstate(all="raise", under="ignore") turns into errors.
 //
 // A value is a Constant (context.hpp): float types hold their elements as float64 (exact), integer and bool types as
 // int64 (uint64 as its bit pattern). fold_values.cpp is compiled with -ffp-contract=off like ops.cpp.

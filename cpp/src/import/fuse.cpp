@@ -1,5 +1,4 @@
-// Pattern fusion on the ONNX graph, before conversion (python/dtd/onnx/fuse.py): subgraphs that exporters write for
-// one function.
+// Pattern fusion on the ONNX graph, before conversion: subgraphs that exporters write for one function.
 //
 // The erf form of GELU (PyTorch before opset 20, Keras, older exporters):
 //     u = x / 1.4142135   (or x * 0.70710677)
@@ -34,7 +33,7 @@ namespace {
 
 constexpr double kTol = 1e-6;
 
-/// One value of fuse.py's _Graph.values: a decoded initializer or Constant node value, with the tensor it came from
+/// One known constant value of the graph: a decoded initializer or Constant node value, with the tensor it came from
 /// where there is one at hand (a Constant node's).
 struct Value {
   const Constant* constant = nullptr;
@@ -257,7 +256,7 @@ std::optional<std::vector<int64_t>> reduce_axes(const Graph& g, size_t index, in
   if (node.op_type != "ReduceMean" || node.output.size() != 1 || node.input.empty()) return std::nullopt;
   const ox::Attribute* axes = nullptr;
   int64_t keepdims = 1;
-  for (const ox::Attribute& a : node.attribute) {  // the last of a name wins, as in a dict (schema.py refuses twins)
+  for (const ox::Attribute& a : node.attribute) {  // the last of a name wins, as in a dict (schema.cpp refuses twins)
     if (a.name == "keepdims") keepdims = a.type == ox::Attribute::kFloat ? static_cast<int64_t>(a.f) : a.i;
     if (a.name == "axes") axes = &a;
   }
@@ -265,7 +264,7 @@ std::optional<std::vector<int64_t>> reduce_axes(const Graph& g, size_t index, in
   if (opset < 18) {
     if (!axes || node.input.size() != 1) return std::nullopt;
     if (axes->type == ox::Attribute::kInts) return axes->ints;
-    std::vector<int64_t> out;  // floats: int() of each (schema.py allows only ints)
+    std::vector<int64_t> out;  // floats: int() of each (schema.cpp allows only ints)
     for (float f : axes->floats) out.push_back(static_cast<int64_t>(std::trunc(f)));
     return out;
   }
@@ -290,7 +289,7 @@ std::optional<LayerNormMatch> layernorm(const Graph& g, size_t mean, int64_t ops
   const auto sub = g.only_consumer(m);
   if (!sub || g.nodes[*sub].op_type != "Sub" || g.nodes[*sub].input != std::vector<std::string>{x, m})
     return std::nullopt;
-  if (g.nodes[*sub].output.empty()) return std::nullopt;  // schema.py requires the output
+  if (g.nodes[*sub].output.empty()) return std::nullopt;  // schema.cpp requires the output
   const std::string& d = g.nodes[*sub].output[0];
   std::vector<size_t> users;
   if (auto it = g.consumers.find(d); it != g.consumers.end()) users = it->second;

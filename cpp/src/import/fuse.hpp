@@ -1,6 +1,5 @@
-// Pattern fusion on the ONNX graph before conversion (the port of python/dtd/onnx/fuse.py): the erf form of GELU and
-// the decomposed LayerNormalization, each replaced by one node that its converter (ops_act.cpp, ops_norm.cpp) turns
-// into one layer.
+// Pattern fusion on the ONNX graph before conversion: the erf form of GELU and the decomposed LayerNormalization, each
+// replaced by one node that its converter (ops_act.cpp, ops_norm.cpp) turns into one layer.
 #pragma once
 
 #include <map>
@@ -18,13 +17,13 @@ struct FusedNode {
   Converter convert;
 };
 
-/// fuse.py's Fusion: the node indices a fusion removes, and the fused node at the index of each pattern's last node.
+/// The node indices a fusion removes, and the fused node at the index of each pattern's last node.
 struct Fusion {
   std::set<size_t> absorbed;
   std::map<size_t, FusedNode> replacements;
 };
 
-/// fuse.py's find: the fusable patterns among `graph`'s nodes (`order`: the nodes to convert, topologically).
+/// The fusable patterns among `graph`'s nodes (`order`: the nodes to convert, topologically).
 /// `consts` are the decoded initializers, `output` the graph output's name, `names` the nodes' unique names (a fused
 /// node takes the name of the node its pattern is keyed on), `opset` the default-domain opset.
 Fusion find_fusions(const ox::Graph& graph, const std::vector<size_t>& order,

@@ -1,5 +1,4 @@
-// The import driver (python/dtd/onnx/importer.py and graph.py): graph checks, topological order, the conversion of
-// each node in that order, and the ModelSpec.
+// The import driver: graph checks, topological order, the conversion of each node in that order, and the ModelSpec.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -366,8 +365,8 @@ ImportedModel convert_graph(const ox::Model& model, const ImportLimits& limits) 
     if ((n.op_type == "Identity" || n.op_type == "Dropout") && !n.input.empty() && !n.output.empty())
       ctx.static_alias[n.output[0]] = n.input[0];
   }
-  // fuse.py's patterns, found before anything is converted: their nodes but the last are not converted, and the
-  // fused node takes the last one's place (also in the consumer counts).
+  // The fusion patterns (fuse.cpp), found before anything is converted: their nodes but the last are not converted, and
+  // the fused node takes the last one's place (also in the consumer counts).
   const Fusion fusion = find_fusions(graph, order, ctx.constants, out_value.name, names, opset);
   order.erase(std::remove_if(order.begin(), order.end(), [&](size_t i) { return fusion.absorbed.count(i) != 0; }),
               order.end());
@@ -469,8 +468,8 @@ std::string reader_detail(const char* what, const std::string& source) {
   return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
 }
 
-/// graph.py's read_model for a path: the OSError text Python gives a file it cannot open ("[Errno 2] No such file
-/// or directory: 'x.onnx'").
+/// The bytes of the model file `path`; for a file it cannot open, the OSError text Python gives ("[Errno 2] No such
+/// file or directory: 'x.onnx'").
 std::string read_file(const std::string& path) {
   int error = 0;
   struct stat st{};
@@ -506,8 +505,8 @@ ImportedModel import_onnx(const void* data, size_t size, const std::optional<std
 
 ImportedModel import_onnx(const std::string& path, const ImportLimits& limits,
                           const std::optional<std::string>& base_dir) {
-  // Decoded from a copy of the file, so that external data is read after the graph checks, as graph.py does (the
-  // reader's read_model_file maps the file but reads external data at once).
+  // Decoded from a copy of the file, so that external data is read only after the graph checks (the reader's
+  // read_model_file maps the file but reads external data at once).
   const std::string bytes = read_file(path);
   ox::Model model;
   try {

@@ -1,10 +1,10 @@
-// The converters of the core op set (python/dtd/onnx/ops/: conv.py, linear.py, pool.py, shape.py, arith.py, norm.py's
-// BatchNormalization, misc.py; activation.py is in ops_act.cpp, LayerNormalization in ops_norm.cpp), each with the
-// Python importer's checks in the same order and its messages, and the per-sample shape each layer gives its output
-// (what ONNX shape inference gives the Python importer).
+// The converters of the core op set (Conv, Gemm/MatMul, pooling, LRN, ReduceMean, the shape ops, arithmetic,
+// BatchNormalization, Identity/Dropout/Constant; activations are in ops_act.cpp, LayerNormalization in ops_norm.cpp),
+// each with its checks in a fixed order and fixed message wording (tests check both), and the per-sample shape each
+// layer gives its output (what ONNX shape inference gives).
 //
-// Weight arithmetic follows the Python importer's float64 NumPy expressions operation by operation; this file is
-// compiled with -ffp-contract=off (cpp/CMakeLists.txt) so that no product and sum is fused into one FMA.
+// Weight arithmetic follows float64 NumPy expressions operation by operation; this file is compiled with
+// -ffp-contract=off (cpp/CMakeLists.txt) so that no product and sum is fused into one FMA.
 #include "ops.hpp"
 
 #include <algorithm>
@@ -87,7 +87,7 @@ std::optional<Dims> broadcast_shape(const Context& ctx, const std::vector<std::s
   return out;
 }
 
-// -- _common.py: auto_pad ------------------------------------------------------------------------------------------
+// -- shared: auto_pad ----------------------------------------------------------------------------------------------
 int64_t auto_pad(const Node& node) {
   const std::string value = node.str_attr("auto_pad", "NOTSET");
   int64_t code = -1;
@@ -110,8 +110,8 @@ int64_t auto_pad(const Node& node) {
 std::optional<std::vector<double>> axis_vector(const std::vector<int64_t>& dims, const std::vector<double>& values,
                                                int64_t rank, int64_t axis, int64_t size);
 
-/// _common.py's _input_vectors: a pending affine map as one (factor, offset) per input channel (axis 1) or input
-/// feature (the last axis) of a conv/dense consumer, or nullopt when the constants vary along other axes.
+/// A pending affine map as one (factor, offset) per input channel (axis 1) or input feature (the last axis) of a
+/// conv/dense consumer, or nullopt when the constants vary along other axes.
 std::optional<std::pair<std::vector<double>, std::vector<double>>> input_vectors(const Context& ctx,
                                                                                  const Pending& pending, bool channel,
                                                                                  int64_t channels) {
@@ -129,7 +129,7 @@ std::optional<std::pair<std::vector<double>, std::vector<double>>> input_vectors
   return std::make_pair(std::move(*v[0]), std::move(*v[1]));
 }
 
-// -- conv.py -------------------------------------------------------------------------------------------------------
+// -- Conv ----------------------------------------------------------------------------------------------------------
 void convert_conv(Context& ctx, const Node& node) {
   if (ctx.is_constant(node.input(0)))
     throw UnsupportedModelError(concat(node.describe(), ": the data input is a constant"));
@@ -214,7 +214,7 @@ void convert_conv(Context& ctx, const Node& node) {
   ctx.add_layer(node, LayerKind::conv, {source}, shape, std::move(ints), {}, std::move(weights));
 }
 
-// -- linear.py -----------------------------------------------------------------------------------------------------
+// -- Gemm / MatMul -------------------------------------------------------------------------------------------------
 /// A weight [out, in] and an optional bias [out] of a dense layer.
 struct DenseWeights {
   Array weight;
@@ -346,7 +346,7 @@ void convert_matmul(Context& ctx, const Node& node) {
   add_dense(ctx, node, {transposed(w, true, std::nullopt), std::nullopt});
 }
 
-// -- pool.py ---------------------------------------------------------------------------------------------------------
+// -- pooling ---------------------------------------------------------------------------------------------------------
 void check_pool_attributes(const Node& node) {
   const std::vector<std::pair<const char*, int64_t>> since =
       node.op_type() == "MaxPool"
@@ -445,7 +445,7 @@ void convert_globalmaxpool(Context& ctx, const Node& node) {
   convert_global_pool(ctx, node, LayerKind::globalmaxpool);
 }
 
-// -- lrn.py ----------------------------------------------------------------------------------------------------------
+// -- LRN, ReduceMean -------------------------------------------------------------------------------------------------
 void convert_lrn(Context& ctx, const Node& node) {
   const std::string source = ctx.data_input(node, 0);
   if (!node.has("size")) throw ModelLoadError(concat(node.describe(), ": the size attribute is required"));
@@ -461,8 +461,7 @@ void convert_lrn(Context& ctx, const Node& node) {
   ctx.add_layer(node, LayerKind::lrn, {source}, ctx.shape_of(source), {{"size", {size}}}, std::move(floats));
 }
 
-/// pool.py's convert_reducemean: ReduceMean over all spatial axes of [N, C, spatial...] -> globalavgpool (+ a
-/// reshape to [N, C] with keepdims=0).
+/// ReduceMean over all spatial axes of [N, C, spatial...] -> globalavgpool (+ a reshape to [N, C] with keepdims=0).
 void convert_reducemean(Context& ctx, const Node& node) {
   const std::string source = ctx.data_input(node, 0);
   const std::string& mean = node.outputs().empty() ? std::string() : node.outputs()[0];
@@ -510,7 +509,7 @@ void convert_reducemean(Context& ctx, const Node& node) {
                 std::nullopt, ctx.unique_name(node.name() + "_squeeze"));
 }
 
-// -- shape.py --------------------------------------------------------------------------------------------------------
+// -- shape ops -------------------------------------------------------------------------------------------------------
 std::optional<int64_t> dims_product(const Dims& d, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t i = begin; i < end; ++i) {
@@ -538,7 +537,7 @@ void convert_flatten(Context& ctx, const Node& node) {
   ctx.add_layer(node, LayerKind::flatten, {source}, shape, {{"axis", {axis}}});
 }
 
-/// fold.py's check_reshape_keeps_batch: nullopt when the target keeps the batch axis, else the refusal.
+/// nullopt when the target keeps the batch axis, else the refusal.
 std::optional<std::string> reshape_moves_batch(const Context& ctx, const Node& node, const std::string& source,
                                                const std::vector<int64_t>& target) {
   auto sample = ctx.sample_shape(source);
@@ -773,9 +772,9 @@ void convert_concat(Context& ctx, const Node& node) {
   ctx.add_layer(node, LayerKind::concat, sources, shape, {{"axis", {axis}}});
 }
 
-// -- arith.py --------------------------------------------------------------------------------------------------------
-/// context.py's axis_vector: a constant broadcast against a rank-`rank` tensor as one value per index of `axis`
-/// (length `size`), or nullopt when it varies along another axis or would change the shape.
+// -- arithmetic ------------------------------------------------------------------------------------------------------
+/// A constant broadcast against a rank-`rank` tensor as one value per index of `axis` (length `size`), or nullopt when
+/// it varies along another axis or would change the shape.
 std::optional<std::vector<double>> axis_vector(const std::vector<int64_t>& dims, const std::vector<double>& values,
                                                int64_t rank, int64_t axis, int64_t size) {
   if (static_cast<int64_t>(dims.size()) > rank) return std::nullopt;
@@ -790,7 +789,7 @@ std::optional<std::vector<double>> axis_vector(const std::vector<int64_t>& dims,
   return out;
 }
 
-/// _common.py's unit_vector: a constant broadcast against `layer`'s output as one value per output unit.
+/// A constant broadcast against `layer`'s output as one value per output unit.
 std::optional<std::vector<double>> unit_vector(const Context& ctx, const Draft& layer, const std::vector<int64_t>& dims,
                                                const std::vector<double>& values) {
   const int64_t units = layer.spec.weights.at("weight").shape[0];
@@ -804,8 +803,8 @@ std::optional<std::vector<double>> unit_vector(const Context& ctx, const Draft& 
   return axis_vector(dims, values, *rank, *rank - 1, units);
 }
 
-/// arith.py's _fold: x * value (scale) or x + value into the preceding conv/dense layer's output units or bias when
-/// exact, else a pending affine map.
+/// Folds x * value (scale) or x + value into the preceding conv/dense layer's output units or bias when exact, else a
+/// pending affine map.
 void fold_constant(Context& ctx, const Node& node, size_t data, const Grid& value, bool scale) {
   Draft* layer = ctx.foldable_producer(node, data);
   std::optional<std::vector<double>> vector;
@@ -862,15 +861,15 @@ Draft* behind_reshapes(Context& ctx, const std::string& name) {
   return layer;
 }
 
-/// arith.py's _gate_function: true when `name` comes from a Sigmoid or HardSigmoid (possibly reshaped).
+/// True when `name` comes from a Sigmoid or HardSigmoid (possibly reshaped).
 bool gate_function(Context& ctx, const std::string& name) {
   Draft* layer = behind_reshapes(ctx, name);
   return layer && layer->spec.kind == LayerKind::activation &&
          (layer->spec.ints.at("op")[0] == kSigmoid || layer->spec.ints.at("op")[0] == kHardSigmoid);
 }
 
-/// arith.py's _hard_sigmoid_scale: for an operand relu6(u) / 6 (a Clip(0, M), possibly reshaped, then a pending
-/// factor s with s M = 1), the clipped value and s.
+/// For an operand relu6(u) / 6 (a Clip(0, M), possibly reshaped, then a pending factor s with s M = 1), the clipped
+/// value and s.
 std::optional<std::pair<std::string, double>> hard_sigmoid_scale(Context& ctx, const Node& node, size_t index) {
   const Pending* pending = ctx.pending_affine(node, index);
   if (!pending || pending->has_shift()) return std::nullopt;
@@ -889,7 +888,7 @@ std::optional<std::pair<std::string, double>> hard_sigmoid_scale(Context& ctx, c
   return std::make_pair(source, factor);
 }
 
-/// arith.py's _convert_gate: a Mul of two data tensors is a gate when exactly one operand is a gate function.
+/// A Mul of two data tensors is a gate when exactly one operand is a gate function.
 void convert_gate(Context& ctx, const Node& node) {
   std::optional<std::pair<std::string, double>> hard[2] = {hard_sigmoid_scale(ctx, node, 0),
                                                            hard_sigmoid_scale(ctx, node, 1)};
@@ -978,7 +977,7 @@ void convert_add(Context& ctx, const Node& node) {
   fold_constant(ctx, node, data[0], constant_sum(ctx, node, consts, data[0]), false);
 }
 
-// -- norm.py ---------------------------------------------------------------------------------------------------------
+// -- BatchNormalization ----------------------------------------------------------------------------------------------
 void convert_batchnorm(Context& ctx, const Node& node) {
   auto refuse = [&](const std::string& reason) {
     return UnsupportedModelError(concat("cannot convert BatchNormalization '", node.name(), "': ", reason));
@@ -1061,7 +1060,7 @@ void convert_batchnorm(Context& ctx, const Node& node) {
   ctx.alias(node.outputs()[0], layer->spec.output);
 }
 
-// -- misc.py ---------------------------------------------------------------------------------------------------------
+// -- Identity, Dropout, Constant, the registry -----------------------------------------------------------------------
 void pass_through(Context& ctx, const Node& node) {
   const std::string source = node.input(0);
   if (source.empty()) throw ModelLoadError(concat(node.describe(), ": the input is missing"));
@@ -1193,7 +1192,7 @@ const std::vector<Entry>& registry() {
 Converter lookup(const std::string& op_type, int64_t opset) {
   for (const Entry& e : registry())
     if (op_type == e.op && opset >= e.since) return e.convert;
-  for (const FoldOp& f : fold_ops())  // fold.py's register_shape_only_ops
+  for (const FoldOp& f : fold_ops())  // the ops fold.cpp evaluates, refused on data
     if (op_type == f.op && opset >= f.since) return convert_shape_only;
   return nullptr;
 }

@@ -1,6 +1,6 @@
-// The converters of python/dtd/onnx/ops/activation.py: Relu, Clip, the one-to-one activations, PRelu, Gelu, the erf
-// form of GELU that fuse.cpp fuses, and Softmax/LogSoftmax at the head, each with the Python importer's checks in the
-// same order and its messages. Compiled with -ffp-contract=off like every importer file (cpp/CMakeLists.txt).
+// The activation converters: Relu, Clip, the one-to-one activations, PRelu, Gelu, the erf form of GELU that
+// fuse.cpp fuses, and Softmax/LogSoftmax at the head, each with its checks in a fixed order and fixed message
+// wording (tests check both). Compiled with -ffp-contract=off like every importer file (cpp/CMakeLists.txt).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -43,9 +43,9 @@ std::optional<double> clip_bound(const Context& ctx, const Node& node, size_t in
   return value->real[0];
 }
 
-/// shape.py's reaches_output_through_reshapes: `value` is the graph output, or feeds only a chain of shape ops
-/// (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout) that ends at the graph output. Every node of the graph
-/// counts as a consumer (not only those the output needs), but Shape and Size, which read only the shape.
+/// Whether `value` is the graph output, or feeds only a chain of shape ops (Reshape, Flatten, Squeeze, Unsqueeze,
+/// Identity, Dropout) that ends at the graph output. Every node of the graph counts as a consumer (not only those the
+/// output needs), but Shape and Size, which read only the shape.
 bool reaches_output_through_reshapes(const Context& ctx, const Node& node, std::string value) {
   static const char* const reshape_ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
   const std::vector<ox::Node>& nodes = *ctx.graph_nodes;
@@ -63,7 +63,7 @@ bool reaches_output_through_reshapes(const Context& ctx, const Node& node, std::
                                    [&](const char* op) { return user->op_type == op; }))
       return false;
     if (user->input[0] != value) return false;
-    if (user->output.empty())  // schema.py requires an output of each of these ops: the IndexError Python would meet
+    if (user->output.empty())  // schema.cpp requires an output of each of these ops; fixed IndexError wording
       throw ModelLoadError(concat(node.describe(), ": IndexError: list index out of range"));
     value = user->output[0];
   }

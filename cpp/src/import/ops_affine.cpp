@@ -1,6 +1,6 @@
-// Constant affine maps: the legacy broadcast attribute (arith.py's _operand), sums of constants (convert_add), the
-// shift folded into a bias (_common.py's fold_input_affine_*; the row sums are ops_affine.hpp's) and the
-// BatchNormalization folded into the layer before it (norm.py), each as the Python importer computes it.
+// Constant affine maps: the legacy broadcast attribute (constant_operand), sums of constants (constant_sum, for Add),
+// the shift folded into a bias (add_to_bias; the row sums are ops_affine.hpp's) and the BatchNormalization folded
+// into the layer before it (fold_batchnorm), each computed in float64 operation by operation, as NumPy does.
 #include "ops_affine.hpp"
 
 #include <algorithm>
@@ -18,7 +18,7 @@ std::string numpy_shape(const std::vector<int64_t>& dims) {
   return out + (dims.size() == 1 ? ",)" : ")");
 }
 
-/// a * b or a + b with NumPy's broadcasting (any ranks); NumPy's ValueError, as the Python importer reports it
+/// a * b or a + b with NumPy's broadcasting (any ranks); NumPy's ValueError text
 /// (ModelLoadError "<node>: ValueError: ..."), for shapes that do not broadcast.
 Grid numpy_binary(const Node& node, const Grid& a, const Grid& b, bool multiply) {
   const size_t rank = std::max(a.dims.size(), b.dims.size());

@@ -1,6 +1,6 @@
-// The LayerNormalization converters of python/dtd/onnx/ops/norm.py: the ONNX op (opset 17) and the decomposed form
-// that fuse.cpp finds written out with ReduceMean, each with the Python importer's checks in the same order and its
-// messages. (BatchNormalization is in ops.cpp.)
+// The LayerNormalization converters: the ONNX op (opset 17) and the decomposed form that fuse.cpp finds written out
+// with ReduceMean, each with its checks in a fixed order and fixed message wording (tests check both).
+// (BatchNormalization is in ops.cpp.)
 #include <algorithm>
 #include <set>
 

@@ -1,5 +1,5 @@
-// Pad -> pad layer, folded into the Conv / AveragePool / MaxPool after it where that is exact (the port of
-// python/dtd/onnx/ops/pad.py, with its checks in the same order and its messages).
+// Pad -> pad layer, folded into the Conv / AveragePool / MaxPool after it where that is exact (the checks in a
+// fixed order, the message wording fixed: tests check both).
 //
 // Opset < 11: the pads and value attributes; from 11: the pads and optional constant_value inputs; from 18: the
 // optional axes input; mode wrap from 19. The batch axis cannot be padded.
@@ -20,7 +20,7 @@ namespace {
 
 __extension__ typedef __int128 Wide;  // Python's integers for the padded extents (pads up to +-2^63 each)
 
-/// ONNX mode strings -> the C++ PadMode codes, and the opset each appeared in (pad.py's _MODES, in its order).
+/// ONNX mode strings -> the C++ PadMode codes, and the opset each appeared in (in a fixed order).
 struct Mode {
   const char* name;
   int64_t code;
@@ -35,9 +35,9 @@ std::string sample_list(const Dims& shape) {
   return out + "]";
 }
 
-/// graph.py's check_geometry refuses a Pad whose output ONNX's shape inference computes with a negative extent before
-/// anything is converted, in its own words: for an input whose shape ONNX's inference knows (every per-sample
-/// extent, the batch axis as the graph input declares it).
+/// The refusal of a Pad whose output ONNX's shape inference computes with a negative extent, worded as the graph
+/// checks before conversion word it (fixed wording, tests check it): for an input whose shape ONNX's inference knows
+/// (every per-sample extent, the batch axis as the graph input declares it).
 std::string geometry_message(const Context& ctx, const Node& node, const Dims& shape,
                              const std::vector<std::optional<Wide>>& extents) {
   auto dims = [&](const std::vector<std::string>& parts) {
@@ -82,7 +82,7 @@ const std::vector<int64_t>& ints_of(const LayerSpec& spec, const char* key, cons
   return it == spec.ints.end() ? fallback : it->second;
 }
 
-/// pad.py's _foldable_into.
+/// Whether constant pad layer `pad` folds exactly into the pads of `consumer` (a conv, avgpool or maxpool layer).
 bool foldable_into(const Draft& pad, const Draft& consumer) {
   const std::vector<int64_t>& pads = pad.spec.ints.at("pads");
   if (pad.spec.ints.at("mode").at(0) != 0 || std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; }))

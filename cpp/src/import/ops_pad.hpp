@@ -1,5 +1,4 @@
-// The Pad converter and the folding of constant pads into the Conv / AveragePool / MaxPool after them (the port of
-// python/dtd/onnx/ops/pad.py).
+// The Pad converter and the folding of constant pads into the Conv / AveragePool / MaxPool after them.
 #pragma once
 
 #include <string>
@@ -9,13 +8,12 @@
 
 namespace dtd::importer {
 
-/// pad.py's convert_pad: Pad of a data tensor (per-sample axes only; negative pads crop), every opset's form.
+/// Pad of a data tensor (per-sample axes only; negative pads crop), every opset's form.
 void convert_pad(Context& ctx, const Node& node);
 
-/// pad.py's fold_into_consumers: moves each constant pad whose only consumer is a Conv (value 0), an AveragePool with
-/// count_include_pad=1 (value 0) or a MaxPool (value -inf), none with auto_pad SAME_* or ceil_mode=1, into that
-/// layer's pads. Returns the drafts of ctx.layers (in order) less the folded pad layers; `output` is the graph output
-/// (a pad producing it stays).
+/// Moves each constant pad whose only consumer is a Conv (value 0), an AveragePool with count_include_pad=1 (value 0)
+/// or a MaxPool (value -inf), none with auto_pad SAME_* or ceil_mode=1, into that layer's pads. Returns the drafts of
+/// ctx.layers (in order) less the folded pad layers; `output` is the graph output (a pad producing it stays).
 std::vector<Draft*> fold_pads_into_consumers(Context& ctx, const std::string& output);
 
 }  // namespace dtd::importer

@@ -1,6 +1,6 @@
-// shape.py's data movements on per-sample axes: Slice, Split and Gather (including the gather PyTorch writes for
-// as_strided after flattening the whole batch), with the Python importer's checks in the same order and its
-// messages, and the shapes ONNX shape inference gives their outputs.
+// Data movements on per-sample axes: Slice, Split and Gather (including the gather PyTorch writes for as_strided
+// after flattening the whole batch), with their checks in a fixed order and fixed message wording (tests check both),
+// and the shapes ONNX shape inference gives their outputs.
 #include <algorithm>
 #include <numeric>
 
@@ -15,7 +15,7 @@ namespace {
 /// An end at or beyond this is "to the end of the axis" (PyTorch writes INT64_MAX, others INT32_MAX).
 constexpr int64_t kToTheEnd = (int64_t{1} << 31) - 1;
 
-/// shape.py's _data_axis: a non-negative axis of data value `source` (batch counted), checked against its rank.
+/// A non-negative axis of data value `source` (batch counted), checked against its rank.
 int64_t data_axis(const Context& ctx, const Node& node, const std::string& source, int64_t axis) {
   auto rank = ctx.rank_of(source);
   if (rank) {
@@ -33,7 +33,7 @@ int64_t data_axis(const Context& ctx, const Node& node, const std::string& sourc
   return axis;
 }
 
-/// shape.py's _shape_text: "['N', 3, None]" or "unknown".
+/// The shape of `source` as text: "['N', 3, None]" or "unknown".
 std::string shape_text(const Context& ctx, const std::string& source) {
   auto shape = ctx.shape_of(source);
   if (!shape) return "unknown";

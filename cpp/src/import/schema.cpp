@@ -1,5 +1,5 @@
-// Node validation before conversion (python/dtd/onnx/schema.py): arity and attributes per op and opset, from the
-// same table (schema_table.inc, generated from the Python one by tools/gen_import_schema.py).
+// Node validation before conversion: arity and attributes per op and opset, from the node table (schema_table.inc,
+// generated from tools/import_schema.py by tools/gen_import_schema.py).
 #include <set>
 
 #include "context.hpp"
@@ -47,7 +47,7 @@ bool fits(int64_t count, int low, int high) {
   return low <= count && (high < 0 || count <= high);
 }
 
-/// schema.py's _count: nullopt when `count` fits, else the problem.
+/// The arity check: nullopt when `count` fits, else the problem.
 std::optional<std::string> count_problem(const char* what, int64_t count, int low, int high,
                                          const std::vector<const SchemaRow*>& rows, bool inputs, int since) {
   if (fits(count, low, high)) return std::nullopt;

@@ -1,5 +1,5 @@
-// External tensor data, read safely (the rules and messages of python/dtd/onnx/external.py), and the reader's entry
-// points read_model / read_model_file.
+// External tensor data, read safely (the rules and the message wording are fixed: tests check them), and the
+// reader's entry points read_model / read_model_file.
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -35,7 +35,7 @@ void collect(Graph& g, std::vector<Tensor*>& out) {
   }
 }
 
-/// Python's repr of a str (the messages quote locations as external.py does).
+/// Python's repr of a str (the messages quote locations this way; the wording is fixed, tests check it).
 std::string repr(const std::string& s) {
   const char quote = s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
   std::string out(1, quote);
