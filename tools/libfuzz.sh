@@ -49,7 +49,7 @@ fi
 # Seeds: a fresh copy of the models (small ones first is libFuzzer's own order); the corpus it grows is kept
 # between runs in $build/corpus-<target>.
 rm -rf "$build/seeds" && mkdir -p "$build/seeds" "$build/artifacts"
-folders=(tests/cpp/fuzz/corpus tests/data build/onnx-node-tests)
+folders=(tests/cpp/fuzz/corpus tests/cpp/fuzz/regressions tests/data build/onnx-node-tests)
 dir=$PWD
 while [ "$dir" != / ]; do  # the shared models, in the first shared/data above the checkout (as the tests look)
   dir=$(dirname "$dir")

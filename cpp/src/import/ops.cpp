@@ -548,13 +548,13 @@ std::optional<std::string> reshape_moves_batch(const Context& ctx, const Node& n
   for (size_t i = 1; i < target.size(); ++i)
     rest.push_back(target[i] == 0 && i - 1 < sample->size() ? (*sample)[i - 1] : target[i]);
   const int64_t first = target[0];
-  int64_t known = 1;
+  int64_t known = 1;  // the product of the entries other than -1; -2 when it overflows (no shape can match)
   bool has_minus_one = false;
   for (int64_t d : rest) {
     if (d == -1)
       has_minus_one = true;
-    else
-      known *= d;
+    else if (known != -2 && __builtin_mul_overflow(known, d, &known))
+      known = -2;
   }
   const bool batch_first = first == 0 || (batch && first == *batch) || (!batch && first == 1);
   const bool keeps =
@@ -578,7 +578,7 @@ std::optional<Dims> reshape_shape(const Context& ctx, const std::string& source,
   for (size_t i = 1; i < shape.size(); ++i) {
     const int64_t d = shape[i] == 0 && i - 1 < sample->size() ? (*sample)[i - 1] : shape[i];
     dims.push_back(d == -1 ? std::nullopt : std::optional<int64_t>(d));
-    if (d != -1) known *= d;
+    if (d != -1 && known != -2 && __builtin_mul_overflow(known, d, &known)) known = -2;  // -2: overflowed
   }
   for (size_t i = 1; i < dims.size(); ++i)
     if (!dims[i] && known > 0) dims[i] = size / known;
