@@ -62,8 +62,8 @@ struct PatchGeometry {
 };
 
 // d[0, n) = s[0, n) for the short runs of one output row (14 floats in LeNet's second conv, 7 in ResNet's last
-// stage): fixed-size moves the compiler inlines, where std::copy calls memmove for each run (a sixth of the
-// patch matrix's cost at 14x14).
+// stage): fixed-size moves the compiler inlines, where std::copy called memmove for each run (a quarter of the
+// time spent building the patch panels at 14x14, perf on LeNet at batch 16).
 template <class T>
 inline void copy_run(const T* s, int64_t n, T* d) {
   constexpr int64_t kBlock = 32 / sizeof(T);  // one AVX register
