@@ -78,15 +78,6 @@ inline void copy_run(const T* s, int64_t n, T* d) {
     if (r + half <= n) std::memcpy(d + r, s + r, sizeof(T) * static_cast<size_t>(half)), r += half;
 }
 
-// d[0, n) = v for short runs (a row's padding), without a call of memset.
-template <class T>
-inline void fill_run(T* d, int64_t n, T v) {
-  for (int64_t r = 0; r < n; ++r) {
-    d[r] = v;
-    asm("" ::: "memory");  // keeps the loop a loop (the compiler would call memset for a run of one or two)
-  }
-}
-
 // dst[q] = xc[oz * sd - pf + kz * dd, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside the input) for the
 // output positions (oz * OH + oy) * OW + ox = p0 + q, q < width: row (kz, ki, kj) of channel xc's patch matrix.
 template <class T>
@@ -106,9 +97,9 @@ void patch_row(const PatchGeometry& g, const T* xc, int64_t kz, int64_t ki, int6
         // ix = ox + r + off: zeros left of the input, one contiguous run inside, zeros right of it
         const int64_t lo = std::clamp<int64_t>(-(ox + off), 0, run);
         const int64_t hi = std::clamp<int64_t>(g.w - (ox + off), lo, run);
-        fill_run(dst + q, lo, T(0));
+        std::fill(dst + q, dst + q + lo, T(0));
         copy_run(src + ox + off + lo, hi - lo, dst + q + lo);
-        fill_run(dst + q + hi, run - hi, T(0));
+        std::fill(dst + q + hi, dst + q + run, T(0));
       } else {
         for (int64_t r = 0; r < run; ++r) {
           const int64_t ix = (ox + r) * g.stride_w + off;
