@@ -44,6 +44,24 @@ inline bool share_evenly(int64_t n) {
   return threads > 1 && n >= threads && (n % threads == 0 || n >= 2 * threads);
 }
 
+/// [0, n) cut into `parts` pieces of whole quanta (the last piece ends at n), spread as evenly as the quanta allow:
+/// piece t is [begin(t), begin(t + 1)). `parts` is a multiple of the thread count (1 inside a parallel region),
+/// chosen so that pieces are about `width` long: run by parallel_for's static schedule, every thread then gets an
+/// equal share. The bounds follow the thread count, so only work whose results do not depend on where pieces fall
+/// may use it (dtd's GEMM kernel, gemm.hpp).
+struct EvenSplit {
+  int64_t n = 0, quantum = 1, quanta = 0, parts = 0;
+  int64_t begin(int64_t t) const { return std::min(n, t * quanta / parts * quantum); }
+};
+
+inline EvenSplit even_split(int64_t n, int64_t width, int64_t quantum) {
+  const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  EvenSplit s;
+  s.n = n, s.quantum = quantum, s.quanta = (n + quantum - 1) / quantum;
+  s.parts = std::max<int64_t>(1, std::min(s.quanta, (n + width * threads - 1) / (width * threads) * threads));
+  return s;
+}
+
 /// f(i0, i1) over [0, n) in fixed blocks of elements, the blocks in parallel when there are several: for
 /// elementwise loops over activations (each element's result is independent of the blocking).
 constexpr int64_t kElementBlock = int64_t{1} << 16;
