@@ -90,15 +90,11 @@ inline void gemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float
   });
 }
 
-/// gemm_rows with A = [a_top (split rows); a_below] (sgemm_rows_stacked), split the same way.
-inline void gemm_rows_stacked(int64_t m, int64_t split, int64_t n, int64_t k, const float* a_top, const float* a_below,
-                              int64_t lda, BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc) {
+/// gemm_rows with A given packed (sgemm_pack_a of its m rows), split the same way.
+inline void gemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, BRows b_rows, const void* context,
+                             int64_t col0, float* c, int64_t ldc) {
   sgemm_shares(m, n, m * n * k >= 2 * kParallelWork, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
-    // the share's rows [i0, i0 + h) of the stacked A
-    const float* top = i0 < split ? a_top + i0 * lda : a_below + (i0 - split) * lda;
-    const int64_t top_rows = i0 < split ? split - i0 : h;
-    sgemm_rows_stacked(h, top_rows, w, k, top, i0 < split ? a_below : nullptr, lda, b_rows, context, col0 + j0,
-                       c + i0 * ldc + j0, ldc);
+    sgemm_rows_packed(h, w, k, packed, m, i0, b_rows, context, col0 + j0, c + i0 * ldc + j0, ldc);
   });
 }
 

@@ -128,7 +128,7 @@ void tile(int64_t kc, const float* const* rows, int64_t cs, bool packed, const f
 }
 
 // op(A), row-major with row stride lda: A, or A^T when `trans`; untransposed, its rows from `split` on may come
-// from a second block (`below`: [A_top; A_below] without a copy, see sgemm_rows_stacked).
+// from a second block (`below`: [A_top; A_below] without a copy, see sgemm_pack_a).
 struct AOperand {
   bool trans;
   const float* a;
@@ -137,6 +137,9 @@ struct AOperand {
   int64_t split = INT64_MAX;
   // Row i of op(A) (untransposed only).
   const float* row(int64_t i) const { return i < split ? a + i * lda : below + (i - split) * lda; }
+  // Or all of op(A) packed once (sgemm_pack_a of panel_rows rows), the rows here from row0 on.
+  const float* packed = nullptr;
+  int64_t panel_rows = 0, row0 = 0;
 };
 
 // Panels of kMR rows of op(A)[i0 : i0 + mc, p0 : p0 + kc]: ap[panel][p][r], zero past mc.
@@ -235,8 +238,10 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
   const int64_t nc_max = std::min(kNC, (n + kNR - 1) / kNR * kNR);
   // With few columns a packed panel of A would serve few tiles of C and its packing would cost as much as the
   // products: the kernel then reads op(A) where it lies. Either way every C element gets the same FMA sequence.
-  const bool pack = n > kDirectColumns;
-  if (pack && a_pack.size() < static_cast<size_t>(kMC * kKC)) a_pack.resize(static_cast<size_t>(kMC * kKC));
+  const bool prepacked = op.packed != nullptr;
+  const bool pack = prepacked || n > kDirectColumns;
+  if (pack && !prepacked && a_pack.size() < static_cast<size_t>(kMC * kKC))
+    a_pack.resize(static_cast<size_t>(kMC * kKC));
   if (b_pack.size() < static_cast<size_t>(kKC * nc_max)) b_pack.resize(static_cast<size_t>(kKC * nc_max));
   const int64_t cs = op.trans ? op.lda : 1;  // op(A)'s element (i, p) is row(i)[p * cs]
   for (int64_t jc = 0; jc < n; jc += kNC) {
@@ -247,7 +252,9 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
       pack_block(pc, kc, jc, nc, b_pack.data());
       for (int64_t ic = 0; ic < m; ic += kMC) {
         const int64_t mc = std::min(kMC, m - ic);
-        if (pack) pack_a(op, ic, mc, pc, kc, a_pack.data());
+        // block pc of a prepacked A: panel_rows x kc floats from pc * panel_rows on, its panels kMR x kc each
+        const float* ap = prepacked ? op.packed + pc * op.panel_rows + (op.row0 + ic) * kc : a_pack.data();
+        if (pack && !prepacked) pack_a(op, ic, mc, pc, kc, a_pack.data());
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min(kNR, nc - jr);
           const float* bp = b_pack.data() + jr * kc;
@@ -257,7 +264,7 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
             for (int64_t r = 0; r < kMR; ++r) {
               const int64_t rr = std::min(r, mr - 1);  // rows past the edge repeat the last one (discarded)
               const int64_t i = ic + ir + rr;
-              rows[r] = pack ? a_pack.data() + ir * kc + r : (op.trans ? op.a + i : op.row(i)) + pc * cs;
+              rows[r] = pack ? ap + ir * kc + r : (op.trans ? op.a + i : op.row(i)) + pc * cs;
             }
             tile(kc, rows, pack ? kMR : cs, pack, bp, c + (ic + ir) * ldc + jc + jr, ldc, accumulate, mr, nr);
           }
@@ -304,9 +311,27 @@ void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, i
   rows_loops(AOperand{trans_a, a, lda}, m, n, k, b_rows, context, col0, c, ldc);
 }
 
-void sgemm_rows_stacked(int64_t m, int64_t split, int64_t n, int64_t k, const float* a_top, const float* a_below,
-                        int64_t lda, BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc) {
-  rows_loops(AOperand{false, a_top, lda, a_below, split}, m, n, k, b_rows, context, col0, c, ldc);
+int64_t sgemm_packed_size(int64_t m, int64_t k) {
+  return (m + kMR - 1) / kMR * kMR * k;
+}
+
+void sgemm_pack_a(int64_t m, int64_t split, int64_t k, const float* a_top, const float* a_below, int64_t lda,
+                  float* dst) {
+  const AOperand op{false, a_top, lda, a_below, split};
+  const int64_t panel_rows = (m + kMR - 1) / kMR * kMR;
+  for (int64_t pc = 0; pc < k; pc += kKC) {
+    const int64_t kc = std::min(kKC, k - pc);
+    pack_a(op, 0, m, pc, kc, dst + pc * panel_rows);
+  }
+}
+
+void sgemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,
+                       BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc) {
+  if (row0 % kMR != 0 || row0 + m > m_total)
+    throw std::logic_error("dtd::detail::sgemm_rows_packed: rows outside the packed A or not at a panel");
+  AOperand op{false, nullptr, 0};
+  op.packed = packed, op.panel_rows = (m_total + kMR - 1) / kMR * kMR, op.row0 = row0;
+  rows_loops(op, m, n, k, b_rows, context, col0, c, ldc);
 }
 
 #else  // neither AVX-512F nor AVX2 + FMA in this build: callers use Eigen
@@ -335,9 +360,17 @@ void sgemm_rows(bool, int64_t, int64_t, int64_t, const float*, int64_t, BRows, c
   throw std::logic_error("dtd::detail::sgemm_rows: this build has no micro-kernel (check sgemm_available())");
 }
 
-void sgemm_rows_stacked(int64_t, int64_t, int64_t, int64_t, const float*, const float*, int64_t, BRows, const void*,
-                        int64_t, float*, int64_t) {
-  throw std::logic_error("dtd::detail::sgemm_rows_stacked: this build has no micro-kernel (check sgemm_available())");
+int64_t sgemm_packed_size(int64_t, int64_t) {
+  return 0;
+}
+
+void sgemm_pack_a(int64_t, int64_t, int64_t, const float*, const float*, int64_t, float*) {
+  throw std::logic_error("dtd::detail::sgemm_pack_a: this build has no micro-kernel (check sgemm_available())");
+}
+
+void sgemm_rows_packed(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, BRows, const void*, int64_t, float*,
+                       int64_t) {
+  throw std::logic_error("dtd::detail::sgemm_rows_packed: this build has no micro-kernel (check sgemm_available())");
 }
 
 #endif

@@ -33,10 +33,19 @@ using BRows = void (*)(const void* context, int64_t p, int64_t j0, int64_t width
 void sgemm_rows(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, BRows b_rows,
                 const void* context, int64_t col0, float* c, int64_t ldc);
 
-/// sgemm_rows (A not transposed) with A = [A_top; A_below], both with row stride lda: rows [0, split) of A are
-/// a_top's, rows [split, m) are a_below's first m - split rows. The same sums as over the stacked matrix, which is
-/// never stored (a convolution's w and w+ in one product).
-void sgemm_rows_stacked(int64_t m, int64_t split, int64_t n, int64_t k, const float* a_top, const float* a_below,
-                        int64_t lda, BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc);
+/// Floats of A [m, k] packed once for sgemm_rows_packed: the kernel's row panels for every block of depth, rows
+/// padded to whole panels.
+int64_t sgemm_packed_size(int64_t m, int64_t k);
+
+/// Packs A = [A_top; A_below] (m rows of depth k, row stride lda; rows from `split` on are a_below's; a_below may
+/// be null when split >= m) into `dst` (sgemm_packed_size(m, k) floats): constant weights packed once, where
+/// sgemm_rows packs a block of A again for every block of B.
+void sgemm_pack_a(int64_t m, int64_t split, int64_t k, const float* a_top, const float* a_below, int64_t lda,
+                  float* dst);
+
+/// sgemm_rows (A not transposed) with A given packed (sgemm_pack_a of all `m_total` rows): C gets rows
+/// [row0, row0 + m) of the product, row0 a multiple of sgemm_tile_rows(). The same sums as sgemm_rows.
+void sgemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,
+                       BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc);
 
 }  // namespace dtd::detail

@@ -140,8 +140,9 @@ void stored_rows(const void* context, int64_t p, int64_t j0, int64_t width, floa
   std::copy(s.b + p * s.ldb + j0, s.b + p * s.ldb + j0 + width, dst);
 }
 
-// [A_top; A_below] without a stored stack (gemm_rows_stacked) equals sgemm over the stacked copy bit for bit, for
-// shares split along n and along m (a share then straddles the seam) with 1 and 2 threads; so does sgemm_rows.
+// [A_top; A_below] packed once from its two blocks (sgemm_pack_a, no stored stack) and multiplied by
+// gemm_rows_packed equals sgemm over the stacked copy bit for bit, for shares split along n and along m (a share then
+// starts at a later panel of the packed A, and may straddle the seam) with 1 and 2 threads; so does sgemm_rows.
 void test_stacked_rows() {
   std::mt19937 rng(5);
   std::normal_distribution<float> d;
@@ -163,8 +164,9 @@ void test_stacked_rows() {
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
       std::vector<float> got(want.size()), plain(want.size());
-      dtd::detail::gemm_rows_stacked(m, top, n, k, a_top.data(), a_below.data(), ld, stored_rows, &rows, 0, got.data(),
-                                     n);
+      std::vector<float> packed(static_cast<size_t>(dtd::detail::sgemm_packed_size(m, k)));
+      dtd::detail::sgemm_pack_a(m, top, k, a_top.data(), a_below.data(), ld, packed.data());
+      dtd::detail::gemm_rows_packed(m, n, k, packed.data(), stored_rows, &rows, 0, got.data(), n);
       dtd::detail::gemm_rows(false, m, n, k, a.data(), ld, stored_rows, &rows, 0, plain.data(), n);
       check(got == want,
             what + ": differs from sgemm over the stacked copy, " + std::to_string(threads) + " thread(s)");

@@ -236,10 +236,15 @@ void Conv2d<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
       // panels (sgemm_rows). The products are the same as over a stored patch matrix.
       const bool implicit = std::is_same_v<T, float> && !pointwise_ && detail::sgemm_available() && mg >= 16;
       // c[mg, width] (row stride ldc) = W_g times the patch matrix's columns [col0, col0 + width)
+      // (the plain weights from their packed copy: the forward pass)
       auto patch_product = [&](int64_t col0, int64_t width, T* c, int64_t ldc) {
         if constexpr (std::is_same_v<T, float>) {
           const PatchRows patches{geo, x + n0 * in, g * cg, in, p};
-          detail::gemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, col0, c, ldc);
+          if (w == this->weights(WeightSet::plain))
+            detail::gemm_rows_packed(mg, width, k, packed_weights(0) + g * detail::sgemm_packed_size(mg, k), patch_rows,
+                                     &patches, col0, c, ldc);
+          else
+            detail::gemm_rows(false, mg, width, k, wg, k, patch_rows, &patches, col0, c, ldc);
         }
       };
       if (nb == 1 && !pointwise_ && p >= 2 * kColTile) {
@@ -317,8 +322,8 @@ bool Conv2d<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const
     const int64_t in = cin_ * d_ * h_ * w_;
     const PatchGeometry geo{d_,        h_,        w_,     oh_,    ow_,    kd_,    kh_,    kw_,   stride_d_,
                             stride_h_, stride_w_, dil_d_, dil_h_, dil_w_, pad_f_, pad_t_, pad_l_};
-    const float* w = this->weights(WeightSet::plain);
-    const float* wp = this->weights(WeightSet::positive);
+    const float* packed = packed_weights(1);
+    const int64_t packed_size = detail::sgemm_packed_size(2 * mg, k);
     for_each_chunk(batch, chunk(batch), [&](int64_t n0, int64_t nb) {
       for (int64_t g = 0; g < group_; ++g) {
         const PatchRows patches{geo, x + n0 * in, g * cg, in, p};
@@ -326,8 +331,7 @@ bool Conv2d<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const
         // its first mg rows go to y, the others to z. Each element is summed as apply sums it (gemm.hpp).
         auto product = [&](int64_t col0, int64_t width) {
           float* c = detail::scratch<float, 1>(static_cast<size_t>(2 * mg * width));
-          detail::gemm_rows_stacked(2 * mg, mg, width, k, w + g * mg * k, wp + g * mg * k, k, patch_rows, &patches,
-                                    col0, c, width);
+          detail::gemm_rows_packed(2 * mg, width, k, packed + g * packed_size, patch_rows, &patches, col0, c, width);
           for (int64_t j = 0; j < width;) {
             const int64_t col = col0 + j, s = col / p, pos = col % p, run = std::min(width - j, p - pos);
             for (int64_t m = 0; m < mg; ++m) {
@@ -454,6 +458,25 @@ const float* Conv2d<T>::winograd_weights(WeightSet set) const {
     });
   }
   return winograd_u_[slot].data();
+}
+
+template <class T>
+const float* Conv2d<T>::packed_weights(int stacked) const {
+  const auto slot = static_cast<size_t>(stacked);
+  if constexpr (std::is_same_v<T, float>) {
+    std::call_once(packed_once_[slot], [&] {
+      const int64_t mg = cout_ / group_, k = (cin_ / group_) * kd_ * kh_ * kw_, rows = stacked ? 2 * mg : mg;
+      const int64_t size = detail::sgemm_packed_size(rows, k);
+      packed_[slot].resize(static_cast<size_t>(size * group_));
+      const float* w = this->weights(WeightSet::plain);
+      const float* wp = stacked ? this->weights(WeightSet::positive) : nullptr;
+      detail::parallel_for(group_, [&](int64_t g) {
+        detail::sgemm_pack_a(rows, mg, k, w + g * mg * k, wp ? wp + g * mg * k : nullptr, k,
+                             packed_[slot].data() + g * size);
+      });
+    });
+  }
+  return packed_[slot].data();
 }
 
 template <class T>

@@ -23,7 +23,7 @@ class Conv2d final : public LinearLayer<T> {
   void add_bias(const T* b, int64_t batch, T* y) const override;
   int64_t macs() const override { return macs_; }
   /// float with dtd's GEMM kernel (no 1x1 unpadded shortcut, >= 16 output channels per group): the forward and
-  /// z+'s denominator w+ (*) x come out of one product with [w; w+] per group (never stored stacked), sharing
+  /// z+'s denominator w+ (*) x come out of one product with [w; w+] per group (packed once, on first use), sharing
   /// the implicit im2col, bit for bit equal to the two products made apart.
   bool fused_positive(int64_t batch) const override;
   bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
@@ -45,6 +45,11 @@ class Conv2d final : public LinearLayer<T> {
   int64_t chunk(int64_t batch) const;
   // The Winograd transforms of weight set `set` (plain, positive, negative, square): [16][Cout][Cin].
   const float* winograd_weights(WeightSet set) const;
+  // The weights packed for dtd's GEMM kernel once, on first use, per group (sgemm_pack_a): [0] w, for the
+  // forward; [1] [w; w+], for the forward with z+'s denominator. A copy of w (two of it) in the kernel's panel
+  // layout, which the kernel would otherwise build again for every block of output positions (or read in place,
+  // one cache line per step of its sum).
+  const float* packed_weights(int stacked) const;
   // The largest w+ of each kernel, [Cout][Cin] (winograd_guard's bound).
   const float* winograd_positive_max() const;
 
@@ -67,6 +72,8 @@ class Conv2d final : public LinearLayer<T> {
   bool winograd_ = false;
   mutable std::vector<float> winograd_u_[5];  // plain, positive, negative, square; [4]: max w+ per kernel
   mutable std::once_flag winograd_once_[5];
+  mutable std::vector<float> packed_[2];
+  mutable std::once_flag packed_once_[2];
 };
 
 }  // namespace dtd
