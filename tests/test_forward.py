@@ -168,6 +168,12 @@ MAXPOOL_VARIANTS: dict[str, dict] = {
     "same_upper": dict(kernel_shape=[3, 2], strides=[2, 2], auto_pad="SAME_UPPER"),
     "same_lower": dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
     "valid": dict(kernel_shape=[2, 2], strides=[1, 1], auto_pad="VALID"),
+    # the compile-time kernel widths and strides of the planar forward (2/2, 3/2, 3/1), with padded edge columns
+    "3x3s1p1": dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]),
+    "2x2s2p1_ceil": dict(kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 0, 1], ceil_mode=1),
+    "3x3s2_left_pad": dict(kernel_shape=[1, 3], strides=[1, 2], pads=[0, 2, 0, 0]),
+    # windows wider than the input row (8 columns): none lies inside it
+    "wide_window": dict(kernel_shape=[2, 9], strides=[1, 1], pads=[0, 1, 0, 1]),
 }
 AVGPOOL_VARIANTS: dict[str, dict] = {
     "2x2s2": dict(kernel_shape=[2, 2], strides=[2, 2]),

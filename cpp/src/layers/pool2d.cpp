@@ -87,6 +87,66 @@ bool planar(const PoolGeometry& g) {
   return g.d == 1 && g.od == 1 && g.kd == 1;
 }
 
+// The windows of one output row (2-D, planar g): the input rows they read that lie inside the input (offsets
+// iy * w, at most kh, in kernel order), and the output columns [cx0, cx1) whose windows lie inside the input's
+// columns, where no tap needs a bounds check.
+struct WindowRow {
+  const int64_t* rows;  // offsets iy * w of the in-bounds input rows, in kernel order
+  int64_t count;        // how many
+  int64_t cx0, cx1;
+};
+
+inline WindowRow window_row(const PoolGeometry& g, int64_t oy, int64_t* rows) {
+  WindowRow wr{rows, 0, 0, 0};
+  for (int64_t ki = 0; ki < g.kh; ++ki) {
+    const int64_t iy = oy * g.stride_h - g.pad_t + ki * g.dil_h;
+    if (iy >= 0 && iy < g.h) rows[wr.count++] = iy * g.w;
+  }
+  // ox * s - pad_l >= 0 and ox * s - pad_l + (kw - 1) * dil <= w - 1
+  const int64_t span = (g.kw - 1) * g.dil_w, last = g.w - 1 + g.pad_l - span;
+  wr.cx0 = std::min(g.ow, (g.pad_l + g.stride_w - 1) / g.stride_w);
+  wr.cx1 = last < 0 ? wr.cx0 : std::max(wr.cx0, std::min(g.ow, last / g.stride_w + 1));
+  return wr;
+}
+
+// Calls f(i) for every in-bounds tap of output column ox of window row wr, in row-major order: KW / SW (> 0) fix
+// the kernel width and stride at compile time (dilation 1), inside [cx0, cx1) (Inside) without bounds checks.
+template <int64_t KW, int64_t SW, bool Inside, class F>
+inline void for_each_row_tap(const PoolGeometry& g, const WindowRow& wr, int64_t ox, F&& f) {
+  const int64_t kw = KW > 0 ? KW : g.kw, sw = SW > 0 ? SW : g.stride_w, dil = KW > 0 ? 1 : g.dil_w;
+  const int64_t c = ox * sw - g.pad_l;
+  for (int64_t r = 0; r < wr.count; ++r) {
+    const int64_t base = wr.rows[r];
+    for (int64_t kj = 0; kj < kw; ++kj) {
+      const int64_t ix = c + kj * dil;
+      if (!Inside && (ix < 0 || ix >= g.w)) continue;
+      f(base + ix);
+    }
+  }
+}
+
+// f(ox, tap) over the output columns of one window row: the inside ones through a compile-time kernel width and
+// stride where the geometry has a common one (2 / 2, 3 / 2, 3 / 1, dilation 1), the rest with bounds checks.
+template <class Row>
+inline void for_each_column(const PoolGeometry& g, const WindowRow& wr, Row&& row) {
+  auto edge = [&](int64_t ox) { row(ox, [&](auto&& f) { for_each_row_tap<0, 0, false>(g, wr, ox, f); }); };
+  for (int64_t ox = 0; ox < wr.cx0; ++ox) edge(ox);
+  auto inside = [&](auto kw_c, auto sw_c) {
+    for (int64_t ox = wr.cx0; ox < wr.cx1; ++ox)
+      row(ox, [&](auto&& f) { for_each_row_tap<decltype(kw_c)::value, decltype(sw_c)::value, true>(g, wr, ox, f); });
+  };
+  using std::integral_constant;
+  if (g.dil_w == 1 && g.kw == 2 && g.stride_w == 2)
+    inside(integral_constant<int64_t, 2>{}, integral_constant<int64_t, 2>{});
+  else if (g.dil_w == 1 && g.kw == 3 && g.stride_w == 2)
+    inside(integral_constant<int64_t, 3>{}, integral_constant<int64_t, 2>{});
+  else if (g.dil_w == 1 && g.kw == 3 && g.stride_w == 1)
+    inside(integral_constant<int64_t, 3>{}, integral_constant<int64_t, 1>{});
+  else
+    inside(integral_constant<int64_t, 0>{}, integral_constant<int64_t, 0>{});
+  for (int64_t ox = wr.cx1; ox < g.ow; ++ox) edge(ox);
+}
+
 }  // namespace
 
 // ---- max pooling ----
@@ -107,13 +167,15 @@ void MaxPool2d<T>::forward(const std::vector<const Tensor<T>*>& in, Tensor<T>& o
         const T* x = in[0]->ptr() + pl * hw;
         T* y = out.ptr() + pl * ohw;
         if (planar(g_)) {
-          std::fill(y, y + ohw, -std::numeric_limits<T>::infinity());
-          const int64_t sw = g_.stride_w;
+          // Output by output, the window's taps in registers (bounds checks at the edge columns only).
+          int64_t* rows = detail::scratch<int64_t, 0>(static_cast<size_t>(g_.kh));
           for (int64_t oy = 0; oy < g_.oh; ++oy) {
+            const WindowRow wr = window_row(g_, oy, rows);
             T* yr = y + oy * g_.ow;
-            for_each_tap_row(g_, oy, [&](int64_t iy, int64_t off, int64_t lo, int64_t hi) {
-              const T* xr = x + iy * g_.w + off;
-              for (int64_t ox = lo; ox < hi; ++ox) yr[ox] = std::max(yr[ox], xr[ox * sw]);
+            for_each_column(g_, wr, [&](int64_t ox, auto&& taps) {
+              T best = -std::numeric_limits<T>::infinity();
+              taps([&](int64_t i) { best = std::max(best, x[i]); });
+              yr[ox] = best;
             });
           }
           return;
