@@ -440,7 +440,7 @@ void Conv2d<T>::add_bias(const T* b, int64_t batch, T* y) const {
         const T bc = b[plane % cout_];
         for (int64_t i = 0; i < p; ++i) yc[i] += bc;
       },
-      batch * cout_ * p >= 2 * detail::kElementBlock);
+      batch * cout_ * p >= detail::kParallelElements);
 }
 
 template <class T>
