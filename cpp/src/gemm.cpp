@@ -40,10 +40,13 @@ struct Simd {
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
 };
 
-// 14 x (2 vectors) accumulators: 28 of the 32 registers, the B row in two more, A's element broadcast from memory.
-// (12x32, 10x32, 8x32, 8x48 and 6x64 tiles, depths 128 to 600 and packed B blocks of 512 to 3072 columns measured
-// the same within the noise of a shared 2-core Xeon: bench/RESULTS.md, AVX-512 section.)
-constexpr int64_t kMR = 14;
+// 8 x (2 vectors) accumulators (16 of the 32 registers), the B row in two more, A's element broadcast from memory.
+// Eight rows divide the channel counts of real networks (64 to 512), where 14 left 6 of every 70 rows empty at 64
+// channels; and the tile runs faster even where no row is wasted: on a Zen 5 EPYC, 8x32 against 14x32 (and 12x32),
+// one core, products shaped like convolutions (m x n x k = 64x392x576 to 512x392x4608, 512x49x4608) 162-186 against
+// 150-175 (146-184) GFLOP/s, 1024^3 207 against 182 (bench/RESULTS.md, 2026-12-04). On a Sapphire Rapids Xeon the
+// shapes 14x32, 12x32, 10x32, 8x32, 8x48 and 6x64 measured the same within the noise (RESULTS.md, 2026-12-02).
+constexpr int64_t kMR = 8;
 constexpr int64_t kNV = 2;
 constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR floats = 32 KB) stays in L1
 constexpr int64_t kMC = 168;   // rows of a packed A block (kMC x kKC floats = 168 KB, in L2); a multiple of kMR

@@ -11,7 +11,7 @@ namespace dtd::detail {
 /// DTD_SGEMM is not "0" (read once per process); otherwise callers use Eigen.
 bool sgemm_available();
 
-/// The micro-kernel compiled in: "avx512 14x32", "avx2 6x16" (rows x columns of its register tile), or "none".
+/// The micro-kernel compiled in: "avx512 8x32", "avx2 6x16" (rows x columns of its register tile), or "none".
 const char* sgemm_kernel_name();
 
 /// Rows and columns of the micro-kernel's register tile (1 without a kernel): splits of C into multiples of these

@@ -167,7 +167,7 @@ def build_info() -> dict[str, Any]:
         ``arch_options`` (e.g. ``"-march=x86-64-v3"``), ``instruction_sets`` (what the compiler was allowed to use),
         ``compiler``, ``build_type``, ``eigen_version``, ``eigen_simd`` (the SIMD sets Eigen's kernels use),
         ``openmp`` (the OpenMP version as yyyymm, 0 without), ``own_sgemm`` (dtd's SGEMM kernel runs float products;
-        else Eigen's GEMM does) and ``sgemm_kernel`` (``"avx512 14x32"``, ``"avx2 6x16"`` or ``"none"``).
+        else Eigen's GEMM does) and ``sgemm_kernel`` (``"avx512 8x32"``, ``"avx2 6x16"`` or ``"none"``).
     """
     module = load()
     info = dict(_INFO)

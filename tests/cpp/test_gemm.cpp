@@ -187,7 +187,7 @@ int main() {
   std::vector<Case> cases;
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      // single elements, edge tiles in both directions (tiles of 6x16 for AVX2, 14x32 for AVX-512), k across the
+      // single elements, edge tiles in both directions (tiles of 6x16 for AVX2, 8x32 for AVX-512), k across the
       // depth block (256), m across the row block (120 for AVX2, 168 for AVX-512), n across the column block (3072),
       // and row strides larger than the rows
       cases.push_back({ta, tb, 1, 1, 1, 0});
@@ -196,6 +196,7 @@ int main() {
       cases.push_back({ta, tb, 37, 45, 257, 3});
       cases.push_back({ta, tb, 121, 33, 600, 1});
       cases.push_back({ta, tb, 14, 32, 31, 0});
+      cases.push_back({ta, tb, 8, 32, 31, 0});
       cases.push_back({ta, tb, 29, 65, 17, 1});
       cases.push_back({ta, tb, 171, 300, 70, 0});
       cases.push_back({ta, tb, 64, 200, 27, 0});

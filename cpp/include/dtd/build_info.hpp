@@ -15,7 +15,7 @@ struct BuildInfo {
   std::string eigen_simd;  ///< the SIMD instruction sets Eigen's kernels use in this build
   int openmp = 0;          ///< _OPENMP (the supported OpenMP version as yyyymm), 0 without OpenMP
   bool own_sgemm = false;  ///< dtd's own SGEMM micro-kernel runs float products (else GEMMs go to Eigen)
-  /// Which micro-kernel: "avx512 14x32" (AVX-512F builds), "avx2 6x16" (AVX2 + FMA builds), or "none" (no kernel in
+  /// Which micro-kernel: "avx512 8x32" (AVX-512F builds), "avx2 6x16" (AVX2 + FMA builds), or "none" (no kernel in
   /// this build, or DTD_SGEMM=0): Eigen's GEMM then runs every product.
   std::string sgemm_kernel;
   /// Instruction sets the compiler was allowed to use: "SSE4.2", "AVX", "AVX2", "FMA", "AVX512F", ...
