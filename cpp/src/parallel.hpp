@@ -64,8 +64,9 @@ inline EvenSplit even_split(int64_t n, int64_t width, int64_t quantum) {
 
 /// f(i0, i1) over [0, n) in fixed blocks of elements, the blocks in parallel from kParallelElements on: for
 /// elementwise loops over activations (each element's result is independent of the blocking and of the threads).
-/// A pass over fewer elements takes less time on one thread than waking a sleeping worker saves (about 60 us
-/// per parallel region in a VM with passive waiting, against 30 us for a pass over 256 Ki floats on one core).
+/// Below that, waking a sleeping worker costs more than the shared pass saves: about 60 us per parallel region in a
+/// VM with passive waiting (LeNet's explanation at batch 1, 6 regions: 1.02 ms with OMP_WAIT_POLICY=PASSIVE, 0.67 ms
+/// active, bench/RESULTS.md 2026-12-04).
 constexpr int64_t kElementBlock = int64_t{1} << 16;
 constexpr int64_t kParallelElements = int64_t{1} << 19;
 template <class F>
