@@ -167,13 +167,17 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t wi
       cg * taps * width >= detail::kParallelWork / 8);
 }
 
-// The adjoint of im2col: x += col for the output positions [p0, p0 + width). Each task owns one input channel,
-// so there are no races and the summation order is fixed.
+// The adjoint of im2col: x += col for the output positions [p0, p0 + width), channels [c0, c1) of the group (all
+// when c1 < 0). Each task owns one input channel, so there are no races and the summation order is fixed.
 template <class T>
-void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const {
-  const int64_t cg = cin_ / group_, taps = kd_ * kh_ * kw_;
+void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld, int64_t c0,
+                       int64_t c1) const {
+  const int64_t taps = kd_ * kh_ * kw_;
+  if (c1 < 0) c1 = cin_ / group_;
+  const int64_t cg = cin_ / group_, channels = c1 - c0;
+  x += c0 * d_ * h_ * w_;
   detail::parallel_for(
-      cg,
+      channels,
       [&](int64_t c) {
         T* xc = x + (group * cg + c) * d_ * h_ * w_;
         for (int64_t kz = 0; kz < kd_; ++kz)
@@ -207,7 +211,8 @@ void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t wi
               }
             }
       },
-      cg * taps * width >= detail::kParallelWork / 8);
+      channels * taps * width >= detail::kParallelWork / 8);
+  (void)cg;
 }
 
 // Samples folded into one GEMM: enough columns for an efficient product when the output is small (deep layers),
@@ -399,6 +404,23 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
         T* xn = x + n0 * in;
         if (pointwise_) {
           detail::gemm(true, false, k, p, mg, wg, gn, xn + g * cg * plane);
+          continue;
+        }
+        const int64_t taps = kd_ * kh_ * kw_, threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+        const int64_t parts = std::min(cg, threads);
+        if (std::is_same_v<T, float> && detail::sgemm_available() && parts > 1 && p >= 32 && cg / parts * taps >= 32 &&
+            k * p * mg >= 2 * detail::kParallelWork) {
+          // By input channel, one share per thread: rows [c0 * taps, c1 * taps) of W^T times the gradient, then
+          // their col2im, touch channels [c0, c1) of x alone, so the shares need no second pass (one parallel
+          // region, the col2im reading what its own thread just wrote). dtd's kernel sums each element alike
+          // however the rows are split (gemm.hpp), so the shares may follow the thread count.
+          detail::parallel_for(parts, [&](int64_t t) {
+            const int64_t c0 = t * cg / parts, c1 = (t + 1) * cg / parts, rows = (c1 - c0) * taps;
+            T* buf = detail::scratch<T, 0>(static_cast<size_t>(rows * p));
+            detail::gemm_block(true, false, rows, p, mg, wg + c0 * taps, k, gn, p, buf, p);
+            std::fill(xn + (g * cg + c0) * plane, xn + (g * cg + c1) * plane, T(0));
+            col2im(buf, g, xn, 0, p, p, c0, c1);
+          });
           continue;
         }
         T* buf = detail::scratch<T, 0>(static_cast<size_t>(k * p));

@@ -41,7 +41,9 @@ class Conv2d final : public LinearLayer<T> {
  private:
   // im2col / its adjoint for the output positions [p0, p0 + width); rows of col are `ld` apart.
   void im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t width, int64_t ld) const;
-  void col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld) const;
+  // col2im over the group's channels [c0, c1) only (col then starts at channel c0's rows).
+  void col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld, int64_t c0 = 0,
+              int64_t c1 = -1) const;
   int64_t chunk(int64_t batch) const;
   // The Winograd transforms of weight set `set` (plain, positive, negative, square): [16][Cout][Cin].
   const float* winograd_weights(WeightSet set) const;
