@@ -172,9 +172,9 @@ void Conv2d<T>::im2col(const T* x, int64_t group, T* col, int64_t p0, int64_t wi
 template <class T>
 void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld, int64_t c0,
                        int64_t c1) const {
-  const int64_t taps = kd_ * kh_ * kw_;
-  if (c1 < 0) c1 = cin_ / group_;
-  const int64_t cg = cin_ / group_, channels = c1 - c0;
+  const int64_t cg = cin_ / group_, taps = kd_ * kh_ * kw_;
+  if (c1 < 0) c1 = cg;
+  const int64_t channels = c1 - c0;
   x += c0 * d_ * h_ * w_;
   detail::parallel_for(
       channels,
@@ -212,7 +212,6 @@ void Conv2d<T>::col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t wi
             }
       },
       channels * taps * width >= detail::kParallelWork / 8);
-  (void)cg;
 }
 
 // Samples folded into one GEMM: enough columns for an efficient product when the output is small (deep layers),
