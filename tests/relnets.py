@@ -327,6 +327,24 @@ def mlp(
 
 # Every geometry a CNN factory covers: (name, input shape, list of (method, kwargs)).
 CNN_GEOMETRIES: dict[str, tuple[tuple[int, ...], list[tuple[str, dict[str, Any]]]]] = {
+    # deep layers at small outputs: 16 and 4 GEMM columns at batch 1 (dtd's narrow kernel, weights packed once),
+    # 32 to 40 output channels, patch depths across dtd's depth block of 256
+    "deep_small": (
+        (8, 8, 8),
+        [
+            ("conv", {"m": 32}),
+            ("relu", {}),
+            ("maxpool", {"k": 2}),
+            ("conv", {"m": 32}),
+            ("relu", {}),
+            ("maxpool", {"k": 2}),
+            ("conv", {"m": 40}),
+            ("relu", {}),
+            ("conv", {"m": 16, "k": 1}),
+            ("relu", {}),
+            ("flatten", {}),
+        ],
+    ),
     "plain": (
         (2, 8, 8),
         [

@@ -38,6 +38,15 @@ struct Simd {
   static Reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  // The narrow kernel's rows in the lanes: two 8-row panels (lanes 0-7 from p0, 8-15 from p1), or `valid` rows of
+  // a column of op(A) read in place (the lanes past them zero, their memory not touched).
+  static constexpr int kRowsPerVector = 16;
+  static Reg load_panels(const float* p0, const float* p1) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p0)), _mm256_loadu_ps(p1), 1);
+  }
+  using Mask = __mmask16;
+  static Mask mask(int64_t valid) { return static_cast<Mask>((1u << valid) - 1u); }
+  static Reg load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
 };
 
 // 8 x (2 vectors) accumulators (16 of the 32 registers), the B row in two more, A's element broadcast from memory.
@@ -61,6 +70,15 @@ struct Simd {
   static Reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  // The narrow kernel's rows in the lanes: one 6-row panel (lanes 6 and 7 zero), or `valid` (<= 6) rows of a
+  // column of op(A) read in place (the lanes past them zero, their memory not touched).
+  static constexpr int kRowsPerVector = 6;
+  using Mask = __m256i;
+  static Mask mask(int64_t valid) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Reg load_panels(const float* p0, const float*) { return _mm256_maskload_ps(p0, mask(6)); }
+  static Reg load_masked(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
 };
 
 // 6 x (2 vectors) accumulators: 12 registers, enough independent FMA chains to hide the FMA latency on two ports.
@@ -72,6 +90,15 @@ constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a m
 #endif
 constexpr int64_t kNR = kNV * Simd::kLanes;
 constexpr int64_t kDirectColumns = 256;  // up to this many columns, A is read in place, not packed
+#ifdef DTD_SGEMM_AVX512
+constexpr int64_t kNarrowColumns = 20;  // up to this many columns, the narrow kernel (rows in the lanes)
+constexpr int64_t kNarrowGroup = 8;     // columns per narrow tile, at most
+constexpr int64_t kNarrowChunk = 64;    // rows of A per chunk of the narrow kernel: a multiple of its tiles' rows
+#else
+constexpr int64_t kNarrowColumns = 10;
+constexpr int64_t kNarrowGroup = 6;
+constexpr int64_t kNarrowChunk = 48;
+#endif
 
 // c[kMR x kNR] (row stride ldc) = A bp, plus c's old value when `accumulate`; bp: kc x kNR. A's element (r, p) is
 // rows[r][p * cs]: a packed panel (rows[r] = ap + r, cs = kMR) or op(A) read in place.
@@ -128,6 +155,128 @@ void tile(int64_t kc, const float* const* rows, int64_t cs, bool packed, const f
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j)
       c[r * ldc + j] = accumulate ? c[r * ldc + j] + part[r * kNR + j] : part[r * kNR + j];
+}
+
+// The narrow kernel, for products with few columns (n <= kNarrowColumns: a deep layer's 4x4 or 2x2 output at batch
+// 1, where a kNR-wide tile would leave 12 or 28 of its 32 columns empty): the rows of C in the vector lanes and B's
+// elements broadcast. A tile is RV vectors of rows (RV * Simd::kRowsPerVector rows) by NCOL columns. op(A)'s rows
+// come from packed panels (kPacked: src[q] is the tile's q-th panel of kMR rows, element (r, p) at [p * kMR + r])
+// or from A^T read in place (src[v] + p * lda holds the kRowsPerVector rows of vector v at depth p, masks[v] says
+// how many there are). bp: B's block as pack_b lays out one panel (element (p, j) at [p * kNR + j]).
+// Each C element gets micro_kernel's FMA sequence (a chain over the block's depth from zero, then added to C's old
+// value when `accumulate`), so its value does not depend on which of the two kernels computed it.
+template <int NCOL, int RV, bool kPacked>
+void narrow_kernel(int64_t kc, const float* const* src, int64_t lda, const Simd::Mask* masks, const float* bp, float* c,
+                   int64_t ldc, bool accumulate, int64_t mr) {
+  constexpr int kRows = Simd::kRowsPerVector, kPanels = kRows / kMR;  // panels per vector: 2 (AVX-512), 1 (AVX2)
+  Simd::Reg acc[RV][NCOL];
+#pragma GCC unroll 8
+  for (int v = 0; v < RV; ++v)
+#pragma GCC unroll 8
+    for (int j = 0; j < NCOL; ++j) acc[v][j] = Simd::zero();
+  for (int64_t p = 0; p < kc; ++p) {
+    Simd::Reg a[RV];
+#pragma GCC unroll 8
+    for (int v = 0; v < RV; ++v) {
+      if constexpr (kPacked)
+        a[v] = Simd::load_panels(src[v * kPanels] + p * kMR, src[v * kPanels + kPanels - 1] + p * kMR);
+      else
+        a[v] = Simd::load_masked(src[v] + p * lda, masks[v]);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NCOL; ++j) {
+      const Simd::Reg b = Simd::broadcast(bp + p * kNR + j);
+#pragma GCC unroll 8
+      for (int v = 0; v < RV; ++v) acc[v][j] = Simd::fma(a[v], b, acc[v][j]);
+    }
+  }
+  alignas(64) float lanes[Simd::kLanes];
+  for (int v = 0; v < RV; ++v) {
+    const int64_t rows = std::min<int64_t>(kRows, mr - v * kRows);
+    for (int j = 0; j < NCOL; ++j) {
+      Simd::store(lanes, acc[v][j]);
+      for (int64_t l = 0; l < rows; ++l) {
+        float& e = c[(v * kRows + l) * ldc + j];
+        e = accumulate ? e + lanes[l] : lanes[l];
+      }
+    }
+  }
+}
+
+// Vectors of rows per narrow tile for NCOL columns: enough independent sums to keep both FMA pipes busy, within the
+// registers (32 for AVX-512, 16 for AVX2).
+template <int NCOL>
+constexpr int narrow_vectors() {
+#ifdef DTD_SGEMM_AVX512
+  return NCOL >= 5 ? 2 : 4;
+#else
+  return NCOL >= 3 ? 2 : 4;
+#endif
+}
+
+// C[mc, n] (row stride ldc) = op(A)'s rows [0, mc) of this depth block times bp (n <= kNarrowColumns columns) with
+// the narrow kernel: the columns in groups of at most kNarrowGroup, of even sizes; in each group, tiles of rows. A
+// is packed (ap: the block's panels of kMR x kc) or, when ap is null, A^T in place (`at`: element (i, p) of op(A)
+// at at[p * lda + i]).
+template <int NCOL>
+void narrow_group(int64_t kc, const float* ap, const float* at, int64_t lda, int64_t mc, const float* bp, float* c,
+                  int64_t ldc, bool accumulate) {
+  constexpr int RV = narrow_vectors<NCOL>();
+  constexpr int64_t kRows = Simd::kRowsPerVector, kTileRows = RV * kRows;
+  const int64_t last_panel = (mc - 1) / kMR;
+  for (int64_t i = 0; i < mc; i += kTileRows) {
+    const int64_t mr = std::min(kTileRows, mc - i);
+    if (ap != nullptr) {
+      const float* panels[RV * (kRows / kMR)];
+      for (int64_t q = 0; q < RV * (kRows / kMR); ++q)  // panels past the block repeat its last one (discarded)
+        panels[q] = ap + std::min(i / kMR + q, last_panel) * kMR * kc;
+      narrow_kernel<NCOL, RV, true>(kc, panels, 0, nullptr, bp, c + i * ldc, ldc, accumulate, mr);
+    } else {
+      const float* cols[RV];
+      Simd::Mask masks[RV];
+      for (int64_t v = 0; v < RV; ++v) {
+        const int64_t valid = std::clamp<int64_t>(mr - v * kRows, 0, kRows);
+        cols[v] = valid > 0 ? at + i + v * kRows : at;  // nothing is read where no row is valid
+        masks[v] = Simd::mask(valid);
+      }
+      narrow_kernel<NCOL, RV, false>(kc, cols, lda, masks, bp, c + i * ldc, ldc, accumulate, mr);
+    }
+  }
+}
+
+// The narrow kernel over one block: rows in chunks of kNarrowChunk (a chunk of A stays in L1 or L2 while every
+// column group reads it: A streams from memory once), and in each chunk the columns in groups of at most
+// kNarrowGroup, of even sizes.
+void narrow_block(int64_t kc, const float* ap, const float* at, int64_t lda, int64_t mc, const float* bp, int64_t n,
+                  float* c, int64_t ldc, bool accumulate) {
+  const int64_t groups = (n + kNarrowGroup - 1) / kNarrowGroup;
+  for (int64_t i = 0; i < mc; i += kNarrowChunk) {
+    const int64_t rows = std::min(kNarrowChunk, mc - i);
+    const float* api = ap != nullptr ? ap + i * kc : nullptr;  // chunks start at a panel: kNarrowChunk % kMR == 0
+    const float* ati = at != nullptr ? at + i : nullptr;
+    for (int64_t g = 0, j0 = 0; g < groups; ++g) {
+      const int64_t width = n / groups + (g < n % groups ? 1 : 0);
+      const float* b = bp + j0;
+      float* cg = c + i * ldc + j0;
+      switch (width) {
+#define DTD_NARROW_CASE(W) \
+  case W: narrow_group<W>(kc, api, ati, lda, rows, b, cg, ldc, accumulate); break;
+        DTD_NARROW_CASE(1)
+        DTD_NARROW_CASE(2)
+        DTD_NARROW_CASE(3)
+        DTD_NARROW_CASE(4)
+        DTD_NARROW_CASE(5)
+        DTD_NARROW_CASE(6)
+#ifdef DTD_SGEMM_AVX512
+        DTD_NARROW_CASE(7)
+        DTD_NARROW_CASE(8)
+#endif
+#undef DTD_NARROW_CASE
+        default: throw std::logic_error("dtd::detail::sgemm: narrow column group of an unexpected width");
+      }
+      j0 += width;
+    }
+  }
 }
 
 // op(A), row-major with row stride lda: A, or A^T when `trans`; untransposed, its rows from `split` on may come
@@ -242,6 +391,10 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
   // With few columns a packed panel of A would serve few tiles of C and its packing would cost as much as the
   // products: the kernel then reads op(A) where it lies. Either way every C element gets the same FMA sequence.
   const bool prepacked = op.packed != nullptr;
+  // Few columns: the narrow kernel (rows in the lanes), where A comes packed once (sgemm_pack_a). A read in place
+  // keeps micro_kernel: packing it for each call, A or A^T, cost more than the lanes it would save (512 x 4 x 4608:
+  // A^T packed then the narrow kernel 0.69 ms, micro_kernel over A^T in place 0.69 ms; packed once, 0.22 ms).
+  const bool narrow = n <= kNarrowColumns && prepacked;
   const bool pack = prepacked || n > kDirectColumns;
   if (pack && !prepacked && a_pack.size() < static_cast<size_t>(kMC * kKC))
     a_pack.resize(static_cast<size_t>(kMC * kKC));
@@ -258,6 +411,11 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
         // block pc of a prepacked A: panel_rows x kc floats from pc * panel_rows on, its panels kMR x kc each
         const float* ap = prepacked ? op.packed + pc * op.panel_rows + (op.row0 + ic) * kc : a_pack.data();
         if (pack && !prepacked) pack_a(op, ic, mc, pc, kc, a_pack.data());
+        if (narrow) {
+          narrow_block(kc, pack ? ap : nullptr, pack ? nullptr : op.a + pc * op.lda + ic, op.lda, mc, b_pack.data(), nc,
+                       c + ic * ldc + jc, ldc, accumulate);
+          continue;
+        }
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min(kNR, nc - jr);
           const float* bp = b_pack.data() + jr * kc;
@@ -328,6 +486,19 @@ void sgemm_pack_a(int64_t m, int64_t split, int64_t k, const float* a_top, const
   }
 }
 
+void sgemm_pack_a_transposed(int64_t m, int64_t k, const float* a, int64_t lda, float* dst) {
+  const AOperand op{true, a, lda};
+  const int64_t panel_rows = (m + kMR - 1) / kMR * kMR;
+  for (int64_t pc = 0; pc < k; pc += kKC) {
+    const int64_t kc = std::min(kKC, k - pc);
+    pack_a(op, 0, m, pc, kc, dst + pc * panel_rows);
+  }
+}
+
+int64_t sgemm_narrow_columns() {
+  return kNarrowColumns;
+}
+
 void sgemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,
                        BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc) {
   if (row0 % kMR != 0 || row0 + m > m_total)
@@ -369,6 +540,15 @@ int64_t sgemm_packed_size(int64_t, int64_t) {
 
 void sgemm_pack_a(int64_t, int64_t, int64_t, const float*, const float*, int64_t, float*) {
   throw std::logic_error("dtd::detail::sgemm_pack_a: this build has no micro-kernel (check sgemm_available())");
+}
+
+void sgemm_pack_a_transposed(int64_t, int64_t, const float*, int64_t, float*) {
+  throw std::logic_error(
+      "dtd::detail::sgemm_pack_a_transposed: this build has no micro-kernel (check sgemm_available())");
+}
+
+int64_t sgemm_narrow_columns() {
+  return 0;
 }
 
 void sgemm_rows_packed(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, BRows, const void*, int64_t, float*,

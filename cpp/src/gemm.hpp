@@ -43,6 +43,14 @@ int64_t sgemm_packed_size(int64_t m, int64_t k);
 void sgemm_pack_a(int64_t m, int64_t split, int64_t k, const float* a_top, const float* a_below, int64_t lda,
                   float* dst);
 
+/// Packs op(A) = A^T (m rows of depth k; A is [k, m] with row stride lda) like sgemm_pack_a packs an A: the
+/// weights of a transposed pass, packed once.
+void sgemm_pack_a_transposed(int64_t m, int64_t k, const float* a, int64_t lda, float* dst);
+
+/// Products with at most this many columns run a narrow kernel (the rows of C in the vector lanes) where A comes
+/// packed (sgemm_rows_packed): a tile of full width would leave most of its columns empty. The same sums.
+int64_t sgemm_narrow_columns();
+
 /// sgemm_rows (A not transposed) with A given packed (sgemm_pack_a of all `m_total` rows): C gets rows
 /// [row0, row0 + m) of the product, row0 a multiple of sgemm_tile_rows(). The same sums as sgemm_rows.
 void sgemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,

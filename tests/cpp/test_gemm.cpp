@@ -176,6 +176,45 @@ void test_stacked_rows() {
   }
 }
 
+// Few columns with A packed once run the narrow kernel (rows of C in the vector lanes): every width up to and past
+// sgemm_narrow_columns(), row counts across its tiles and chunks and the row block, depths across the depth block,
+// A packed as it lies (sgemm_pack_a) and as A^T (sgemm_pack_a_transposed): the same bits as sgemm's tiles over the
+// same operands, with 1 and 2 threads.
+void test_narrow() {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d;
+  const int64_t widest = dtd::detail::sgemm_narrow_columns() + 3;
+  const int saved = omp_get_max_threads();
+  for (int64_t m : {1, 5, 8, 17, 64, 100, 170, 333})
+    for (int64_t k : {1, 7, 256, 300, 600})
+      for (int64_t n = 1; n <= widest; n += (m > 64 && k > 256 ? 4 : 1)) {
+        std::vector<float> a(static_cast<size_t>(m * k)), at(a.size()), b(static_cast<size_t>(k * n));
+        for (float& v : a) v = d(rng);
+        for (float& v : b) v = d(rng);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t p = 0; p < k; ++p) at[static_cast<size_t>(p * m + i)] = a[static_cast<size_t>(i * k + p)];
+        std::vector<float> want(static_cast<size_t>(m * n)), want_t(want.size());
+        dtd::detail::sgemm(false, false, m, n, k, a.data(), k, b.data(), n, want.data(), n);
+        dtd::detail::sgemm(true, false, m, n, k, at.data(), m, b.data(), n, want_t.data(), n);
+        std::vector<float> packed(static_cast<size_t>(dtd::detail::sgemm_packed_size(m, k))), packed_t(packed.size());
+        dtd::detail::sgemm_pack_a(m, m, k, a.data(), nullptr, k, packed.data());
+        dtd::detail::sgemm_pack_a_transposed(m, k, at.data(), m, packed_t.data());
+        const StoredRows rows{b.data(), n};
+        const std::string what = "narrow " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+        check(want == want_t, what + ": sgemm over A and over A^T differ");
+        check(relative_error(false, false, m, n, k, a, k, b, n, want, n) < 1e-5, what + ": sgemm wrong");
+        for (int threads : {1, 2}) {
+          omp_set_num_threads(threads);
+          std::vector<float> got(want.size(), 7.0f), got_t(want.size(), 7.0f);
+          dtd::detail::gemm_rows_packed(m, n, k, packed.data(), stored_rows, &rows, 0, got.data(), n);
+          dtd::detail::gemm_rows_packed(m, n, k, packed_t.data(), stored_rows, &rows, 0, got_t.data(), n);
+          check(got == want, what + ": packed A differs from sgemm, " + std::to_string(threads) + " thread(s)");
+          check(got_t == want, what + ": packed A^T differs from sgemm, " + std::to_string(threads) + " thread(s)");
+        }
+        omp_set_num_threads(saved);
+      }
+}
+
 }  // namespace
 
 int main() {
@@ -208,6 +247,7 @@ int main() {
   test_threads_bit_identical();
   test_stacked_rows();
   test_few_rows();
+  test_narrow();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);
     return 1;

@@ -134,6 +134,17 @@ void patch_rows(const void* context, int64_t row, int64_t j0, int64_t width, flo
   }
 }
 
+// Rows of a stored [rows, ld] matrix, for sgemm_rows_packed.
+struct StoredRows {
+  const float* b;
+  int64_t ld;
+};
+
+void stored_rows(const void* context, int64_t row, int64_t j0, int64_t width, float* dst) {
+  const auto& s = *static_cast<const StoredRows*>(context);
+  std::copy(s.b + row * s.ld + j0, s.b + row * s.ld + j0 + width, dst);
+}
+
 // f(n0, nb) for the chunks of nb_max samples (the last one shorter). The chunks run in parallel, one per thread at a
 // time, where they share out evenly: one parallel region per layer (regions are what costs when the workers sleep
 // in between). Otherwise each chunk runs in parallel inside. Either way every product and sum is the same, so the
@@ -449,6 +460,62 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
       }
     }
   });
+}
+
+template <class T>
+void Conv2d<T>::apply_transposed_set(const T* g_ptr, int64_t batch, WeightSet set, T* x) const {
+  const int64_t p = od_ * oh_ * ow_, nb_max = chunk(batch);
+  if (!std::is_same_v<T, float> || !detail::sgemm_available() || nb_max * p > detail::sgemm_narrow_columns())
+    return apply_transposed(g_ptr, batch, this->weights(set), x);
+  if constexpr (std::is_same_v<T, float>) {
+    // col [k, nb * p] = W_g^T grad (sample-major columns) from the packed W_g^T, then each sample's col2im: the
+    // products apply_transposed makes, summed alike (gemm.hpp), with a narrow kernel.
+    const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_;
+    const int64_t plane = d_ * h_ * w_, in = cin_ * plane;
+    const float* packed = packed_transposed(set);
+    const int64_t packed_size = detail::sgemm_packed_size(k, mg);
+    for_each_chunk(batch, nb_max, [&](int64_t n0, int64_t nb) {
+      const int64_t cols = nb * p;
+      for (int64_t g = 0; g < group_; ++g) {
+        float* grad = detail::scratch<float, 1>(static_cast<size_t>(mg * cols));
+        for (int64_t s = 0; s < nb; ++s)
+          for (int64_t m = 0; m < mg; ++m) {
+            const float* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
+            std::copy(src, src + p, grad + m * cols + s * p);
+          }
+        float* col = detail::scratch<float, 0>(static_cast<size_t>(k * cols));
+        const StoredRows rows{grad, cols};
+        detail::gemm_rows_packed(k, cols, mg, packed + g * packed_size, stored_rows, &rows, 0, col, cols);
+        for (int64_t s = 0; s < nb; ++s) {
+          float* xn = x + (n0 + s) * in;
+          if (pointwise_) {
+            for (int64_t c = 0; c < k; ++c)
+              std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
+            continue;
+          }
+          std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, 0.0f);
+          col2im(col + s * p, g, xn, 0, p, cols);
+        }
+      }
+    });
+  }
+}
+
+template <class T>
+const float* Conv2d<T>::packed_transposed(WeightSet set) const {
+  const auto slot = static_cast<size_t>(set);
+  if constexpr (std::is_same_v<T, float>) {
+    std::call_once(packed_t_once_[slot], [&] {
+      const int64_t mg = cout_ / group_, k = (cin_ / group_) * kd_ * kh_ * kw_;
+      const int64_t size = detail::sgemm_packed_size(k, mg);
+      packed_t_[slot].resize(static_cast<size_t>(size * group_));
+      const float* w = this->weights(set);
+      detail::parallel_for(group_, [&](int64_t g) {
+        detail::sgemm_pack_a_transposed(k, mg, w + g * mg * k, k, packed_t_[slot].data() + g * size);
+      });
+    });
+  }
+  return packed_t_[slot].data();
 }
 
 template <class T>

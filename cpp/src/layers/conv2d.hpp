@@ -20,6 +20,10 @@ class Conv2d final : public LinearLayer<T> {
 
   void apply(const T* x, int64_t batch, const T* w, T* y) const override;
   void apply_transposed(const T* g, int64_t batch, const T* w, T* x) const override;
+  /// apply_transposed with weights(set); where its products have few columns (a deep layer's small output at a
+  /// small batch, float with dtd's kernel) W^T comes packed once per weight set (on first use) for the narrow
+  /// kernel: the same sums.
+  void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const override;
   void add_bias(const T* b, int64_t batch, T* y) const override;
   int64_t macs() const override { return macs_; }
   /// float with dtd's GEMM kernel (no 1x1 unpadded shortcut, >= 16 output channels per group): the forward and
@@ -52,6 +56,8 @@ class Conv2d final : public LinearLayer<T> {
   // layout, which the kernel would otherwise build again for every block of output positions (or read in place,
   // one cache line per step of its sum).
   const float* packed_weights(int stacked) const;
+  // weights(set)^T per group, packed once on first use (sgemm_pack_a_transposed): the transposed pass's A.
+  const float* packed_transposed(WeightSet set) const;
   // The largest w+ of each kernel, [Cout][Cin] (winograd_guard's bound).
   const float* winograd_positive_max() const;
 
@@ -76,6 +82,8 @@ class Conv2d final : public LinearLayer<T> {
   mutable std::once_flag winograd_once_[5];
   mutable std::vector<float> packed_[2];
   mutable std::once_flag packed_once_[2];
+  mutable std::vector<float> packed_t_[5];  // by WeightSet
+  mutable std::once_flag packed_t_once_[5];
 };
 
 }  // namespace dtd
