@@ -98,6 +98,16 @@ inline void gemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packe
   });
 }
 
+/// gemm_rows_packed for n <= sgemm_narrow_columns(), also C_pos = max(A, 0) B (sgemm_rows_packed_positive).
+inline void gemm_rows_packed_positive(int64_t m, int64_t n, int64_t k, const float* packed, BRows b_rows,
+                                      const void* context, int64_t col0, float* c, int64_t ldc, float* c_pos,
+                                      int64_t ldc_pos) {
+  sgemm_shares(m, n, 2 * m * n * k >= 2 * kParallelWork, [&](int64_t i0, int64_t h, int64_t j0, int64_t w) {
+    sgemm_rows_packed_positive(h, w, k, packed, m, i0, b_rows, context, col0 + j0, c + i0 * ldc + j0, ldc,
+                               c_pos + i0 * ldc_pos + j0, ldc_pos);
+  });
+}
+
 /// Products with at least this many and fewer than 32 rows run transposed in dtd's kernel (gemm_tiled).
 constexpr int64_t kFewRows = 4;
 constexpr int64_t kFewRowsOperand = int64_t{1} << 20;  // elements of op(B), at least

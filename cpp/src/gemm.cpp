@@ -38,15 +38,12 @@ struct Simd {
   static Reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
-  // The narrow kernel's rows in the lanes: two 8-row panels (lanes 0-7 from p0, 8-15 from p1), or `valid` rows of
-  // a column of op(A) read in place (the lanes past them zero, their memory not touched).
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }  // b where neither is greater (0, -0; NaN)
+  // The narrow kernel's rows in the lanes: two 8-row panels, lanes 0-7 from p0, 8-15 from p1.
   static constexpr int kRowsPerVector = 16;
   static Reg load_panels(const float* p0, const float* p1) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p0)), _mm256_loadu_ps(p1), 1);
   }
-  using Mask = __mmask16;
-  static Mask mask(int64_t valid) { return static_cast<Mask>((1u << valid) - 1u); }
-  static Reg load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
 };
 
 // 8 x (2 vectors) accumulators (16 of the 32 registers), the B row in two more, A's element broadcast from memory.
@@ -70,15 +67,12 @@ struct Simd {
   static Reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
-  // The narrow kernel's rows in the lanes: one 6-row panel (lanes 6 and 7 zero), or `valid` (<= 6) rows of a
-  // column of op(A) read in place (the lanes past them zero, their memory not touched).
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }  // b where neither is greater (0, -0; NaN)
+  // The narrow kernel's rows in the lanes: one 6-row panel, lanes 6 and 7 zero.
   static constexpr int kRowsPerVector = 6;
-  using Mask = __m256i;
-  static Mask mask(int64_t valid) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  static Reg load_panels(const float* p0, const float*) {
+    return _mm256_maskload_ps(p0, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0));
   }
-  static Reg load_panels(const float* p0, const float*) { return _mm256_maskload_ps(p0, mask(6)); }
-  static Reg load_masked(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
 };
 
 // 6 x (2 vectors) accumulators: 12 registers, enough independent FMA chains to hide the FMA latency on two ports.
@@ -158,122 +152,124 @@ void tile(int64_t kc, const float* const* rows, int64_t cs, bool packed, const f
 }
 
 // The narrow kernel, for products with few columns (n <= kNarrowColumns: a deep layer's 4x4 or 2x2 output at batch
-// 1, where a kNR-wide tile would leave 12 or 28 of its 32 columns empty): the rows of C in the vector lanes and B's
-// elements broadcast. A tile is RV vectors of rows (RV * Simd::kRowsPerVector rows) by NCOL columns. op(A)'s rows
-// come from packed panels (kPacked: src[q] is the tile's q-th panel of kMR rows, element (r, p) at [p * kMR + r])
-// or from A^T read in place (src[v] + p * lda holds the kRowsPerVector rows of vector v at depth p, masks[v] says
-// how many there are). bp: B's block as pack_b lays out one panel (element (p, j) at [p * kNR + j]).
+// 1, where a kNR-wide tile would leave 12 or 28 of its 32 columns empty), over A packed once: the rows of C in the
+// vector lanes and B's elements broadcast. A tile is RV vectors of rows (RV * Simd::kRowsPerVector rows) by NCOL
+// columns; panels[q] is the tile's q-th panel of kMR rows (element (r, p) at [p * kMR + r]); bp: B's block as
+// pack_b lays out one panel (element (p, j) at [p * kNR + j]). kTwin: also c2 = max(A, 0) B, from the same loads
+// (z+'s denominator next to the forward: the weights stream once, not as [w; w+]).
 // Each C element gets micro_kernel's FMA sequence (a chain over the block's depth from zero, then added to C's old
-// value when `accumulate`), so its value does not depend on which of the two kernels computed it.
-template <int NCOL, int RV, bool kPacked>
-void narrow_kernel(int64_t kc, const float* const* src, int64_t lda, const Simd::Mask* masks, const float* bp, float* c,
-                   int64_t ldc, bool accumulate, int64_t mr) {
+// value when `accumulate`), so its value does not depend on which of the two kernels computed it; max(0, a) is
+// std::max(a, 0) bit for bit (-0 and NaN kept), so c2 equals the product over packed w+.
+template <int NCOL, int RV, bool kTwin>
+void narrow_kernel(int64_t kc, const float* const* panels, const float* bp, float* c, int64_t ldc, float* c2,
+                   int64_t ldc2, bool accumulate, int64_t mr) {
   constexpr int kRows = Simd::kRowsPerVector, kPanels = kRows / kMR;  // panels per vector: 2 (AVX-512), 1 (AVX2)
-  Simd::Reg acc[RV][NCOL];
+  constexpr int kSets = kTwin ? 2 : 1;
+  Simd::Reg acc[kSets][RV][NCOL];
+#pragma GCC unroll 2
+  for (int t = 0; t < kSets; ++t)
 #pragma GCC unroll 8
-  for (int v = 0; v < RV; ++v)
+    for (int v = 0; v < RV; ++v)
 #pragma GCC unroll 8
-    for (int j = 0; j < NCOL; ++j) acc[v][j] = Simd::zero();
+      for (int j = 0; j < NCOL; ++j) acc[t][v][j] = Simd::zero();
   for (int64_t p = 0; p < kc; ++p) {
-    Simd::Reg a[RV];
+    Simd::Reg a[kSets][RV];
 #pragma GCC unroll 8
     for (int v = 0; v < RV; ++v) {
-      if constexpr (kPacked)
-        a[v] = Simd::load_panels(src[v * kPanels] + p * kMR, src[v * kPanels + kPanels - 1] + p * kMR);
-      else
-        a[v] = Simd::load_masked(src[v] + p * lda, masks[v]);
+      a[0][v] = Simd::load_panels(panels[v * kPanels] + p * kMR, panels[v * kPanels + kPanels - 1] + p * kMR);
+      if constexpr (kTwin) a[kSets - 1][v] = Simd::max(Simd::zero(), a[0][v]);
     }
 #pragma GCC unroll 8
     for (int j = 0; j < NCOL; ++j) {
       const Simd::Reg b = Simd::broadcast(bp + p * kNR + j);
+#pragma GCC unroll 2
+      for (int t = 0; t < kSets; ++t)
 #pragma GCC unroll 8
-      for (int v = 0; v < RV; ++v) acc[v][j] = Simd::fma(a[v], b, acc[v][j]);
+        for (int v = 0; v < RV; ++v) acc[t][v][j] = Simd::fma(a[t][v], b, acc[t][v][j]);
     }
   }
   alignas(64) float lanes[Simd::kLanes];
-  for (int v = 0; v < RV; ++v) {
-    const int64_t rows = std::min<int64_t>(kRows, mr - v * kRows);
-    for (int j = 0; j < NCOL; ++j) {
-      Simd::store(lanes, acc[v][j]);
-      for (int64_t l = 0; l < rows; ++l) {
-        float& e = c[(v * kRows + l) * ldc + j];
-        e = accumulate ? e + lanes[l] : lanes[l];
+  for (int t = 0; t < kSets; ++t) {
+    float* dst = t == 0 ? c : c2;
+    const int64_t ld = t == 0 ? ldc : ldc2;
+    for (int v = 0; v < RV; ++v) {
+      const int64_t rows = std::min<int64_t>(kRows, mr - v * kRows);
+      for (int j = 0; j < NCOL; ++j) {
+        Simd::store(lanes, acc[t][v][j]);
+        for (int64_t l = 0; l < rows; ++l) {
+          float& e = dst[(v * kRows + l) * ld + j];
+          e = accumulate ? e + lanes[l] : lanes[l];
+        }
       }
     }
   }
 }
 
 // Vectors of rows per narrow tile for NCOL columns: enough independent sums to keep both FMA pipes busy, within the
-// registers (32 for AVX-512, 16 for AVX2).
-template <int NCOL>
+// registers (32 for AVX-512, 16 for AVX2); the twin kernel holds two sets of sums.
+template <int NCOL, bool kTwin>
 constexpr int narrow_vectors() {
 #ifdef DTD_SGEMM_AVX512
-  return NCOL >= 5 ? 2 : 4;
+  return kTwin ? (NCOL >= 5 ? 1 : 2) : (NCOL >= 5 ? 2 : 4);
 #else
-  return NCOL >= 3 ? 2 : 4;
+  return kTwin ? (NCOL >= 3 ? 1 : 2) : (NCOL >= 3 ? 2 : 4);
 #endif
 }
 
-// C[mc, n] (row stride ldc) = op(A)'s rows [0, mc) of this depth block times bp (n <= kNarrowColumns columns) with
-// the narrow kernel: the columns in groups of at most kNarrowGroup, of even sizes; in each group, tiles of rows. A
-// is packed (ap: the block's panels of kMR x kc) or, when ap is null, A^T in place (`at`: element (i, p) of op(A)
-// at at[p * lda + i]).
-template <int NCOL>
-void narrow_group(int64_t kc, const float* ap, const float* at, int64_t lda, int64_t mc, const float* bp, float* c,
-                  int64_t ldc, bool accumulate) {
-  constexpr int RV = narrow_vectors<NCOL>();
-  constexpr int64_t kRows = Simd::kRowsPerVector, kTileRows = RV * kRows;
+// C[mc, NCOL] (row stride ldc) = the block's panels ap (kMR x kc each) times bp, in tiles of rows (and c2 with
+// max(A, 0) for kTwin).
+template <int NCOL, bool kTwin>
+void narrow_group(int64_t kc, const float* ap, int64_t mc, const float* bp, float* c, int64_t ldc, float* c2,
+                  int64_t ldc2, bool accumulate) {
+  constexpr int RV = narrow_vectors<NCOL, kTwin>();
+  constexpr int64_t kTilePanels = RV * (Simd::kRowsPerVector / kMR), kTileRows = kTilePanels * kMR;
   const int64_t last_panel = (mc - 1) / kMR;
   for (int64_t i = 0; i < mc; i += kTileRows) {
-    const int64_t mr = std::min(kTileRows, mc - i);
-    if (ap != nullptr) {
-      const float* panels[RV * (kRows / kMR)];
-      for (int64_t q = 0; q < RV * (kRows / kMR); ++q)  // panels past the block repeat its last one (discarded)
-        panels[q] = ap + std::min(i / kMR + q, last_panel) * kMR * kc;
-      narrow_kernel<NCOL, RV, true>(kc, panels, 0, nullptr, bp, c + i * ldc, ldc, accumulate, mr);
-    } else {
-      const float* cols[RV];
-      Simd::Mask masks[RV];
-      for (int64_t v = 0; v < RV; ++v) {
-        const int64_t valid = std::clamp<int64_t>(mr - v * kRows, 0, kRows);
-        cols[v] = valid > 0 ? at + i + v * kRows : at;  // nothing is read where no row is valid
-        masks[v] = Simd::mask(valid);
-      }
-      narrow_kernel<NCOL, RV, false>(kc, cols, lda, masks, bp, c + i * ldc, ldc, accumulate, mr);
-    }
+    const float* panels[kTilePanels];
+    for (int64_t q = 0; q < kTilePanels; ++q)  // panels past the block repeat its last one (their rows discarded)
+      panels[q] = ap + std::min(i / kMR + q, last_panel) * kMR * kc;
+    narrow_kernel<NCOL, RV, kTwin>(kc, panels, bp, c + i * ldc, ldc, kTwin ? c2 + i * ldc2 : nullptr, ldc2, accumulate,
+                                   std::min(kTileRows, mc - i));
+  }
+}
+
+template <bool kTwin>
+void narrow_dispatch(int64_t width, int64_t kc, const float* ap, int64_t mc, const float* bp, float* c, int64_t ldc,
+                     float* c2, int64_t ldc2, bool accumulate) {
+  switch (width) {
+#define DTD_NARROW_CASE(W) \
+  case W: return narrow_group<W, kTwin>(kc, ap, mc, bp, c, ldc, c2, ldc2, accumulate);
+    DTD_NARROW_CASE(1)
+    DTD_NARROW_CASE(2)
+    DTD_NARROW_CASE(3)
+    DTD_NARROW_CASE(4)
+    DTD_NARROW_CASE(5)
+    DTD_NARROW_CASE(6)
+#ifdef DTD_SGEMM_AVX512
+    DTD_NARROW_CASE(7)
+    DTD_NARROW_CASE(8)
+#endif
+#undef DTD_NARROW_CASE
+    default: throw std::logic_error("dtd::detail::sgemm: narrow column group of an unexpected width");
   }
 }
 
 // The narrow kernel over one block: rows in chunks of kNarrowChunk (a chunk of A stays in L1 or L2 while every
 // column group reads it: A streams from memory once), and in each chunk the columns in groups of at most
-// kNarrowGroup, of even sizes.
-void narrow_block(int64_t kc, const float* ap, const float* at, int64_t lda, int64_t mc, const float* bp, int64_t n,
-                  float* c, int64_t ldc, bool accumulate) {
+// kNarrowGroup, of even sizes. c2 (may be null): also max(A, 0) B there.
+void narrow_block(int64_t kc, const float* ap, int64_t mc, const float* bp, int64_t n, float* c, int64_t ldc, float* c2,
+                  int64_t ldc2, bool accumulate) {
   const int64_t groups = (n + kNarrowGroup - 1) / kNarrowGroup;
   for (int64_t i = 0; i < mc; i += kNarrowChunk) {
     const int64_t rows = std::min(kNarrowChunk, mc - i);
-    const float* api = ap != nullptr ? ap + i * kc : nullptr;  // chunks start at a panel: kNarrowChunk % kMR == 0
-    const float* ati = at != nullptr ? at + i : nullptr;
+    const float* api = ap + i * kc;  // chunks start at a panel: kNarrowChunk % kMR == 0
     for (int64_t g = 0, j0 = 0; g < groups; ++g) {
       const int64_t width = n / groups + (g < n % groups ? 1 : 0);
-      const float* b = bp + j0;
-      float* cg = c + i * ldc + j0;
-      switch (width) {
-#define DTD_NARROW_CASE(W) \
-  case W: narrow_group<W>(kc, api, ati, lda, rows, b, cg, ldc, accumulate); break;
-        DTD_NARROW_CASE(1)
-        DTD_NARROW_CASE(2)
-        DTD_NARROW_CASE(3)
-        DTD_NARROW_CASE(4)
-        DTD_NARROW_CASE(5)
-        DTD_NARROW_CASE(6)
-#ifdef DTD_SGEMM_AVX512
-        DTD_NARROW_CASE(7)
-        DTD_NARROW_CASE(8)
-#endif
-#undef DTD_NARROW_CASE
-        default: throw std::logic_error("dtd::detail::sgemm: narrow column group of an unexpected width");
-      }
+      if (c2 != nullptr)
+        narrow_dispatch<true>(width, kc, api, rows, bp + j0, c + i * ldc + j0, ldc, c2 + i * ldc2 + j0, ldc2,
+                              accumulate);
+      else
+        narrow_dispatch<false>(width, kc, api, rows, bp + j0, c + i * ldc + j0, ldc, nullptr, 0, accumulate);
       j0 += width;
     }
   }
@@ -379,11 +375,15 @@ int64_t sgemm_tile_columns() {
 namespace {
 
 // The loops of sgemm over any source of B: pack_block(p0, kc, j0, nc, dst) writes B's block in panels.
+// c2 (narrow products only, may be null): also C2 = max(op(A), 0) op(B) there, row stride ldc2.
 template <class PackB>
-void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pack_block, float* c, int64_t ldc) {
+void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pack_block, float* c, int64_t ldc,
+                 float* c2 = nullptr, int64_t ldc2 = 0) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    if (c2 != nullptr)
+      for (int64_t i = 0; i < m; ++i) std::fill(c2 + i * ldc2, c2 + i * ldc2 + n, 0.0f);
     return;
   }
   thread_local std::vector<float> a_pack, b_pack;
@@ -396,6 +396,7 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
   // A^T packed then the narrow kernel 0.69 ms, micro_kernel over A^T in place 0.69 ms; packed once, 0.22 ms).
   const bool narrow = n <= kNarrowColumns && prepacked;
   const bool pack = prepacked || n > kDirectColumns;
+  if (c2 != nullptr && !narrow) throw std::logic_error("dtd::detail::sgemm: a twin product that is not narrow");
   if (pack && !prepacked && a_pack.size() < static_cast<size_t>(kMC * kKC))
     a_pack.resize(static_cast<size_t>(kMC * kKC));
   if (b_pack.size() < static_cast<size_t>(kKC * nc_max)) b_pack.resize(static_cast<size_t>(kKC * nc_max));
@@ -412,8 +413,8 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
         const float* ap = prepacked ? op.packed + pc * op.panel_rows + (op.row0 + ic) * kc : a_pack.data();
         if (pack && !prepacked) pack_a(op, ic, mc, pc, kc, a_pack.data());
         if (narrow) {
-          narrow_block(kc, pack ? ap : nullptr, pack ? nullptr : op.a + pc * op.lda + ic, op.lda, mc, b_pack.data(), nc,
-                       c + ic * ldc + jc, ldc, accumulate);
+          narrow_block(kc, ap, mc, b_pack.data(), nc, c + ic * ldc + jc, ldc,
+                       c2 != nullptr ? c2 + ic * ldc2 + jc : nullptr, ldc2, accumulate);
           continue;
         }
         for (int64_t jr = 0; jr < nc; jr += kNR) {
@@ -448,7 +449,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
 namespace {
 
 void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_rows, const void* context, int64_t col0,
-                float* c, int64_t ldc) {
+                float* c, int64_t ldc, float* c2 = nullptr, int64_t ldc2 = 0) {
   thread_local std::vector<float> row;
   if (row.size() < static_cast<size_t>(kNC)) row.resize(static_cast<size_t>(kNC));
   sgemm_loops(
@@ -462,7 +463,7 @@ void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_row
           }
         }
       },
-      c, ldc);
+      c, ldc, c2, ldc2);
 }
 
 }  // namespace
@@ -497,6 +498,16 @@ void sgemm_pack_a_transposed(int64_t m, int64_t k, const float* a, int64_t lda, 
 
 int64_t sgemm_narrow_columns() {
   return kNarrowColumns;
+}
+
+void sgemm_rows_packed_positive(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,
+                                BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc, float* c_pos,
+                                int64_t ldc_pos) {
+  if (row0 % kMR != 0 || row0 + m > m_total || n > kNarrowColumns)
+    throw std::logic_error("dtd::detail::sgemm_rows_packed_positive: rows outside the packed A or too many columns");
+  AOperand op{false, nullptr, 0};
+  op.packed = packed, op.panel_rows = (m_total + kMR - 1) / kMR * kMR, op.row0 = row0;
+  rows_loops(op, m, n, k, b_rows, context, col0, c, ldc, c_pos, ldc_pos);
 }
 
 void sgemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,
@@ -549,6 +560,11 @@ void sgemm_pack_a_transposed(int64_t, int64_t, const float*, int64_t, float*) {
 
 int64_t sgemm_narrow_columns() {
   return 0;
+}
+
+void sgemm_rows_packed_positive(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, BRows, const void*, int64_t,
+                                float*, int64_t, float*, int64_t) {
+  throw std::logic_error("dtd::detail::sgemm_rows_packed_positive: this build has no micro-kernel");
 }
 
 void sgemm_rows_packed(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, BRows, const void*, int64_t, float*,

@@ -51,6 +51,13 @@ void sgemm_pack_a_transposed(int64_t m, int64_t k, const float* a, int64_t lda, 
 /// packed (sgemm_rows_packed): a tile of full width would leave most of its columns empty. The same sums.
 int64_t sgemm_narrow_columns();
 
+/// sgemm_rows_packed for n <= sgemm_narrow_columns(), also writing C_pos = max(A, 0) B (row stride ldc_pos) from
+/// the same pass over A: bit for bit the product over A's positive part packed apart (z+'s denominator beside the
+/// forward, the weights read once).
+void sgemm_rows_packed_positive(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,
+                                BRows b_rows, const void* context, int64_t col0, float* c, int64_t ldc, float* c_pos,
+                                int64_t ldc_pos);
+
 /// sgemm_rows (A not transposed) with A given packed (sgemm_pack_a of all `m_total` rows): C gets rows
 /// [row0, row0 + m) of the product, row0 a multiple of sgemm_tile_rows(). The same sums as sgemm_rows.
 void sgemm_rows_packed(int64_t m, int64_t n, int64_t k, const float* packed, int64_t m_total, int64_t row0,

@@ -190,6 +190,7 @@ void test_narrow() {
       for (int64_t n = 1; n <= widest; n += (m > 64 && k > 256 ? 4 : 1)) {
         std::vector<float> a(static_cast<size_t>(m * k)), at(a.size()), b(static_cast<size_t>(k * n));
         for (float& v : a) v = d(rng);
+        for (size_t i = 0; i < a.size(); i += 97) a[i] = -0.0f;  // std::max keeps -0: so must the twin
         for (float& v : b) v = d(rng);
         for (int64_t i = 0; i < m; ++i)
           for (int64_t p = 0; p < k; ++p) at[static_cast<size_t>(p * m + i)] = a[static_cast<size_t>(i * k + p)];
@@ -199,6 +200,9 @@ void test_narrow() {
         std::vector<float> packed(static_cast<size_t>(dtd::detail::sgemm_packed_size(m, k))), packed_t(packed.size());
         dtd::detail::sgemm_pack_a(m, m, k, a.data(), nullptr, k, packed.data());
         dtd::detail::sgemm_pack_a_transposed(m, k, at.data(), m, packed_t.data());
+        std::vector<float> a_pos(a.size()), packed_pos(packed.size());
+        for (size_t i = 0; i < a.size(); ++i) a_pos[i] = std::max(a[i], 0.0f);
+        dtd::detail::sgemm_pack_a(m, m, k, a_pos.data(), nullptr, k, packed_pos.data());
         const StoredRows rows{b.data(), n};
         const std::string what = "narrow " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
         check(want == want_t, what + ": sgemm over A and over A^T differ");
@@ -210,6 +214,16 @@ void test_narrow() {
           dtd::detail::gemm_rows_packed(m, n, k, packed_t.data(), stored_rows, &rows, 0, got_t.data(), n);
           check(got == want, what + ": packed A differs from sgemm, " + std::to_string(threads) + " thread(s)");
           check(got_t == want, what + ": packed A^T differs from sgemm, " + std::to_string(threads) + " thread(s)");
+          if (n <= dtd::detail::sgemm_narrow_columns()) {
+            // the twin product: C and max(A, 0) B from one pass, against the product over max(A, 0) packed apart
+            std::vector<float> twin(want.size(), 7.0f), twin_pos(want.size(), 7.0f), pos_want(want.size());
+            dtd::detail::gemm_rows_packed_positive(m, n, k, packed.data(), stored_rows, &rows, 0, twin.data(), n,
+                                                   twin_pos.data(), n);
+            dtd::detail::gemm_rows_packed(m, n, k, packed_pos.data(), stored_rows, &rows, 0, pos_want.data(), n);
+            check(twin == want, what + ": twin C differs from sgemm, " + std::to_string(threads) + " thread(s)");
+            check(twin_pos == pos_want, what + ": twin max(A, 0) B differs from its packed product, " +
+                                            std::to_string(threads) + " thread(s)");
+          }
         }
         omp_set_num_threads(saved);
       }

@@ -346,7 +346,11 @@ bool Conv2d<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const
         // its first mg rows go to y, the others to z. Each element is summed as apply sums it (gemm.hpp).
         auto product = [&](int64_t col0, int64_t width) {
           float* c = detail::scratch<float, 1>(static_cast<size_t>(2 * mg * width));
-          detail::gemm_rows_packed(2 * mg, width, k, packed + g * packed_size, patch_rows, &patches, col0, c, width);
+          if (width <= detail::sgemm_narrow_columns())  // few columns: w read once, w+ = max(w, 0) on the fly
+            detail::gemm_rows_packed_positive(mg, width, k, packed_weights(0) + g * detail::sgemm_packed_size(mg, k),
+                                              patch_rows, &patches, col0, c, width, c + mg * width, width);
+          else
+            detail::gemm_rows_packed(2 * mg, width, k, packed + g * packed_size, patch_rows, &patches, col0, c, width);
           for (int64_t j = 0; j < width;) {
             const int64_t col = col0 + j, s = col / p, pos = col % p, run = std::min(width - j, p - pos);
             for (int64_t m = 0; m < mg; ++m) {
