@@ -450,17 +450,30 @@ namespace {
 
 void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_rows, const void* context, int64_t col0,
                 float* c, int64_t ldc, float* c2 = nullptr, int64_t ldc2 = 0) {
-  thread_local std::vector<float> row;
-  if (row.size() < static_cast<size_t>(kNC)) row.resize(static_cast<size_t>(kNC));
+  constexpr int64_t kStaging =
+      1024;  // floats of rows staged between b_rows and the panels (4 KB; 16 KB measured slower)
+  thread_local std::vector<float> rows;
+  if (rows.size() < static_cast<size_t>(std::max(kNC, kStaging)))
+    rows.resize(static_cast<size_t>(std::max(kNC, kStaging)));
+  const bool narrow = n <= kNarrowColumns && op.packed != nullptr;  // as sgemm_loops decides
   sgemm_loops(
       op, m, n, k,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
-        for (int64_t p = 0; p < kc; ++p) {
-          b_rows(context, p0 + p, col0 + j0, nc, row.data());
-          for (int64_t jr = 0; jr < nc; jr += kNR) {
-            const int64_t nr = std::min(kNR, nc - jr);
-            panel_row(row.data() + jr, nr, dst + jr * kc + p * kNR);
-          }
+        if (nc <= kNR) {
+          // one panel: the rows go straight into it; the narrow kernel reads no column past nc, micro_kernel does
+          // (its results there discarded), so those are zeroed for it
+          b_rows(context, p0, kc, col0 + j0, nc, dst, kNR);
+          if (nc < kNR && !narrow)
+            for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * kNR + nc, dst + (p + 1) * kNR, 0.0f);
+          return;
+        }
+        const int64_t block = std::max<int64_t>(1, kStaging / nc);
+        for (int64_t p = 0; p < kc; p += block) {
+          const int64_t h = std::min(block, kc - p);
+          b_rows(context, p0 + p, h, col0 + j0, nc, rows.data(), nc);
+          for (int64_t r = 0; r < h; ++r)
+            for (int64_t jr = 0; jr < nc; jr += kNR)
+              panel_row(rows.data() + r * nc + jr, std::min(kNR, nc - jr), dst + jr * kc + (p + r) * kNR);
         }
       },
       c, ldc, c2, ldc2);

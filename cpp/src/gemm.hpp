@@ -25,8 +25,10 @@ int64_t sgemm_tile_columns();
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc);
 
-/// Writes row `p` of B, columns [j0, j0 + width), into `dst` (contiguous).
-using BRows = void (*)(const void* context, int64_t p, int64_t j0, int64_t width, float* dst);
+/// Writes rows [p0, p0 + rows) of B, columns [j0, j0 + width), into `dst`, row r at dst + r * ld: a block of rows
+/// per call, so that a producer such as an implicit im2col works out where its rows start once, not for every row.
+using BRows = void (*)(const void* context, int64_t p0, int64_t rows, int64_t j0, int64_t width, float* dst,
+                       int64_t ld);
 
 /// sgemm with B's columns [col0, col0 + n) (k rows) produced row by row by `b_rows` straight into the packed panels
 /// (an implicit im2col: a convolution's patch matrix is never stored). The same sums as sgemm over the stored B.

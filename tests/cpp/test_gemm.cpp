@@ -135,9 +135,10 @@ struct StoredRows {
   int64_t ldb;
 };
 
-void stored_rows(const void* context, int64_t p, int64_t j0, int64_t width, float* dst) {
+void stored_rows(const void* context, int64_t p0, int64_t rows, int64_t j0, int64_t width, float* dst, int64_t ld) {
   const auto& s = *static_cast<const StoredRows*>(context);
-  std::copy(s.b + p * s.ldb + j0, s.b + p * s.ldb + j0 + width, dst);
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(s.b + (p0 + r) * s.ldb + j0, s.b + (p0 + r) * s.ldb + j0 + width, dst + r * ld);
 }
 
 // [A_top; A_below] packed once from its two blocks (sgemm_pack_a, no stored stack) and multiplied by

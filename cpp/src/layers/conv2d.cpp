@@ -79,11 +79,10 @@ inline void copy_run(const T* s, int64_t n, T* d) {
 }
 
 // dst[q] = xc[oz * sd - pf + kz * dd, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] (0 outside the input) for the
-// output positions (oz * OH + oy) * OW + ox = p0 + q, q < width: row (kz, ki, kj) of channel xc's patch matrix.
+// output positions that follow (oz, oy, ox) in order, q < width: row (kz, ki, kj) of channel xc's patch matrix.
 template <class T>
-void patch_row(const PatchGeometry& g, const T* xc, int64_t kz, int64_t ki, int64_t kj, int64_t p0, int64_t width,
-               T* dst) {
-  int64_t oz = p0 / g.ow / g.oh, oy = (p0 / g.ow) % g.oh, ox = p0 % g.ow;
+void patch_row_at(const PatchGeometry& g, const T* xc, int64_t kz, int64_t ki, int64_t kj, int64_t oz, int64_t oy,
+                  int64_t ox, int64_t width, T* dst) {
   for (int64_t q = 0; q < width;) {
     const int64_t run = std::min(width - q, g.ow - ox);  // the rest of this output row
     const int64_t iz = oz * g.stride_d - g.pad_f + kz * g.dil_d;
@@ -113,6 +112,14 @@ void patch_row(const PatchGeometry& g, const T* xc, int64_t kz, int64_t ki, int6
   }
 }
 
+// dst[q] = xc[oz * sd - pf + kz * dd, oy * sh - pt + ki * dh, ox * sw - pl + kj * dw] for the output positions
+// p0 + q, q < width (see patch_row_at).
+template <class T>
+void patch_row(const PatchGeometry& g, const T* xc, int64_t kz, int64_t ki, int64_t kj, int64_t p0, int64_t width,
+               T* dst) {
+  patch_row_at(g, xc, kz, ki, kj, p0 / g.ow / g.oh, (p0 / g.ow) % g.oh, p0 % g.ow, width, dst);
+}
+
 // The patch matrix of one group over consecutive samples, its columns sample-major from the first sample's: row
 // (c, kz, ki, kj), column j is sample j / P, output position j % P. Fed to sgemm_rows.
 struct PatchRows {
@@ -121,16 +128,41 @@ struct PatchRows {
   int64_t channel0, sample_size, positions;  // group's first channel, C*D*H*W, OD*OH*OW
 };
 
-void patch_rows(const void* context, int64_t row, int64_t j0, int64_t width, float* dst) {
+// One sample's run of consecutive output positions among a block's columns.
+struct Run {
+  const float* x;      // the sample, the group's first channel
+  int64_t oz, oy, ox;  // the run's first output position
+  int64_t width, j;    // its length, its first column in the block
+};
+
+// Rows [row0, row0 + rows) of the patch matrix, columns [j0, j0 + width): where each sample's run of columns starts
+// is worked out once per call, and the rows' (c, kz, ki, kj) step along without divisions.
+void patch_rows(const void* context, int64_t row0, int64_t rows, int64_t j0, int64_t width, float* dst, int64_t ld) {
   const auto& s = *static_cast<const PatchRows*>(context);
-  const int64_t taps = s.g.kd * s.g.kh * s.g.kw, c = row / taps, tap = row % taps;
-  const int64_t kz = tap / (s.g.kh * s.g.kw), ki = (tap / s.g.kw) % s.g.kh, kj = tap % s.g.kw;
+  const PatchGeometry& g = s.g;
+  const int64_t plane = g.d * g.h * g.w;
+  thread_local std::vector<Run> runs;
+  runs.clear();
   for (int64_t j = 0; j < width;) {
     const int64_t col = j0 + j, sample = col / s.positions, pos = col % s.positions;
     const int64_t run = std::min(width - j, s.positions - pos);
-    patch_row(s.g, s.x + sample * s.sample_size + (s.channel0 + c) * s.g.d * s.g.h * s.g.w, kz, ki, kj, pos, run,
-              dst + j);
+    runs.push_back({s.x + sample * s.sample_size + s.channel0 * plane, pos / g.ow / g.oh, (pos / g.ow) % g.oh,
+                    pos % g.ow, run, j});
     j += run;
+  }
+  const int64_t taps = g.kd * g.kh * g.kw;
+  int64_t c = row0 / taps, tap = row0 % taps;
+  int64_t kz = tap / (g.kh * g.kw), ki = (tap / g.kw) % g.kh, kj = tap % g.kw;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (const Run& u : runs)
+      patch_row_at(g, u.x + c * plane, kz, ki, kj, u.oz, u.oy, u.ox, u.width, dst + r * ld + u.j);
+    if (++kj == g.kw) {
+      kj = 0;
+      if (++ki == g.kh) {
+        ki = 0;
+        if (++kz == g.kd) kz = 0, ++c;
+      }
+    }
   }
 }
 
@@ -140,9 +172,12 @@ struct StoredRows {
   int64_t ld;
 };
 
-void stored_rows(const void* context, int64_t row, int64_t j0, int64_t width, float* dst) {
+void stored_rows(const void* context, int64_t row0, int64_t rows, int64_t j0, int64_t width, float* dst, int64_t ld) {
   const auto& s = *static_cast<const StoredRows*>(context);
-  std::copy(s.b + row * s.ld + j0, s.b + row * s.ld + j0 + width, dst);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = s.b + (row0 + r) * s.ld + j0;
+    std::copy(src, src + width, dst + r * ld);
+  }
 }
 
 // f(n0, nb) for the chunks of nb_max samples (the last one shorter). The chunks run in parallel, one per thread at a
