@@ -207,8 +207,12 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
       // R_i = a_i (W^T s)_i - l_i (W+^T s)_i - h_i (W-^T s)_i = (a_i - l_i) (W+^T s)_i + (a_i - h_i) (W-^T s)_i,
       // since W = W+ + W-: two transposed products instead of three.
       Buffer<T> c(a.data.size());
-      transposed(s.data(), WeightSet::positive, rin, nullptr);
-      transposed(s.data(), WeightSet::negative, c.data(), nullptr);
+      if (winograd) {
+        transposed(s.data(), WeightSet::positive, rin, nullptr);
+        transposed(s.data(), WeightSet::negative, c.data(), nullptr);
+      } else {
+        apply_transposed_signed(s.data(), n, rin, c.data());
+      }
       detail::parallel_blocks(n * ni, [&](int64_t i0, int64_t i1) {
         for (int64_t j = i0, b = i0 % ni; j < i1; ++j, b = b + 1 == ni ? 0 : b + 1) {
           const T aj = a.ptr()[j];

@@ -104,6 +104,12 @@ class LinearLayer : public Layer<T> {
   virtual void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
     apply_transposed(g, batch, weights(set), x);
   }
+  /// x_pos = w+^T (*) g and x_neg = w-^T (*) g (z^beta's two transposed products); a layer may make both in one
+  /// sweep over w.
+  virtual void apply_transposed_signed(const T* g, int64_t batch, T* x_pos, T* x_neg) const {
+    apply_transposed_set(g, batch, WeightSet::positive, x_pos);
+    apply_transposed_set(g, batch, WeightSet::negative, x_neg);
+  }
   /// y = x (*) w and z = x (*) w+ in one sweep over the weights, where the layer has such a path for this batch
   /// (returns false otherwise, y and z untouched).
   virtual bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const {

@@ -90,37 +90,57 @@ bool Dense<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const 
 template <class T>
 void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
   if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_transposed_set(g, batch, set, x);
-  const T* w = this->weights(WeightSet::plain);
   const bool positive = set == WeightSet::positive;
+  transposed_sweep(g, batch, positive ? x : nullptr, positive ? nullptr : x);
+}
+
+template <class T>
+void Dense<T>::apply_transposed_signed(const T* g, int64_t batch, T* x_pos, T* x_neg) const {
+  if (batch * rows_ > kOnTheFlyRows) return LinearLayer<T>::apply_transposed_signed(g, batch, x_pos, x_neg);
+  transposed_sweep(g, batch, x_pos, x_neg);
+}
+
+template <class T>
+void Dense<T>::transposed_sweep(const T* g, int64_t batch, T* x_pos, T* x_neg) const {
+  const T* w = this->weights(WeightSet::plain);
   const int64_t rows = batch * rows_;
   // Whole rows of w (streamed as the forward pass streams them) in a fixed number of parts, each summed into its
   // own partial x; the partials are then added in order, so the sums do not depend on the thread count.
   constexpr int64_t kParts = 8;
   const int64_t per = (out_ + kParts - 1) / kParts, size = rows * in_;
-  Buffer<T> partial(static_cast<size_t>(kParts * size));
-  detail::parallel_for(kParts, [&](int64_t part) {
-    T* xp = partial.data() + part * size;
-    std::fill(xp, xp + size, T(0));
-    for (int64_t j = part * per; j < std::min(out_, (part + 1) * per); ++j) {
-      const Eigen::Map<const Row<T>> wj(w + j * in_, in_);
-      for (int64_t r = 0; r < rows; ++r) {
-        const T gj = g[r * out_ + j];
-        if (gj == T(0)) continue;  // units without relevance (dead or not explained) cost nothing
-        Eigen::Map<Row<T>> xr(xp + r * in_, in_);
-        if (positive)
-          xr += wj.max(T(0)) * gj;
-        else
-          xr += wj.min(T(0)) * gj;
+  const int64_t outputs = (x_pos != nullptr ? 1 : 0) + (x_neg != nullptr ? 1 : 0);
+  Buffer<T> partial(static_cast<size_t>(kParts * outputs * size));
+  T* pos = x_pos != nullptr ? partial.data() : nullptr;
+  T* neg = x_neg != nullptr ? partial.data() + (outputs - 1) * kParts * size : nullptr;
+  detail::parallel_for(
+      kParts,
+      [&](int64_t part) {
+        T* xp = pos != nullptr ? pos + part * size : nullptr;
+        T* xn = neg != nullptr ? neg + part * size : nullptr;
+        if (xp != nullptr) std::fill(xp, xp + size, T(0));
+        if (xn != nullptr) std::fill(xn, xn + size, T(0));
+        for (int64_t j = part * per; j < std::min(out_, (part + 1) * per); ++j) {
+          const Eigen::Map<const Row<T>> wj(w + j * in_, in_);
+          for (int64_t r = 0; r < rows; ++r) {
+            const T gj = g[r * out_ + j];
+            if (gj == T(0)) continue;  // units without relevance (dead or not explained) cost nothing
+            if (xp != nullptr) Eigen::Map<Row<T>>(xp + r * in_, in_) += wj.max(T(0)) * gj;
+            if (xn != nullptr) Eigen::Map<Row<T>>(xn + r * in_, in_) += wj.min(T(0)) * gj;
+          }
+        }
+      },
+      this->weight_count() >= kOnTheFlyWeights);
+  for (T* p : {pos, neg}) {
+    if (p == nullptr) continue;
+    T* x = p == pos ? x_pos : x_neg;
+    detail::parallel_blocks(size, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        T sum = p[static_cast<size_t>(i)];
+        for (int64_t part = 1; part < kParts; ++part) sum += p[static_cast<size_t>(part * size + i)];
+        x[i] = sum;
       }
-    }
-  });
-  detail::parallel_blocks(size, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      T sum = partial[static_cast<size_t>(i)];
-      for (int64_t part = 1; part < kParts; ++part) sum += partial[static_cast<size_t>(part * size + i)];
-      x[i] = sum;
-    }
-  });
+    });
+  }
 }
 
 template class Dense<float>;

@@ -18,6 +18,9 @@ class Dense final : public LinearLayer<T> {
   /// this costs nothing and saves storing a second copy of the largest weights.
   void apply_set(const T* x, int64_t batch, WeightSet set, T* y) const override;
   void apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const override;
+  /// At small batch, one sweep over w for both (any size: it reads w once instead of w+ and w-, and skips the
+  /// units without relevance).
+  void apply_transposed_signed(const T* g, int64_t batch, T* x_pos, T* x_neg) const override;
   bool fused_positive(int64_t batch) const override { return on_the_fly(WeightSet::positive, batch); }
   bool apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
   int64_t macs() const override { return macs_; }
@@ -28,6 +31,9 @@ class Dense final : public LinearLayer<T> {
   // units: each task streams whole rows of w.
   template <class F>
   void for_each_unit(const T* x, int64_t batch, F&& f) const;
+  // x_pos = w+^T g and/or x_neg = w-^T g (either may be null) from w, streamed row by row in kParts fixed parts
+  // (in parallel where w is large), units with g = 0 skipped.
+  void transposed_sweep(const T* g, int64_t batch, T* x_pos, T* x_neg) const;
 
   static constexpr int64_t kOnTheFlyWeights = int64_t{1} << 20;  // weights at least
   static constexpr int64_t kOnTheFlyRows = 4;                    // rows (batch x leading axes) at most
