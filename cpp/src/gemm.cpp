@@ -54,9 +54,13 @@ struct Simd {
 // shapes 14x32, 12x32, 10x32, 8x32, 8x48 and 6x64 measured the same within the noise (RESULTS.md, 2026-12-02).
 constexpr int64_t kMR = 8;
 constexpr int64_t kNV = 2;
-constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR floats = 32 KB) stays in L1
-constexpr int64_t kMC = 168;   // rows of a packed A block (kMC x kKC floats = 168 KB, in L2); a multiple of kMR
-constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+constexpr int64_t kKC = 256;  // depth of a packed block: a B micro-panel (kKC x kNR floats = 32 KB) stays in L1
+constexpr int64_t kMC = 168;  // rows of a packed A block (kMC x kKC floats = 168 KB, in L2); a multiple of kMR
+// Columns of a packed B block (384 KB, in L2 beside A's block; a multiple of kNR): with 3072 (3 MB) the panels just
+// packed were read back from L3. One core, sgemm_rows_packed: 64 x 3136 x 576 (ResNet's 56x56 convolutions)
+// 1.54-1.60 -> 1.16-1.18 ms, 128 x 12544 x 576 11.2-11.6 -> 9.8-10.0, 512 x 784 x 4608 16.7-17.0 -> 15.6-16.0,
+// 1024^3 and 512 x 392 x 4608 the same (256 measured like 384).
+constexpr int64_t kNC = 384;
 #else
 struct Simd {
   using Reg = __m256;
@@ -78,9 +82,12 @@ struct Simd {
 // 6 x (2 vectors) accumulators: 12 registers, enough independent FMA chains to hide the FMA latency on two ports.
 constexpr int64_t kMR = 6;
 constexpr int64_t kNV = 2;
-constexpr int64_t kKC = 256;   // depth of a packed block: a B micro-panel (kKC x kNR) stays in L1
-constexpr int64_t kMC = 120;   // rows of a packed A block (kMC x kKC floats = 120 KB, in L2); a multiple of kMR
-constexpr int64_t kNC = 3072;  // columns of a packed B block (3 MB, in L3); a multiple of kNR
+constexpr int64_t kKC = 256;  // depth of a packed block: a B micro-panel (kKC x kNR) stays in L1
+constexpr int64_t kMC = 120;  // rows of a packed A block (kMC x kKC floats = 120 KB, in L2); a multiple of kMR
+// Columns of a packed B block (256 KB, in L2 beside A's block, also where L2 is 512 KB; a multiple of kNR): the v3
+// build on the Zen 5 machine, 64 x 3136 x 576 3.18-3.21 -> 2.37-2.52 ms, 128 x 12544 x 576 20.0 -> 18.0-18.2,
+// 1024^3 18.1-18.3 -> 17.6-17.9 (3072: the panels read back from L3).
+constexpr int64_t kNC = 256;
 #endif
 constexpr int64_t kNR = kNV * Simd::kLanes;
 constexpr int64_t kDirectColumns = 256;  // up to this many columns, A is read in place, not packed
