@@ -224,6 +224,28 @@ def test_float32_matches_reference(key: str, cfg: str) -> None:
     assert rel_err(got, want) <= tol
 
 
+@functools.cache
+def deep_small() -> tuple[rn.Net, Any]:
+    """A CNN whose deep layers have 4x4 and 2x2 outputs and 32 to 40 channels (rn.EXTRA_CNN_GEOMETRIES)."""
+    net = rn.cnn(0, "deep_small")
+    return net, dtd.load(rn.to_onnx(net))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("n", [1, 5], ids=lambda n: f"batch{n}")
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_small_deep_outputs_match_reference(cfg: str, n: int, dtype: Any) -> None:
+    """Products of 4 to 20 columns (a deep layer's small output at a small batch), where float32 runs dtd's narrow
+    GEMM kernel over weights packed once, agree with the reference like every other net."""
+    net, model = deep_small()
+    got, want = run_both(net, model, cfg, n, 0, dtype)
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = TOL[dtype]
+    if dtype == np.float32 and cfg in ("epsilon", "gamma", "gamma_bias", "by_kind"):
+        tol = 1e-2  # as test_float32_matches_reference
+    assert rel_err(got, want) <= tol
+
+
 @pytest.mark.parametrize("bias", ["none", "zero", "nonpositive"])
 @pytest.mark.parametrize("cfg", ["zplus", "zbox_channel", "wsquare_all_bias", "gamma_bias", "epsilon"])
 @pytest.mark.parametrize("key", ["mlp", "cnn_depthwise", "resnet", "concat"])

@@ -465,8 +465,8 @@ namespace {
 
 void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_rows, const void* context, int64_t col0,
                 float* c, int64_t ldc, float* c2 = nullptr, int64_t ldc2 = 0) {
-  constexpr int64_t kStaging =
-      1024;  // floats of rows staged between b_rows and the panels (4 KB; 16 KB measured slower)
+  // floats of rows staged between b_rows and the panels (4 KB; 16 KB measured slower)
+  constexpr int64_t kStaging = 1024;
   thread_local std::vector<float> rows;
   if (rows.size() < static_cast<size_t>(std::max(kNC, kStaging)))
     rows.resize(static_cast<size_t>(std::max(kNC, kStaging)));

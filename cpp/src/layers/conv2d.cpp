@@ -372,7 +372,6 @@ bool Conv2d<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const
     const int64_t in = cin_ * d_ * h_ * w_;
     const PatchGeometry geo{d_,        h_,        w_,     oh_,    ow_,    kd_,    kh_,    kw_,   stride_d_,
                             stride_h_, stride_w_, dil_d_, dil_h_, dil_w_, pad_f_, pad_t_, pad_l_};
-    const float* packed = packed_weights(1);
     const int64_t packed_size = detail::sgemm_packed_size(2 * mg, k);
     for_each_chunk(batch, chunk(batch), [&](int64_t n0, int64_t nb) {
       for (int64_t g = 0; g < group_; ++g) {
@@ -381,11 +380,13 @@ bool Conv2d<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const
         // its first mg rows go to y, the others to z. Each element is summed as apply sums it (gemm.hpp).
         auto product = [&](int64_t col0, int64_t width) {
           float* c = detail::scratch<float, 1>(static_cast<size_t>(2 * mg * width));
-          if (width <= detail::sgemm_narrow_columns())  // few columns: w read once, w+ = max(w, 0) on the fly
+          // few columns: w read once, w+ = max(w, 0) on the fly (and no packed [w; w+] made for such a layer)
+          if (width <= detail::sgemm_narrow_columns())
             detail::gemm_rows_packed_positive(mg, width, k, packed_weights(0) + g * detail::sgemm_packed_size(mg, k),
                                               patch_rows, &patches, col0, c, width, c + mg * width, width);
           else
-            detail::gemm_rows_packed(2 * mg, width, k, packed + g * packed_size, patch_rows, &patches, col0, c, width);
+            detail::gemm_rows_packed(2 * mg, width, k, packed_weights(1) + g * packed_size, patch_rows, &patches, col0,
+                                     c, width);
           for (int64_t j = 0; j < width;) {
             const int64_t col = col0 + j, s = col / p, pos = col % p, run = std::min(width - j, p - pos);
             for (int64_t m = 0; m < mg; ++m) {
