@@ -101,6 +101,11 @@ constexpr int64_t kNarrowGroup = 6;
 constexpr int64_t kNarrowChunk = 48;
 #endif
 
+// Whether a product of n columns runs the narrow kernel (A packed once: packing per call costs more than it saves).
+constexpr bool narrow_product(int64_t n, bool prepacked) {
+  return prepacked && n <= kNarrowColumns;
+}
+
 // c[kMR x kNR] (row stride ldc) = A bp, plus c's old value when `accumulate`; bp: kc x kNR. A's element (r, p) is
 // rows[r][p * cs]: a packed panel (rows[r] = ap + r, cs = kMR) or op(A) read in place.
 template <int64_t CS>
@@ -409,7 +414,7 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
   // Few columns: the narrow kernel (rows in the lanes), where A comes packed once (sgemm_pack_a). A read in place
   // keeps micro_kernel: packing it for each call, A or A^T, cost more than the lanes it would save (512 x 4 x 4608:
   // A^T packed then the narrow kernel 0.69 ms, micro_kernel over A^T in place 0.69 ms; packed once, 0.22 ms).
-  const bool narrow = n <= kNarrowColumns && prepacked;
+  const bool narrow = narrow_product(n, prepacked);
   const bool pack = prepacked || n > kDirectColumns;
   if (c2 != nullptr && !narrow) throw std::logic_error("dtd::detail::sgemm: a twin product that is not narrow");
   if (pack && !prepacked && a_pack.size() < static_cast<size_t>(kMC * kKC))
@@ -470,7 +475,7 @@ void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_row
   thread_local std::vector<float> rows;
   if (rows.size() < static_cast<size_t>(std::max(kNC, kStaging)))
     rows.resize(static_cast<size_t>(std::max(kNC, kStaging)));
-  const bool narrow = n <= kNarrowColumns && op.packed != nullptr;  // as sgemm_loops decides
+  const bool narrow = narrow_product(n, op.packed != nullptr);
   sgemm_loops(
       op, m, n, k,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {

@@ -479,27 +479,36 @@ void Conv2d<T>::apply_transposed(const T* g_ptr, int64_t batch, const T* w, T* x
         col2im(buf, g, xn, 0, p, p);
         continue;
       }
-      // gathered gradient [mg, nb * p] -> col [k, nb * p] = W_g^T grad -> each sample's col2im.
-      T* grad = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
-      T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
-      for (int64_t s = 0; s < nb; ++s)
-        for (int64_t m = 0; m < mg; ++m) {
-          const T* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
-          std::copy(src, src + p, grad + m * cols + s * p);
-        }
-      detail::gemm(true, false, k, cols, mg, wg, grad, col);
-      for (int64_t s = 0; s < nb; ++s) {
-        T* xn = x + (n0 + s) * in;
-        if (pointwise_) {
-          for (int64_t c = 0; c < k; ++c)
-            std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
-          continue;
-        }
-        std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, T(0));
-        col2im(col + s * p, g, xn, 0, p, cols);
-      }
+      transposed_columns(g_ptr, n0, nb, g, x,
+                         [&](const T* grad, T* col) { detail::gemm(true, false, k, cols, mg, wg, grad, col); });
     }
   });
+}
+
+template <class T>
+template <class Product>
+void Conv2d<T>::transposed_columns(const T* g_ptr, int64_t n0, int64_t nb, int64_t g, T* x, Product&& product) const {
+  // gathered gradient [mg, nb * p] (sample-major columns) -> col [k, nb * p] = W_g^T grad -> each sample's col2im
+  const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_, p = od_ * oh_ * ow_;
+  const int64_t plane = d_ * h_ * w_, in = cin_ * plane, cols = nb * p;
+  T* grad = detail::scratch<T, 1>(static_cast<size_t>(mg * cols));
+  T* col = detail::scratch<T, 0>(static_cast<size_t>(k * cols));
+  for (int64_t s = 0; s < nb; ++s)
+    for (int64_t m = 0; m < mg; ++m) {
+      const T* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
+      std::copy(src, src + p, grad + m * cols + s * p);
+    }
+  product(static_cast<const T*>(grad), col);
+  for (int64_t s = 0; s < nb; ++s) {
+    T* xn = x + (n0 + s) * in;
+    if (pointwise_) {
+      for (int64_t c = 0; c < k; ++c)
+        std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
+      continue;
+    }
+    std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, T(0));
+    col2im(col + s * p, g, xn, 0, p, cols);
+  }
 }
 
 template <class T>
@@ -508,35 +517,18 @@ void Conv2d<T>::apply_transposed_set(const T* g_ptr, int64_t batch, WeightSet se
   if (!std::is_same_v<T, float> || !detail::sgemm_available() || nb_max * p > detail::sgemm_narrow_columns())
     return apply_transposed(g_ptr, batch, this->weights(set), x);
   if constexpr (std::is_same_v<T, float>) {
-    // col [k, nb * p] = W_g^T grad (sample-major columns) from the packed W_g^T, then each sample's col2im: the
-    // products apply_transposed makes, summed alike (gemm.hpp), with a narrow kernel.
-    const int64_t cg = cin_ / group_, mg = cout_ / group_, k = cg * kd_ * kh_ * kw_;
-    const int64_t plane = d_ * h_ * w_, in = cin_ * plane;
+    // apply_transposed's gather, product and col2im, the product from the packed W_g^T with the narrow kernel
+    // (summed alike, gemm.hpp)
+    const int64_t mg = cout_ / group_, k = (cin_ / group_) * kd_ * kh_ * kw_;
     const float* packed = packed_transposed(set);
     const int64_t packed_size = detail::sgemm_packed_size(k, mg);
     for_each_chunk(batch, nb_max, [&](int64_t n0, int64_t nb) {
       const int64_t cols = nb * p;
-      for (int64_t g = 0; g < group_; ++g) {
-        float* grad = detail::scratch<float, 1>(static_cast<size_t>(mg * cols));
-        for (int64_t s = 0; s < nb; ++s)
-          for (int64_t m = 0; m < mg; ++m) {
-            const float* src = g_ptr + ((n0 + s) * cout_ + g * mg + m) * p;
-            std::copy(src, src + p, grad + m * cols + s * p);
-          }
-        float* col = detail::scratch<float, 0>(static_cast<size_t>(k * cols));
-        const StoredRows rows{grad, cols};
-        detail::gemm_rows_packed(k, cols, mg, packed + g * packed_size, stored_rows, &rows, 0, col, cols);
-        for (int64_t s = 0; s < nb; ++s) {
-          float* xn = x + (n0 + s) * in;
-          if (pointwise_) {
-            for (int64_t c = 0; c < k; ++c)
-              std::copy(col + c * cols + s * p, col + c * cols + (s + 1) * p, xn + (g * cg + c) * p);
-            continue;
-          }
-          std::fill(xn + g * cg * plane, xn + (g + 1) * cg * plane, 0.0f);
-          col2im(col + s * p, g, xn, 0, p, cols);
-        }
-      }
+      for (int64_t g = 0; g < group_; ++g)
+        transposed_columns(g_ptr, n0, nb, g, x, [&](const float* grad, float* col) {
+          const StoredRows rows{grad, cols};
+          detail::gemm_rows_packed(k, cols, mg, packed + g * packed_size, stored_rows, &rows, 0, col, cols);
+        });
     });
   }
 }

@@ -49,6 +49,10 @@ class Conv2d final : public LinearLayer<T> {
   void col2im(const T* col, int64_t group, T* x, int64_t p0, int64_t width, int64_t ld, int64_t c0 = 0,
               int64_t c1 = -1) const;
   int64_t chunk(int64_t batch) const;
+  // x's group g for samples [n0, n0 + nb) from the gradient g_ptr: the gradient gathered [mg, nb * P] (sample-major
+  // columns), product(grad, col) writing col [k, nb * P] = W_g^T grad, then each sample's col2im.
+  template <class Product>
+  void transposed_columns(const T* g_ptr, int64_t n0, int64_t nb, int64_t g, T* x, Product&& product) const;
   // The Winograd transforms of weight set `set` (plain, positive, negative, square): [16][Cout][Cin].
   const float* winograd_weights(WeightSet set) const;
   // The weights packed for dtd's GEMM kernel once, on first use, per group (sgemm_pack_a): [0] w, for the
