@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "eigen_maps.hpp"
+#include "gemm.hpp"
 #include "parallel.hpp"
 
 namespace dtd::detail {
@@ -18,36 +19,11 @@ namespace {
 // (mirror[a], mirror[b]): G J = P G with J the reversal and P swapping rows 0 and 3.
 constexpr int kMirror[4] = {3, 1, 2, 0};
 
-// Tile columns per block: the transformed input of a block, 16 * C * cols floats, stays within kBlockFloats.
-constexpr int64_t kBlockFloats = int64_t{1} << 21;
-
-inline void input_transform(const float d[4][4], float v[16]) {
-  float t[4][4];  // B^T d
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = d[0][j] - d[2][j];
-    t[1][j] = d[1][j] + d[2][j];
-    t[2][j] = d[2][j] - d[1][j];
-    t[3][j] = d[1][j] - d[3][j];
-  }
-  for (int i = 0; i < 4; ++i) {  // (B^T d) B
-    v[4 * i + 0] = t[i][0] - t[i][2];
-    v[4 * i + 1] = t[i][1] + t[i][2];
-    v[4 * i + 2] = t[i][2] - t[i][1];
-    v[4 * i + 3] = t[i][1] - t[i][3];
-  }
-}
-
-inline void output_transform(const float m[16], float y[2][2]) {
-  float t[2][4];  // A^T m
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = m[j] + m[4 + j] + m[8 + j];
-    t[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
-  }
-  for (int i = 0; i < 2; ++i) {  // (A^T m) A
-    y[i][0] = t[i][0] + t[i][1] + t[i][2];
-    y[i][1] = t[i][1] - t[i][2] - t[i][3];
-  }
-}
+// A block of tile columns: about this many bytes of transformed input and products (L2-sized, so that each product
+// reads its part of the transformed input, and the output transform its products, from cache), and between these
+// many columns, so that the products stay wide enough for the GEMM's 32-column panels.
+constexpr int64_t kBlockBytes = int64_t{3} << 20 >> 1;
+constexpr int64_t kMinColumns = 128, kMaxColumns = 512;
 
 // The 4x4 input tile of channel plane `x` (h x w) whose top left is (y0, x0), zero outside.
 inline void load_tile(const float* x, int64_t h, int64_t w, int64_t y0, int64_t x0, float d[4][4]) {
@@ -85,64 +61,145 @@ void winograd_transform_kernels(const float* k, int64_t m, int64_t c, float* u) 
   });
 }
 
+namespace {
+
+// The transform of every tile of one tile row (tiles [0, tw) of channel plane x, h x w, tile row ty) at the 16
+// points: v[xi * stride + t] for tile t. Rows of the 4x4 tiles first (B^T d, contiguous along x), then columns
+// ((B^T d) B, every other element): the sums of input_transform, in its order, vectorised across the tiles.
+void input_transform_row(const float* x, int64_t h, int64_t w, int64_t tw, int64_t y0, int64_t x0, float* v,
+                         int64_t stride) {
+  const int64_t len = 2 * tw + 2;  // the columns [x0, x0 + len) the tile row reads
+  float* rows = scratch<float, 11>(static_cast<size_t>(8 * len));
+  float* t = rows + 4 * len;
+  const int64_t lo = std::clamp<int64_t>(-x0, 0, len), hi = std::clamp<int64_t>(w - x0, lo, len);
+  for (int i = 0; i < 4; ++i) {
+    float* r = rows + i * len;
+    const int64_t yy = y0 + i;
+    if (yy < 0 || yy >= h) {
+      std::fill(r, r + len, 0.0f);
+      continue;
+    }
+    std::fill(r, r + lo, 0.0f);
+    std::copy(x + yy * w + x0 + lo, x + yy * w + x0 + hi, r + lo);
+    std::fill(r + hi, r + len, 0.0f);
+  }
+  const float *d0 = rows, *d1 = rows + len, *d2 = rows + 2 * len, *d3 = rows + 3 * len;
+  float *t0 = t, *t1 = t + len, *t2 = t + 2 * len, *t3 = t + 3 * len;
+  for (int64_t j = 0; j < len; ++j) {
+    t0[j] = d0[j] - d2[j];
+    t1[j] = d1[j] + d2[j];
+    t2[j] = d2[j] - d1[j];
+    t3[j] = d1[j] - d3[j];
+  }
+  for (int i = 0; i < 4; ++i) {
+    const float* ti = t + i * len;
+    float *v0 = v + (4 * i) * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
+    for (int64_t q = 0; q < tw; ++q) {
+      const float a = ti[2 * q], b = ti[2 * q + 1], c = ti[2 * q + 2], d = ti[2 * q + 3];
+      v0[q] = a - c;
+      v1[q] = b + c;
+      v2[q] = c - b;
+      v3[q] = b - d;
+    }
+  }
+}
+
+// The inverse of one output channel's tile row: m[xi * stride + t] (the 16 products of tile t) to output rows
+// 2 ty and 2 ty + 1 (those below oh skipped), ow columns: output_transform's sums in its order.
+void output_transform_row(const float* m, int64_t stride, int64_t tw, int64_t oy, int64_t oh, int64_t ow, float* dst) {
+  float* buf = scratch<float, 12>(static_cast<size_t>(12 * tw));
+  float *a0 = buf, *a1 = buf + 4 * tw, *row = buf + 8 * tw;  // A^T m: [2][4][tw]; one output row [2 tw]
+  for (int j = 0; j < 4; ++j) {
+    const float *m0 = m + j * stride, *m1 = m + (4 + j) * stride, *m2 = m + (8 + j) * stride,
+                *m3 = m + (12 + j) * stride;
+    float *s0 = a0 + j * tw, *s1 = a1 + j * tw;
+    for (int64_t q = 0; q < tw; ++q) {
+      s0[q] = m0[q] + m1[q] + m2[q];
+      s1[q] = m1[q] - m2[q] - m3[q];
+    }
+  }
+  for (int i = 0; i < 2 && oy + i < oh; ++i) {
+    const float* s = i ? a1 : a0;
+    const float *c0 = s, *c1 = s + tw, *c2 = s + 2 * tw, *c3 = s + 3 * tw;
+    for (int64_t q = 0; q < tw; ++q) {
+      row[2 * q] = c0[q] + c1[q] + c2[q];
+      row[2 * q + 1] = c1[q] - c2[q] - c3[q];
+    }
+    std::copy(row, row + ow, dst + (oy + i) * ow);
+  }
+}
+
+// c [m, n] = op(a) b for one point of a block: dtd's kernel whatever the size where the build has one, so that an
+// output's sum does not depend on the block it falls in (gemm_block would switch to Eigen below 32 columns).
+void product(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, float* c) {
+  if (sgemm_available())
+    sgemm(trans_a, false, m, n, k, a, lda, b, n, c, n);
+  else
+    gemm_block(trans_a, false, m, n, k, a, lda, b, n, c, n);
+}
+
+}  // namespace
+
 void winograd_correlate(const WinogradShape& s, int64_t batch, const float* in, const float* u, bool transposed,
                         float* out, const float* u2, float* out2) {
-  const int64_t th = (s.oh + 1) / 2, tw = (s.ow + 1) / 2, tiles = th * tw, cols = batch * tiles;
-  const int64_t width = std::max(s.c, s.m);
-  const int64_t block = std::max<int64_t>(16, kBlockFloats / (16 * width) / 16 * 16);
+  const int64_t th = (s.oh + 1) / 2, tw = (s.ow + 1) / 2, tile_rows = batch * th;
   const int64_t sets = u2 ? 2 : 1;
-  for (int64_t b0 = 0; b0 < cols; b0 += block) {
-    const int64_t nb = std::min(block, cols - b0);
+  // A block of whole tile rows (they may run across samples): its transformed input [16][C][nb] and products
+  // [sets][16][M][nb] take about kBlockBytes, and at least kMinColumns columns keep the products wide enough.
+  const int64_t per_column = 16 * (s.c + sets * s.m) * static_cast<int64_t>(sizeof(float));
+  const int64_t want = std::clamp<int64_t>(kBlockBytes / per_column, kMinColumns, kMaxColumns);
+  const int64_t rows_per_block = std::clamp<int64_t>((want + tw - 1) / tw, 1, tile_rows);
+  const int64_t blocks = (tile_rows + rows_per_block - 1) / rows_per_block;
+  // Many blocks: one block per task, each on one thread from transform to output. Few: the phases of each block
+  // in parallel (channels, products, output channels). Every output is the same either way.
+  const bool per_block = blocks >= 2 * omp_get_max_threads();
+  const bool inner = !per_block && 16 * s.c * tw * rows_per_block >= kParallelWork / 16;
+  auto run_block = [&](int64_t blk, bool parallel) {
+    const int64_t r0 = blk * rows_per_block, r1 = std::min(tile_rows, r0 + rows_per_block), nb = (r1 - r0) * tw;
     float* v = scratch<float, 8>(static_cast<size_t>(16 * s.c * nb));         // [16][C][nb]
     float* p = scratch<float, 9>(static_cast<size_t>(sets * 16 * s.m * nb));  // [sets][16][M][nb]
-    const bool parallel = s.c * nb * 16 >= kParallelWork / 16;
-    // input transform, one task per channel
     parallel_for(
         s.c,
         [&](int64_t ch) {
-          float d[4][4], t[16];
-          for (int64_t q = 0; q < nb; ++q) {
-            const int64_t col = b0 + q, n = col / tiles, tile = col % tiles, ty = tile / tw, tx = tile % tw;
-            load_tile(in + (n * s.c + ch) * s.h * s.w, s.h, s.w, 2 * ty - s.pad_t, 2 * tx - s.pad_l, d);
-            input_transform(d, t);
-            for (int xi = 0; xi < 16; ++xi) v[(xi * s.c + ch) * nb + q] = t[xi];
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t n = r / th, ty = r % th;
+            input_transform_row(in + (n * s.c + ch) * s.h * s.w, s.h, s.w, tw, 2 * ty - s.pad_t, -s.pad_l,
+                                v + ch * nb + (r - r0) * tw, s.c * nb);
           }
         },
         parallel);
-    // the 16 (or 32) products, one task each
-    parallel_for(sets * 16, [&](int64_t task) {
-      const int64_t set = task / 16, xi = task % 16;
-      const float* us = set ? u2 : u;
-      float* c = p + (set * 16 + xi) * s.m * nb;
-      if (!transposed) {
-        gemm_block(false, false, s.m, nb, s.c, us + xi * s.m * s.c, s.c, v + xi * s.c * nb, nb, c, nb);
-      } else {
-        const int64_t mirrored = 4 * kMirror[xi / 4] + kMirror[xi % 4];
-        gemm_block(true, false, s.m, nb, s.c, us + mirrored * s.c * s.m, s.m, v + xi * s.c * nb, nb, c, nb);
-      }
-    });
-    // output transform, one task per output channel (and set)
+    parallel_for(
+        sets * 16,
+        [&](int64_t task) {
+          const int64_t set = task / 16, xi = task % 16;
+          const float* us = set ? u2 : u;
+          float* c = p + (set * 16 + xi) * s.m * nb;
+          if (!transposed) {
+            product(false, s.m, nb, s.c, us + xi * s.m * s.c, s.c, v + xi * s.c * nb, c);
+          } else {
+            const int64_t mirrored = 4 * kMirror[xi / 4] + kMirror[xi % 4];
+            product(true, s.m, nb, s.c, us + mirrored * s.c * s.m, s.m, v + xi * s.c * nb, c);
+          }
+        },
+        parallel);
     parallel_for(
         sets * s.m,
         [&](int64_t task) {
           const int64_t set = task / s.m, o = task % s.m;
-          const float* c = p + set * 16 * s.m * nb;
-          float* dst_base = set ? out2 : out;
-          float mt[16], y[2][2];
-          for (int64_t q = 0; q < nb; ++q) {
-            const int64_t col = b0 + q, n = col / tiles, tile = col % tiles, ty = tile / tw, tx = tile % tw;
-            for (int xi = 0; xi < 16; ++xi) mt[xi] = c[(xi * s.m + o) * nb + q];
-            output_transform(mt, y);
-            float* dst = dst_base + (n * s.m + o) * s.oh * s.ow;
-            for (int i = 0; i < 2; ++i)
-              for (int j = 0; j < 2; ++j) {
-                const int64_t oy = 2 * ty + i, ox = 2 * tx + j;
-                if (oy < s.oh && ox < s.ow) dst[oy * s.ow + ox] = y[i][j];
-              }
+          const float* c = p + set * 16 * s.m * nb + o * nb;
+          float* dst = set ? out2 : out;
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t n = r / th, ty = r % th;
+            output_transform_row(c + (r - r0) * tw, s.m * nb, tw, 2 * ty, s.oh, s.ow,
+                                 dst + (n * s.m + o) * s.oh * s.ow);
           }
         },
         parallel);
-  }
+  };
+  if (per_block)
+    parallel_for(blocks, [&](int64_t blk) { run_block(blk, false); });
+  else
+    for (int64_t blk = 0; blk < blocks; ++blk) run_block(blk, inner);
 }
 
 void winograd_tile_bound(const WinogradShape& s, int64_t batch, const float* in, const float* kmax, float* bound) {

@@ -2,7 +2,7 @@
 // for Convolutional Neural Networks", CVPR 2016). Each 2x2 output tile is A^T [sum_c (G k G^T) . (B^T d B)] A with d
 // the 4x4 input tile: 16 products [M, C] x [C, tiles] (one per point xi of the transformed tile) instead of the
 // 9 C M multiply-adds per output of the direct sum, 2.25x fewer. Every output is computed from its own tile with
-// sums in an order fixed by the shapes (gemm_block's), so results depend neither on the thread count nor on the
+// sums in an order fixed by the shapes (dtd's kernel's), so results depend neither on the thread count nor on the
 // other samples of the batch. Never F(4x4, 3x3): its larger transform constants lose too much in float32.
 #pragma once
 
