@@ -50,6 +50,8 @@ struct Options {
   double low = 0.0, high = 1.0;
   uint64_t seed = 1;
   int gemm_size = 1024;
+  dtd::Algorithm algorithm = dtd::Algorithm::exact;
+  std::string algorithm_name = "exact";
 };
 
 const char* kUsage =
@@ -67,7 +69,9 @@ const char* kUsage =
     "  --max-time S       stop after S seconds once 3 runs are done (default 10)\n"
     "  --low L --high H   the input range: inputs are uniform in [L, H] and the z^beta bounds (default 0, 1)\n"
     "  --seed N           seed of the weights and inputs (default 1)\n"
-    "  --gemm-size N      side of the square SGEMM that measures the peak (default 1024)\n";
+    "  --gemm-size N      side of the square SGEMM that measures the peak (default 1024)\n"
+    "  --algorithm A      exact (default) or winograd: the explanations' algorithm (dtd::Algorithm; the per-layer\n"
+    "                     table stays exact)\n";
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -154,6 +158,13 @@ Options parse(int argc, char** argv) {
       o.high = to_double(value(), a);
     } else if (a == "--seed") {
       o.seed = static_cast<uint64_t>(to_int(value(), a));
+    } else if (a == "--algorithm") {
+      o.algorithm_name = value();
+      try {
+        o.algorithm = dtd::parse_algorithm(o.algorithm_name);
+      } catch (const std::invalid_argument& e) {
+        usage_error(std::string("--algorithm: ") + e.what());
+      }
     } else if (a == "--gemm-size") {
       o.gemm_size = static_cast<int>(std::max(16LL, to_int(value(), a)));
     } else {
@@ -315,8 +326,8 @@ TensorF start_relevance(const TensorF& logits) {
   return dtd::output_relevance(logits)[0];
 }
 
-TensorF explain(const dtd::Explainer<float>& explainer, const TensorF& x) {
-  return explainer.explain(x).relevance;
+TensorF explain(const dtd::Explainer<float>& explainer, const TensorF& x, dtd::Algorithm algorithm) {
+  return explainer.explain(x, dtd::Target::argmax(), false, algorithm).relevance;
 }
 
 // ---- per-layer timing ------------------------------------------------------------------------------------------
@@ -481,7 +492,8 @@ void write_json(const std::string& path, const Options& o, const std::vector<std
        "elsewhere, biases excluded\",\n";
   f << "  \"options\": {\"low\": " << json_num(o.low) << ", \"high\": " << json_num(o.high) << ", \"seed\": " << o.seed
     << ", \"warmup\": " << o.warmup << ", \"min_runs\": " << o.min_runs << ", \"min_time_s\": " << json_num(o.min_time)
-    << ", \"max_time_s\": " << json_num(o.max_time) << ", \"quick\": " << (o.quick ? "true" : "false") << "},\n";
+    << ", \"max_time_s\": " << json_num(o.max_time) << ", \"quick\": " << (o.quick ? "true" : "false")
+    << ", \"algorithm\": " << json_str(o.algorithm_name) << "},\n";
   f << "  \"sgemm_peak_gflops\": {\"size\": " << o.gemm_size;
   for (const auto& [t, g] : peaks) f << ", \"" << t << "\": " << json_num(g);
   f << "},\n  \"peak_rss_resettable\": " << (g_peak_resettable ? "true" : "false") << ",\n  \"models\": [";
@@ -626,7 +638,7 @@ int main(int argc, char** argv) {
         omp_set_num_threads(c.threads);
         c.forward = summarize(repeat(o, [&] { net->forward(x); }));
         TensorF rel;
-        c.explain = summarize(repeat(o, [&] { rel = explain(explainer, x); }));
+        c.explain = summarize(repeat(o, [&] { rel = explain(explainer, x, o.algorithm); }));
         for (float v : rel.data) {
           sane &= std::isfinite(v);
           c.relevance_sum += v;
