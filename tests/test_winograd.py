@@ -25,7 +25,8 @@ CONFIGS = ("zplus", "wsquare_first", "zbox_scalar", "zbox_full", "zplus_bias", "
 @pytest.mark.parametrize("key", NET_KEYS)
 def test_test_nets_match_reference(key: str, cfg: str) -> None:
     net, model = loaded(key, 0)
-    x, low, high = make_input(net, 3, 0, cfg.split("_")[1] if cfg.startswith("zbox") else None)
+    # 8 samples: enough 2x2 output tiles that Winograd runs on the small test nets too (Conv2d::winograd_pays)
+    x, low, high = make_input(net, 8, 0, cfg.split("_")[1] if cfg.startswith("zbox") else None)
     if cfg.startswith("zplus"):
         x = np.abs(x)  # z+ on the first layer: the usual non-negative input
     default, first, overrides, maxpool, add = config(cfg, low, high)
@@ -119,6 +120,27 @@ def test_close_to_exact_but_another_path() -> None:
     assert rel_err(wino, exact.astype(np.float64)) <= TOL
     # the choice is per call: the same cached explainer gives the exact bits again
     assert np.array_equal(dtd.explain(model, x, low=0.0, high=1.0), exact)
+
+
+def test_narrow_layers_run_exact() -> None:
+    """Below 32 output tiles over the batch a layer runs the exact path (Winograd would be slower there)."""
+    b = rn.Builder("tiny", (3, 6, 6), np.random.default_rng(7), "random")  # 6x6 outputs: 9 tiles per sample
+    for m in (8, 8):
+        b.conv(m)
+        b.relu()
+    b.flatten()
+    b.dense(4)
+    model = dtd.load(rn.to_onnx(b.net))
+    x = np.random.default_rng(7).uniform(0, 1, (4, *b.net.input_shape)).astype(np.float32)
+    kw: dict[str, Any] = {"low": 0.0, "high": 1.0}
+    for n in (1, 3):  # 9 and 27 tiles: exact, bit for bit
+        assert np.array_equal(
+            dtd.explain(model, x[:n], algorithm="winograd", **kw), dtd.explain(model, x[:n], **kw)
+        )
+    wino = dtd.explain(model, x, algorithm="winograd", **kw)  # 36 tiles: Winograd
+    exact = dtd.explain(model, x, **kw)
+    assert not np.array_equal(wino, exact)
+    assert rel_err(wino, exact.astype(np.float64)) <= TOL
 
 
 def test_bit_identical_across_threads() -> None:

@@ -78,7 +78,7 @@ bool LinearLayer<T>::keeps_product(const RuleSpec& rule, int64_t batch, WeightSe
     set = WeightSet::plain;
     return true;
   }
-  const bool winograd = algorithm == Algorithm::winograd && winograd_ok();
+  const bool winograd = uses_winograd(algorithm, batch);
   if (rule.kind == RuleKind::zplus && (winograd || fused_positive(batch))) {
     set = WeightSet::positive;
     return true;
@@ -88,8 +88,8 @@ bool LinearLayer<T>::keeps_product(const RuleSpec& rule, int64_t batch, WeightSe
 
 template <class T>
 void LinearLayer<T>::forward_by(const std::vector<const Tensor<T>*>& in, Tensor<T>& out, Algorithm algorithm) const {
-  if (algorithm != Algorithm::winograd || !winograd_ok()) return forward(in, out);
   const int64_t n = in[0]->batch();
+  if (!uses_winograd(algorithm, n)) return forward(in, out);
   winograd_apply(in[0]->ptr(), n, WeightSet::plain, out.ptr());
   if (has_bias()) add_bias(bias_.data(), n, out.ptr());
 }
@@ -99,7 +99,7 @@ bool LinearLayer<T>::forward_keeping(const std::vector<const Tensor<T>*>& in, Te
                                      Tensor<T>& kept, Algorithm algorithm) const {
   const Tensor<T>& a = *in[0];
   const int64_t n = a.batch();
-  const bool winograd = algorithm == Algorithm::winograd && winograd_ok();
+  const bool winograd = uses_winograd(algorithm, n);
   if (set == WeightSet::plain) {
     if (winograd)
       winograd_apply(a.ptr(), n, WeightSet::plain, out.ptr());

@@ -77,7 +77,7 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
   };
   static const std::vector<T> kNone;
   // Winograd where the layer has it (float 3x3 stride-1 convolutions); the rules that use it say so below.
-  const bool winograd = algorithm == Algorithm::winograd && winograd_ok();
+  const bool winograd = uses_winograd(algorithm, n);
   auto transposed = [&](const T* g, WeightSet set, T* x, const ExactOutputs* exact) {
     if (winograd)
       winograd_apply_transposed(g, n, set, x, exact);

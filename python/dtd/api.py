@@ -209,7 +209,8 @@ def explain(
     algorithm : {"exact", "winograd"}
         How the convolutions are computed, for this call. ``"exact"`` (default): the direct sums. ``"winograd"``:
         Winograd F(2x2, 3x3) for the float32 stride-1, undilated, ungrouped 2-D 3x3 convolutions (forward, z+ and
-        z^β denominators, the transposed passes of z+, z^β and w²), the exact path everywhere else. Relevance
+        z^β denominators, the transposed passes of z+, z^β and w²) with at least 32 2x2 output tiles over the
+        batch, the exact path everywhere else. Relevance
         within about 1e-4 (relative L2) of the exact one; z+ denominators stay >= 0 and exact zeros stay exactly
         zero (README, "Algorithms"). float32 only: float64 input with ``"winograd"`` raises ValueError.
 

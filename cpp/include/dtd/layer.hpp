@@ -122,6 +122,17 @@ class LinearLayer : public Layer<T> {
   }
   /// Whether the layer has a Winograd path (Algorithm::winograd); the winograd_* functions below require it.
   virtual bool winograd_ok() const { return false; }
+  /// Whether Winograd is worth running for `batch` samples where the layer has it: too few output tiles leave its
+  /// products too narrow to beat the exact path's (Conv2d).
+  virtual bool winograd_pays(int64_t batch) const {
+    (void)batch;
+    return true;
+  }
+  /// Whether `algorithm` runs this layer by Winograd for `batch` samples (the forward, the kept product and the
+  /// relevance all decide by this).
+  bool uses_winograd(Algorithm algorithm, int64_t batch) const {
+    return algorithm == Algorithm::winograd && winograd_ok() && winograd_pays(batch);
+  }
   /// apply_set by Winograd F(2x2, 3x3) (sets plain, positive, negative, square).
   virtual void winograd_apply(const T* x, int64_t batch, WeightSet set, T* y) const { apply_set(x, batch, set, y); }
   /// y = x (*) w and z = x (*) w+ by Winograd, from one transform of x.

@@ -28,7 +28,8 @@ enum class AvgPoolMode { proportional, flat };
 /// How a relevance pass computes the products of qualifying layers (chosen per call, Explainer::explain):
 /// `exact` the direct sums (im2col + GEMM); `winograd` Winograd F(2x2, 3x3) for float32 stride-1, undilated,
 /// ungrouped 2-D 3x3 convolutions (the forward, the z+ / z^beta denominators and the transposed passes of z+, z^beta
-/// and w^2), the exact path for every other layer and rule (Conv2d::winograd_ok, README "Algorithms").
+/// and w^2) with at least 32 2x2 output tiles over the batch, the exact path for every other layer and rule
+/// (LinearLayer::uses_winograd, README "Algorithms").
 enum class Algorithm { exact, winograd };
 const char* to_string(Algorithm algorithm);
 

@@ -569,6 +569,11 @@ bool Conv2d<T>::winograd_ok() const {
 }
 
 template <class T>
+bool Conv2d<T>::winograd_pays(int64_t batch) const {
+  return batch * ((oh_ + 1) / 2) * ((ow_ + 1) / 2) >= kWinogradColumns;
+}
+
+template <class T>
 const float* Conv2d<T>::winograd_weights(WeightSet set) const {
   const auto slot = static_cast<size_t>(set);
   if constexpr (std::is_same_v<T, float>) {

@@ -36,6 +36,9 @@ class Conv2d final : public LinearLayer<T> {
   /// padding). The transformed weights, 16 / 9 of a weight set each, are made once per weight set on first use and
   /// shared (with the largest |w+| per kernel for the guard): the transposed pass reads the same ones.
   bool winograd_ok() const override;
+  /// From kWinogradColumns output tiles (2x2) over the batch: below, each of the 16 products is narrower than one
+  /// GEMM tile and the exact path, with its narrow kernel, is faster.
+  bool winograd_pays(int64_t batch) const override;
   void winograd_apply(const T* x, int64_t batch, WeightSet set, T* y) const override;
   void winograd_apply_with_positive(const T* x, int64_t batch, T* y, T* z) const override;
   void winograd_guard(const T* x, int64_t batch, T* z, ExactOutputs& exact) const override;
@@ -68,6 +71,9 @@ class Conv2d final : public LinearLayer<T> {
   // An output is recomputed by the direct sum where Winograd's value is at most this times its tile's bound
   // (detail::winograd_tile_bound): there Winograd's relative error could exceed about 1e-5.
   static constexpr float kGuard = 1.0f / 256;
+  // Batch x 2x2 output tiles from which Winograd pays (2 threads, Zen 5, explanations at batch 1: VGG-11's 8x8
+  // layers, 16 tiles, made it 3x slower than the exact path; VGG-16's 14x14, 49 tiles, 5 % faster by Winograd).
+  static constexpr int64_t kWinogradColumns = 32;
 
   static constexpr int64_t kColTile = 256;        // output positions per tile of the cache-resident forward
   static constexpr int64_t kColTileT = 256;       // output positions per band of the transposed pass, at least
