@@ -25,20 +25,6 @@ constexpr int kMirror[4] = {3, 1, 2, 0};
 constexpr int64_t kBlockBytes = int64_t{3} << 20 >> 1;
 constexpr int64_t kMinColumns = 128, kMaxColumns = 512;
 
-// The 4x4 input tile of channel plane `x` (h x w) whose top left is (y0, x0), zero outside.
-inline void load_tile(const float* x, int64_t h, int64_t w, int64_t y0, int64_t x0, float d[4][4]) {
-  if (y0 >= 0 && x0 >= 0 && y0 + 4 <= h && x0 + 4 <= w) {
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) d[i][j] = x[(y0 + i) * w + x0 + j];
-    return;
-  }
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const int64_t yy = y0 + i, xx = x0 + j;
-      d[i][j] = (yy >= 0 && yy < h && xx >= 0 && xx < w) ? x[yy * w + xx] : 0.0f;
-    }
-}
-
 }  // namespace
 
 void winograd_transform_kernels(const float* k, int64_t m, int64_t c, float* u) {
@@ -66,11 +52,9 @@ namespace {
 // The transform of every tile of one tile row (tiles [0, tw) of channel plane x, h x w, tile row ty) at the 16
 // points: v[xi * stride + t] for tile t. Rows of the 4x4 tiles first (B^T d, contiguous along x), then columns
 // ((B^T d) B, every other element): the sums of input_transform, in its order, vectorised across the tiles.
-void input_transform_row(const float* x, int64_t h, int64_t w, int64_t tw, int64_t y0, int64_t x0, float* v,
-                         int64_t stride) {
-  const int64_t len = 2 * tw + 2;  // the columns [x0, x0 + len) the tile row reads
-  float* rows = scratch<float, 11>(static_cast<size_t>(8 * len));
-  float* t = rows + 4 * len;
+// The four input rows y0 .. y0 + 3 of a tile row, columns [x0, x0 + len), zero outside the plane (h x w): rows[i]
+// at rows + i * len.
+void load_rows(const float* x, int64_t h, int64_t w, int64_t y0, int64_t x0, int64_t len, float* rows) {
   const int64_t lo = std::clamp<int64_t>(-x0, 0, len), hi = std::clamp<int64_t>(w - x0, lo, len);
   for (int i = 0; i < 4; ++i) {
     float* r = rows + i * len;
@@ -83,6 +67,14 @@ void input_transform_row(const float* x, int64_t h, int64_t w, int64_t tw, int64
     std::copy(x + yy * w + x0 + lo, x + yy * w + x0 + hi, r + lo);
     std::fill(r + hi, r + len, 0.0f);
   }
+}
+
+void input_transform_row(const float* x, int64_t h, int64_t w, int64_t tw, int64_t y0, int64_t x0, float* v,
+                         int64_t stride) {
+  const int64_t len = 2 * tw + 2;  // the columns [x0, x0 + len) the tile row reads
+  float* rows = scratch<float, 11>(static_cast<size_t>(8 * len));
+  float* t = rows + 4 * len;
+  load_rows(x, h, w, y0, x0, len, rows);
   const float *d0 = rows, *d1 = rows + len, *d2 = rows + 2 * len, *d3 = rows + 3 * len;
   float *t0 = t, *t1 = t + len, *t2 = t + 2 * len, *t3 = t + 3 * len;
   for (int64_t j = 0; j < len; ++j) {
@@ -203,20 +195,22 @@ void winograd_correlate(const WinogradShape& s, int64_t batch, const float* in, 
 }
 
 void winograd_tile_bound(const WinogradShape& s, int64_t batch, const float* in, const float* kmax, float* bound) {
-  const int64_t th = (s.oh + 1) / 2, tw = (s.ow + 1) / 2, tiles = th * tw;
+  const int64_t th = (s.oh + 1) / 2, tw = (s.ow + 1) / 2, tiles = th * tw, len = 2 * tw + 2;
   float* sums = scratch<float, 10>(static_cast<size_t>(s.c * tiles));  // [C][tiles] of one sample
   for (int64_t n = 0; n < batch; ++n) {
     parallel_for(
         s.c,
         [&](int64_t ch) {
           const float* x = in + (n * s.c + ch) * s.h * s.w;
-          float d[4][4];
-          for (int64_t t = 0; t < tiles; ++t) {
-            load_tile(x, s.h, s.w, 2 * (t / tw) - s.pad_t, 2 * (t % tw) - s.pad_l, d);
-            float a = 0;
-            for (int i = 0; i < 4; ++i)
-              for (int j = 0; j < 4; ++j) a += std::abs(d[i][j]);
-            sums[ch * tiles + t] = a;
+          float* rows = scratch<float, 11>(static_cast<size_t>(5 * len));
+          float* a = rows + 4 * len;  // sum of |x| over the tile row's four input rows, per column
+          for (int64_t ty = 0; ty < th; ++ty) {
+            load_rows(x, s.h, s.w, 2 * ty - s.pad_t, -s.pad_l, len, rows);
+            for (int64_t j = 0; j < len; ++j)
+              a[j] = std::abs(rows[j]) + std::abs(rows[len + j]) + std::abs(rows[2 * len + j]) +
+                     std::abs(rows[3 * len + j]);
+            float* out = sums + ch * tiles + ty * tw;
+            for (int64_t q = 0; q < tw; ++q) out[q] = a[2 * q] + a[2 * q + 1] + a[2 * q + 2] + a[2 * q + 3];
           }
         },
         s.c * tiles * 16 >= kParallelWork / 8);
