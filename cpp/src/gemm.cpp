@@ -394,7 +394,8 @@ int64_t sgemm_tile_columns() {
 
 namespace {
 
-// The loops of sgemm over any source of B: pack_block(p0, kc, j0, nc, dst) writes B's block in panels.
+// The loops of sgemm over any source of B: pack_block(p0, kc, j0, nc, dst) writes B's block in panels into dst,
+// or finds it packed already, and returns where the block's panels are.
 // c2 (narrow products only, may be null): also C2 = max(op(A), 0) op(B) there, row stride ldc2.
 template <class PackB>
 void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pack_block, float* c, int64_t ldc,
@@ -426,20 +427,20 @@ void sgemm_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, PackB&& pa
     for (int64_t pc = 0; pc < k; pc += kKC) {
       const int64_t kc = std::min(kKC, k - pc);
       const bool accumulate = pc > 0;
-      pack_block(pc, kc, jc, nc, b_pack.data());
+      const float* bk = pack_block(pc, kc, jc, nc, b_pack.data());
       for (int64_t ic = 0; ic < m; ic += kMC) {
         const int64_t mc = std::min(kMC, m - ic);
         // block pc of a prepacked A: panel_rows x kc floats from pc * panel_rows on, its panels kMR x kc each
         const float* ap = prepacked ? op.packed + pc * op.panel_rows + (op.row0 + ic) * kc : a_pack.data();
         if (pack && !prepacked) pack_a(op, ic, mc, pc, kc, a_pack.data());
         if (narrow) {
-          narrow_block(kc, ap, mc, b_pack.data(), nc, c + ic * ldc + jc, ldc,
-                       c2 != nullptr ? c2 + ic * ldc2 + jc : nullptr, ldc2, accumulate);
+          narrow_block(kc, ap, mc, bk, nc, c + ic * ldc + jc, ldc, c2 != nullptr ? c2 + ic * ldc2 + jc : nullptr, ldc2,
+                       accumulate);
           continue;
         }
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min(kNR, nc - jr);
-          const float* bp = b_pack.data() + jr * kc;
+          const float* bp = bk + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int64_t mr = std::min(kMR, mc - ir);
             const float* rows[kMR];
@@ -462,7 +463,34 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
            int64_t ldb, float* c, int64_t ldc) {
   sgemm_loops(
       AOperand{trans_a, a, lda}, m, n, k,
-      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) { pack_b(trans_b, b, ldb, p0, kc, j0, nc, dst); },
+      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) -> const float* {
+        pack_b(trans_b, b, ldb, p0, kc, j0, nc, dst);
+        return dst;
+      },
+      c, ldc);
+}
+
+int64_t sgemm_packed_b_size(int64_t k, int64_t n) {
+  return k * ((n + kNR - 1) / kNR * kNR);
+}
+
+// Block (pc, jc) of a B packed whole: the blocks of kNC columns one after another (each k x its columns rounded
+// up to whole panels), within one the blocks of depth, each as pack_b lays it out.
+void sgemm_pack_b(bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb, float* dst) {
+  for (int64_t jc = 0; jc < n; jc += kNC) {
+    const int64_t nc = std::min(kNC, n - jc), padded = (nc + kNR - 1) / kNR * kNR;
+    for (int64_t pc = 0; pc < k; pc += kKC)
+      pack_b(trans_b, b, ldb, pc, std::min(kKC, k - pc), jc, nc, dst + jc * k + pc * padded);
+  }
+}
+
+void sgemm_packed_b(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed_b,
+                    float* c, int64_t ldc) {
+  sgemm_loops(
+      AOperand{trans_a, a, lda}, m, n, k,
+      [&](int64_t p0, int64_t, int64_t j0, int64_t nc, float*) -> const float* {
+        return packed_b + j0 * k + p0 * ((nc + kNR - 1) / kNR * kNR);
+      },
       c, ldc);
 }
 
@@ -478,14 +506,14 @@ void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_row
   const bool narrow = narrow_product(n, op.packed != nullptr);
   sgemm_loops(
       op, m, n, k,
-      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) -> const float* {
         if (nc <= kNR) {
           // one panel: the rows go straight into it; the narrow kernel reads no column past nc, micro_kernel does
           // (its results there discarded), so those are zeroed for it
           b_rows(context, p0, kc, col0 + j0, nc, dst, kNR);
           if (nc < kNR && !narrow)
             for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * kNR + nc, dst + (p + 1) * kNR, 0.0f);
-          return;
+          return dst;
         }
         const int64_t block = std::max<int64_t>(1, kStaging / nc);
         for (int64_t p = 0; p < kc; p += block) {
@@ -495,6 +523,7 @@ void rows_loops(const AOperand& op, int64_t m, int64_t n, int64_t k, BRows b_row
             for (int64_t jr = 0; jr < nc; jr += kNR)
               panel_row(rows.data() + r * nc + jr, std::min(kNR, nc - jr), dst + jr * kc + (p + r) * kNR);
         }
+        return dst;
       },
       c, ldc, c2, ldc2);
 }
@@ -603,6 +632,18 @@ void sgemm_rows_packed_positive(int64_t, int64_t, int64_t, const float*, int64_t
 void sgemm_rows_packed(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, BRows, const void*, int64_t, float*,
                        int64_t) {
   throw std::logic_error("dtd::detail::sgemm_rows_packed: this build has no micro-kernel (check sgemm_available())");
+}
+
+int64_t sgemm_packed_b_size(int64_t, int64_t) {
+  return 0;
+}
+
+void sgemm_pack_b(bool, int64_t, int64_t, const float*, int64_t, float*) {
+  throw std::logic_error("dtd::detail::sgemm_pack_b: this build has no micro-kernel (check sgemm_available())");
+}
+
+void sgemm_packed_b(bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*, int64_t) {
+  throw std::logic_error("dtd::detail::sgemm_packed_b: this build has no micro-kernel (check sgemm_available())");
 }
 
 #endif

@@ -25,6 +25,18 @@ int64_t sgemm_tile_columns();
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc);
 
+/// Floats of B [k, n] packed once for sgemm_packed_b: the kernel's column panels for every block, columns padded to
+/// whole panels.
+int64_t sgemm_packed_b_size(int64_t k, int64_t n);
+
+/// Packs op(B) (k rows, n columns; B is [n, k] when trans_b) into `dst` (sgemm_packed_b_size(k, n) floats):
+/// constant weights packed once, where sgemm packs them again for every call.
+void sgemm_pack_b(bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb, float* dst);
+
+/// sgemm with op(B) given packed (sgemm_pack_b). The same sums as sgemm.
+void sgemm_packed_b(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed_b,
+                    float* c, int64_t ldc);
+
 /// Writes rows [p0, p0 + rows) of B, columns [j0, j0 + width), into `dst`, row r at dst + r * ld: a block of rows
 /// per call, so that a producer such as an implicit im2col works out where its rows start once, not for every row.
 using BRows = void (*)(const void* context, int64_t p0, int64_t rows, int64_t j0, int64_t width, float* dst,

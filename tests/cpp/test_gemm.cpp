@@ -66,6 +66,13 @@ void test_case(const Case& c, std::mt19937& rng) {
   check(worst < 1e-5, name(c) + ": relative error " + std::to_string(worst));
   check(pad_intact, name(c) + ": wrote past the row into the stride padding");
 
+  // B packed once (sgemm_pack_b, as a dense layer's weights): the same bits as sgemm packing it for the call.
+  std::vector<float> packed(static_cast<size_t>(dtd::detail::sgemm_packed_b_size(c.k, c.n)));
+  dtd::detail::sgemm_pack_b(c.tb, c.k, c.n, b.data(), ldb, packed.data());
+  std::vector<float> out_packed(static_cast<size_t>(c.m * ldc), sentinel);
+  dtd::detail::sgemm_packed_b(c.ta, c.m, c.n, c.k, a.data(), lda, packed.data(), out_packed.data(), ldc);
+  check(out_packed == out, name(c) + ": with B packed once, other bits than sgemm's");
+
   // A block of C computed alone (from the matching blocks of A and B) has the same bits as in the whole product.
   if (c.m > 7 && c.n > 9) {
     const int64_t i0 = 7, j0 = 9, h = c.m - i0, w = c.n - j0;
@@ -242,8 +249,8 @@ int main() {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       // single elements, edge tiles in both directions (tiles of 6x16 for AVX2, 8x32 for AVX-512), k across the
-      // depth block (256), m across the row block (120 for AVX2, 168 for AVX-512), n across the column block (3072),
-      // and row strides larger than the rows
+      // depth block (256), m across the row block (120 for AVX2, 168 for AVX-512), n across the column block (256 or
+      // 384), and row strides larger than the rows
       cases.push_back({ta, tb, 1, 1, 1, 0});
       cases.push_back({ta, tb, 5, 13, 3, 0});
       cases.push_back({ta, tb, 6, 16, 256, 0});
@@ -256,6 +263,7 @@ int main() {
       cases.push_back({ta, tb, 64, 200, 27, 0});
       cases.push_back({ta, tb, 13, 3100, 40, 2});
       cases.push_back({ta, tb, 50, 260, 300, 0});  // A packed for the whole, read in place for a block of C
+      cases.push_back({ta, tb, 16, 800, 600, 1});  // a dense layer at batch 16: blocks of B in both directions
     }
   cases.push_back({false, false, 3, 5, 0, 1});  // k = 0: C = 0
   for (const Case& c : cases) test_case(c, rng);

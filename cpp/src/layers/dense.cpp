@@ -2,6 +2,7 @@
 
 #include "../checked.hpp"
 #include "../eigen_maps.hpp"
+#include "../gemm.hpp"
 #include "dtd/error.hpp"
 
 namespace dtd {
@@ -31,14 +32,59 @@ Dense<T>::Dense(const LayerSpec& spec, std::vector<int> inputs, std::vector<Shap
   macs_ = detail::checked_mul(outputs, in_, detail::where(spec, "MAC count"));
 }
 
+// The forward and the gradient pass hand the plain weights in: those take the packed product where it pays.
 template <class T>
 void Dense<T>::apply(const T* x, int64_t batch, const T* w, T* y) const {
+  if (w == this->weights(WeightSet::plain) && packed_product(x, batch, WeightSet::plain, false, y)) return;
   detail::gemm(false, true, batch * rows_, out_, in_, x, w, y);
 }
 
 template <class T>
 void Dense<T>::apply_transposed(const T* g, int64_t batch, const T* w, T* x) const {
+  if (w == this->weights(WeightSet::plain) && packed_product(g, batch, WeightSet::plain, true, x)) return;
   detail::gemm(false, false, batch * rows_, in_, out_, g, w, x);
+}
+
+template <class T>
+const float* Dense<T>::packed_weights(WeightSet set, bool transposed) const {
+  const auto slot = 2 * static_cast<size_t>(set) + (transposed ? 1 : 0);
+  if constexpr (std::is_same_v<T, float>) {
+    std::call_once(packed_once_[slot], [&] {
+      // the forward's right operand is w^T (in x out, from w [out, in] transposed); the transposed pass's is w
+      const int64_t k = transposed ? out_ : in_, n = transposed ? in_ : out_;
+      packed_[slot].resize(static_cast<size_t>(detail::sgemm_packed_b_size(k, n)));
+      detail::sgemm_pack_b(!transposed, k, n, this->weights(set), in_, packed_[slot].data());
+    });
+  }
+  return packed_[slot].data();
+}
+
+template <class T>
+bool Dense<T>::packed_product(const T* x, int64_t batch, WeightSet set, bool transposed, T* y) const {
+  if constexpr (!std::is_same_v<T, float>) {
+    (void)x, (void)batch, (void)set, (void)transposed, (void)y;
+    return false;
+  } else {
+    const int64_t m = batch * rows_;
+    if (!detail::sgemm_available() || m < kPackedRows || this->weight_count() > kPackedWeights) return false;
+    const float* packed = packed_weights(set, transposed);
+    const int64_t k = transposed ? out_ : in_, n = transposed ? in_ : out_;
+    // Shares of whole row tiles: every row's sums are the same however the rows are split (gemm.hpp).
+    const int64_t tile = detail::sgemm_tile_rows(), tiles = (m + tile - 1) / tile;
+    // Each share streams all of the packed weights, and waking a sleeping thread costs tens of microseconds: shares
+    // from 8 times the work other products split at (the MLP's 784 x 300 layer at batch 16, 3.8 M multiply-adds, on
+    // 2 threads: 0.070 ms split, 0.043 alone).
+    const bool parallel = m * n * k >= 8 * detail::kParallelWork && !omp_in_parallel();
+    const int64_t shares = parallel ? std::min<int64_t>(tiles, omp_get_max_threads()) : 1;
+    detail::parallel_for(
+        shares,
+        [&](int64_t t) {
+          const int64_t r0 = tiles * t / shares * tile, r1 = std::min(m, tiles * (t + 1) / shares * tile);
+          if (r1 > r0) detail::sgemm_packed_b(false, r1 - r0, n, k, x + r0 * k, k, packed, y + r0 * n, n);
+        },
+        parallel);
+    return true;
+  }
 }
 
 template <class T>
@@ -70,7 +116,10 @@ bool Dense<T>::on_the_fly(WeightSet set, int64_t batch) const {
 
 template <class T>
 void Dense<T>::apply_set(const T* x, int64_t batch, WeightSet set, T* y) const {
-  if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_set(x, batch, set, y);
+  if (!on_the_fly(set, batch)) {
+    if (packed_product(x, batch, set, false, y)) return;
+    return LinearLayer<T>::apply_set(x, batch, set, y);
+  }
   const bool positive = set == WeightSet::positive;
   for_each_unit(x, batch, [&](int64_t i, const auto& wj, const auto& xr) {
     y[i] = positive ? (wj.max(T(0)) * xr).sum() : (wj.min(T(0)) * xr).sum();
@@ -89,7 +138,10 @@ bool Dense<T>::apply_with_positive(const T* x, int64_t batch, T* y, T* z) const 
 
 template <class T>
 void Dense<T>::apply_transposed_set(const T* g, int64_t batch, WeightSet set, T* x) const {
-  if (!on_the_fly(set, batch)) return LinearLayer<T>::apply_transposed_set(g, batch, set, x);
+  if (!on_the_fly(set, batch)) {
+    if (packed_product(g, batch, set, true, x)) return;
+    return LinearLayer<T>::apply_transposed_set(g, batch, set, x);
+  }
   const bool positive = set == WeightSet::positive;
   transposed_sweep(g, batch, positive ? x : nullptr, positive ? nullptr : x);
 }

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <mutex>
+#include <vector>
+
 #include "dtd/layer.hpp"
 
 namespace dtd {
@@ -27,6 +30,12 @@ class Dense final : public LinearLayer<T> {
 
  private:
   bool on_the_fly(WeightSet set, int64_t batch) const;
+  // y = x weights(set)^T (transposed: x = g weights(set)) by dtd's kernel over the weights packed once for it
+  // (packed_weights), where that pays: float, from kPackedRows rows, up to kPackedWeights weights. False: not done.
+  bool packed_product(const T* x, int64_t batch, WeightSet set, bool transposed, T* y) const;
+  // weights(set)^T (transposed: weights(set)) packed as dtd's kernel reads its right operand (sgemm_pack_b), made
+  // on first use: a copy of the weight set (columns padded to whole panels) that a call would otherwise pack anew.
+  const float* packed_weights(WeightSet set, bool transposed) const;
   // f(i, w_j, x_r) for every output unit j and row r of the batch (i = r * out + j), in parallel over blocks of
   // units: each task streams whole rows of w.
   template <class F>
@@ -37,9 +46,13 @@ class Dense final : public LinearLayer<T> {
 
   static constexpr int64_t kOnTheFlyWeights = int64_t{1} << 20;  // weights at least
   static constexpr int64_t kOnTheFlyRows = 4;                    // rows (batch x leading axes) at most
+  static constexpr int64_t kPackedRows = 2;                      // rows at least, for packed_product
+  static constexpr int64_t kPackedWeights = int64_t{1} << 22;    // weights at most (16 MB per packed copy)
 
-  int64_t in_ = 0, out_ = 0, rows_ = 1;  // rows_: product of the leading per-sample axes
-  int64_t macs_ = 0;                     // checked in the constructor
+  int64_t in_ = 0, out_ = 0, rows_ = 1;    // rows_: product of the leading per-sample axes
+  int64_t macs_ = 0;                       // checked in the constructor
+  mutable std::vector<float> packed_[10];  // [2 * set + transposed]: packed_weights
+  mutable std::once_flag packed_once_[10];
 };
 
 }  // namespace dtd
