@@ -49,9 +49,6 @@ void winograd_transform_kernels(const float* k, int64_t m, int64_t c, float* u) 
 
 namespace {
 
-// The transform of every tile of one tile row (tiles [0, tw) of channel plane x, h x w, tile row ty) at the 16
-// points: v[xi * stride + t] for tile t. Rows of the 4x4 tiles first (B^T d, contiguous along x), then columns
-// ((B^T d) B, every other element): the sums of input_transform, in its order, vectorised across the tiles.
 // The four input rows y0 .. y0 + 3 of a tile row, columns [x0, x0 + len), zero outside the plane (h x w): rows[i]
 // at rows + i * len.
 void load_rows(const float* x, int64_t h, int64_t w, int64_t y0, int64_t x0, int64_t len, float* rows) {
@@ -69,6 +66,10 @@ void load_rows(const float* x, int64_t h, int64_t w, int64_t y0, int64_t x0, int
   }
 }
 
+// The transform of every tile of one tile row (tiles [0, tw) of channel plane x, h x w, whose input rows start at
+// y0 and columns at x0) at the 16 points: v[xi * stride + t] for tile t. t = B^T d first (combinations of the
+// four rows, contiguous along x), then t B (every other column): for each tile the same sums in the same order as
+// the 4x4 formula above, vectorised across the tiles.
 void input_transform_row(const float* x, int64_t h, int64_t w, int64_t tw, int64_t y0, int64_t x0, float* v,
                          int64_t stride) {
   const int64_t len = 2 * tw + 2;  // the columns [x0, x0 + len) the tile row reads
@@ -96,8 +97,8 @@ void input_transform_row(const float* x, int64_t h, int64_t w, int64_t tw, int64
   }
 }
 
-// The inverse of one output channel's tile row: m[xi * stride + t] (the 16 products of tile t) to output rows
-// 2 ty and 2 ty + 1 (those below oh skipped), ow columns: output_transform's sums in its order.
+// The inverse of one output channel's tile row: m[xi * stride + t] (the 16 products of tile t) to output rows oy
+// and oy + 1 (those from oh on skipped), ow columns: A^T m, then (A^T m) A, across the tiles.
 void output_transform_row(const float* m, int64_t stride, int64_t tw, int64_t oy, int64_t oh, int64_t ow, float* dst) {
   float* buf = scratch<float, 12>(static_cast<size_t>(12 * tw));
   float *a0 = buf, *a1 = buf + 4 * tw, *row = buf + 8 * tw;  // A^T m: [2][4][tw]; one output row [2 tw]
