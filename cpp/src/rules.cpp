@@ -76,7 +76,8 @@ void LinearLayer<T>::relevance_from(const std::vector<const Tensor<T>*>& in, con
     });
   };
   static const std::vector<T> kNone;
-  // Winograd where the layer has it (float 3x3 stride-1 convolutions); the rules that use it say so below.
+  // Winograd where the layer has it (float 3x3 stride-1 convolutions) and it pays at this batch (uses_winograd); the
+  // rules that use it say so below.
   const bool winograd = uses_winograd(algorithm, n);
   auto transposed = [&](const T* g, WeightSet set, T* x, const ExactOutputs* exact) {
     if (winograd)

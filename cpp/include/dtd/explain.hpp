@@ -206,8 +206,8 @@ class Explainer {
   /// Explains a batch x [N, input...]: checks x is finite and inside the z^beta bounds, runs the forward pass once,
   /// and one relevance pass per target column. Throws std::invalid_argument for bad targets, inputs outside the
   /// bounds, or non-finite relevance. `algorithm` (this call only): Algorithm::winograd computes the qualifying
-  /// 3x3 convolutions by Winograd F(2x2, 3x3) (float only: an Explainer<double> throws std::invalid_argument; a
-  /// sensitivity Explainer always uses the exact products).
+  /// 3x3 convolutions with at least 32 2x2 output tiles over the batch by Winograd F(2x2, 3x3) (float only: an
+  /// Explainer<double> throws std::invalid_argument; a sensitivity Explainer always uses the exact products).
   Explanation<T> explain(const Tensor<T>& x, const Target& target = Target::argmax(), bool report = false,
                          Algorithm algorithm = Algorithm::exact) const;
 

@@ -31,7 +31,8 @@ class Dense final : public LinearLayer<T> {
  private:
   bool on_the_fly(WeightSet set, int64_t batch) const;
   // y = x weights(set)^T (transposed: x = g weights(set)) by dtd's kernel over the weights packed once for it
-  // (packed_weights), where that pays: float, from kPackedRows rows, up to kPackedWeights weights. False: not done.
+  // (packed_weights), where that pays: float, from kPackedRows rows, up to kPackedWeights weights, at most 1.5x
+  // the weights once padded to whole panels. False: not done.
   bool packed_product(const T* x, int64_t batch, WeightSet set, bool transposed, T* y) const;
   // weights(set)^T (transposed: weights(set)) packed as dtd's kernel reads its right operand (sgemm_pack_b), made
   // on first use: a copy of the weight set (columns padded to whole panels) that a call would otherwise pack anew.
