@@ -118,3 +118,24 @@ def test_overlapping_ranges_are_refused(tmp_path: Path) -> None:
         copy.name = f"copy{k}"
     with pytest.raises(dtd.ModelLoadError, match=r"take more than its \d+ bytes in all"):
         dtd.load(model.SerializeToString(), base_dir=tmp_path)
+
+
+def test_external_data_entries_on_a_tensor_kept_in_the_file_are_ignored() -> None:
+    """external_data means something only with data_location EXTERNAL (onnx.proto): a tensor kept in the file that
+    also carries such entries (found by libFuzzer on the C++ reader) loads from its own data, no base_dir needed."""
+    b = GraphBuilder((8,), seed=3)
+    model = b.build(b.gemm(b.relu(b.gemm("x", 16)), 4))
+    x = random_input((2, 8), seed=1)
+    want = dtd.load(model).forward(x)
+    for tensor in model.graph.initializer:
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "weights.bin"
+        assert tensor.data_location == onnx.TensorProto.DEFAULT
+    np.testing.assert_array_equal(dtd.load(model).forward(x), want)
+    raw = model.SerializeToString()
+    np.testing.assert_array_equal(dtd.load(raw).forward(x), want)
+    # the reader's promise (dtd/onnx.hpp): no tensor leaves it with external_data entries
+    for external in (True, False):
+        decoded = dtd._core._onnx_read(raw, None, external)
+        for tensor in decoded["graph"]["initializer"]:
+            assert tensor["external_data"] == [] and tensor["data_location"] == 0

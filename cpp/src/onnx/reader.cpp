@@ -472,6 +472,9 @@ class Decoder {
         default: skip(s, wt);
       }
     }
+    // external_data means something only with data_location EXTERNAL (onnx.proto; onnxruntime reads it only then):
+    // entries on a tensor kept in the file are dropped, so that nothing downstream takes them for a location.
+    if (t.data_location != Tensor::kExternal) t.external_data.clear();
     check(t, start);
   }
 
